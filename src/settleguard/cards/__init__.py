@@ -1,0 +1,1 @@
+"""Settlement cards: PAN checks, masking, encryption."""

@@ -1,0 +1,1 @@
+"""Bank channels: the BankChannel protocol, outcome types and implementations."""

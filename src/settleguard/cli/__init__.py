@@ -1,0 +1,1 @@
+"""The ``settleguard`` command line (Typer + Rich)."""

@@ -1,0 +1,100 @@
+"""``settleguard demo``: a realistic week, generated, imported, settled and paid."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from settleguard.cli.output import console, parse_date, progress
+from settleguard.cli.runtime import Runtime
+from settleguard.demo import DEFAULT_START, DemoSummary, Hooks, default_data_dir, run_demo
+from settleguard.money import format_yuan
+
+
+class _RichHooks(Hooks):
+    def __init__(self) -> None:
+        self._progress = progress()
+        self._progress.start()
+        self._task: Any = None
+
+    def stage(self, name: str, total: int) -> None:
+        self._task = self._progress.add_task(name, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        self._progress.advance(self._task, n)
+
+    def done(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def demo_cmd(
+    ctx: typer.Context,
+    merchants: Annotated[int, typer.Option(min=1, help="商户数 merchants")] = 2000,
+    days: Annotated[int, typer.Option(min=1, max=366, help="天数 days")] = 7,
+    seed: Annotated[int, typer.Option(help="随机种子 seed")] = 42,
+    start: Annotated[str, typer.Option(help="首日 first day YYYY-MM-DD")] = DEFAULT_START.isoformat(),
+    data_dir: Annotated[Path | None, typer.Option(help="交易文件目录 where the day files go")] = None,
+) -> None:
+    """演示：生成一周数据并结算出款 Demo: build a fresh database, then settle and pay a realistic week."""
+    rt: Runtime = ctx.obj
+    t0 = time.monotonic()
+    console.print(f"[bold]结算卫士演示 settleguard demo[/] · {merchants:,} 商户 merchants · {days} 天 days · "
+                  f"seed {seed} · {rt.settings.db}")
+    hooks = _RichHooks()
+    try:
+        s = run_demo(
+            rt.settings.db, merchants=merchants, days=days, seed=seed, start=parse_date(start),
+            data_dir=data_dir or default_data_dir(rt.settings.db), vault=rt.vault,
+            channel_factory=lambda: rt.channel, cutoffs=rt.cutoffs, hooks=hooks,
+        )
+    finally:
+        hooks.stop()
+    render(s, time.monotonic() - t0)
+
+
+def render(s: DemoSummary, seconds: float) -> None:
+    runs = Table(title="每日结算 daily settlement")
+    for col in ("业务日 day", "商户 merchants", "交易 txns", "手续费 fees", "净额 net", "新建出款 payouts"):
+        runs.add_column(col, justify="right")
+    for r in s.runs:
+        runs.add_row(str(r.cycle_date), f"{r.merchants_settled:,}", f"{r.txn_count:,}", format_yuan(r.fee_fen),
+                     format_yuan(r.net_fen), f"{r.payouts_created:,}")
+    console.print(runs)
+
+    acct = s.account_totals
+    summ = Table(title="汇总 summary")
+    summ.add_column("项目 item")
+    summ.add_column("数值 value", justify="right")
+    summ.add_row("商户 merchants", f"{s.merchants:,}")
+    summ.add_row("导入交易 transactions imported", f"{s.transactions:,}")
+    summ.add_row("已出款商户 merchants paid", f"{s.merchants_paid:,}")
+    summ.add_row("已出款金额 amount paid", format_yuan(acct.get("bank_provisions", 0)))
+    summ.add_row("挂账金额 money held", format_yuan(acct.get("merchant_held", 0)))
+    summ.add_row("在途金额 money in transit", format_yuan(acct.get("payout_in_transit", 0)))
+    summ.add_row("待出款余额 still payable", format_yuan(acct.get("merchant_payable", 0)))
+    summ.add_row("手续费收入 fee income", format_yuan(acct.get("fee_income", 0)))
+    summ.add_row("账务核对 ledger check", "平衡 balanced" if s.ledger_problems == 0 else f"{s.ledger_problems} 问题 problems")
+    summ.add_row("耗时 elapsed", f"{seconds:.1f} s")
+    console.print(summ)
+
+    st = Table(title="出款状态 payouts by status")
+    for col in ("状态 status", "笔数 count", "金额 amount"):
+        st.add_column(col, justify="right")
+    for status, (n, amount) in sorted(s.payouts_by_status.items()):
+        st.add_row(status, f"{n:,}", format_yuan(amount))
+    console.print(st)
+
+    fails = Table(title="失败原因 failures by reason (attempts)")
+    for col in ("应答码 code", "银行信息 bank message", "次数 count"):
+        fails.add_column(col)
+    for code, msg, n in s.failures:
+        fails.add_row(code, msg, f"{n:,}")
+    console.print(fails)
+    console.print(f"交易文件 day files: {s.files[0].parent}" if s.files else "")

@@ -1,0 +1,110 @@
+"""settleguard's command line: one Typer app, one sub-app per command group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from settleguard import __version__
+from settleguard.cli import commands_demo, commands_ledger, commands_payouts, commands_settle
+from settleguard.cli.output import fail
+from settleguard.cli.runtime import Runtime
+from settleguard.config import Settings
+from settleguard.db.engine import DatabaseError, create, current_revision, head_revision, upgrade
+
+app = typer.Typer(
+    name="settleguard",
+    help="结算卫士：POS 商户结算、结算失败诊断与恢复。\nsettleguard: POS merchant settlement, failure diagnosis and recovery.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="数据库 Database: migrations.", no_args_is_help=True)
+import_app = typer.Typer(help="导入 Import files.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(commands_ledger.app, name="ledger")
+app.add_typer(commands_payouts.app, name="payouts")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"settleguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    db: Annotated[str | None, typer.Option("--db", envvar="SETTLEGUARD_DB",
+                                           help="数据库 URL database URL (default sqlite:///settleguard.db)")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    settings = Settings() if db is None else Settings(db=db)
+    ctx.obj = Runtime(settings)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """迁移到最新版本 Migrate the database to the latest revision."""
+    rt: Runtime = ctx.obj
+    try:
+        before, after = upgrade(create(rt.settings.db))
+    except DatabaseError as exc:
+        fail("无法迁移数据库", "cannot migrate the database", str(exc))
+    if before == after:
+        typer.echo(f"数据库已是最新 database already at revision {after}")
+    else:
+        typer.echo(f"数据库已迁移 database migrated: {before or '(empty)'} -> {after}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """显示当前版本 Show the current and latest revision."""
+    rt: Runtime = ctx.obj
+    engine = create(rt.settings.db)
+    typer.echo(f"current={current_revision(engine)} head={head_revision(engine)}")
+
+
+@import_app.command("transactions")
+def import_transactions_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV 文件 CSV file (docs/import.md)")],
+    encoding: Annotated[str | None, typer.Option(help="utf-8 或 gbk；默认自动识别 (default: detect)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """导入 POS 交易明细 Import a POS transaction CSV (atomic, idempotent)."""
+    from settleguard.cli.output import bar, console, print_json
+    from settleguard.imports.transactions import ImportRejected, import_transactions
+
+    rt: Runtime = ctx.obj
+    try:
+        engine = rt.engine
+        with bar(f"导入 importing {file.name}", None) as b:
+            res = import_transactions(engine, file, cutoffs=rt.cutoffs, now=rt.now(), encoding=encoding,
+                                      progress=lambda _stage, done, total: b.update(done, total))
+    except ImportRejected as exc:
+        fail("文件被拒绝，未导入任何数据", "file rejected, nothing was imported", str(exc))
+    except DatabaseError as exc:
+        fail("无法打开数据库", "cannot open the database", str(exc))
+    if json_out:
+        print_json({"file": str(res.path), "sha256": res.sha256, "encoding": res.encoding, "rows": res.rows,
+                    "import_id": res.import_id, "already_imported": res.already_imported,
+                    "cycle_dates": [d.isoformat() for d in res.cycle_dates]})
+    elif res.already_imported:
+        console.print(f"该文件已导入过，未做任何更改 already imported (import #{res.import_id}, {res.rows} rows); "
+                      "nothing changed")
+    else:
+        days = ", ".join(d.isoformat() for d in res.cycle_dates)
+        console.print(f"已导入 imported [bold]{res.rows:,}[/] 笔交易 transactions ({res.encoding}); "
+                      f"业务日期 business days: {days}")
+
+
+app.command("settle")(commands_settle.settle_cmd)
+app.command("demo")(commands_demo.demo_cmd)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,62 @@
+"""Rich output helpers: one console, bilingual labels (zh-CN first), progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console()
+err = Console(stderr=True)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def fail(zh: str, en: str, detail: str = "", code: int = 2) -> None:
+    """Print an error in Chinese then English and exit with ``code``."""
+    import typer
+
+    err.print(f"[bold red]错误[/] {zh}\n[bold red]Error[/] {en}")
+    if detail:
+        err.print(detail, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False,
+    )
+
+
+@contextmanager
+def bar(description: str, total: int | None) -> Iterator[Any]:
+    with progress() as p:
+        task = p.add_task(description, total=total)
+
+        class _Bar:
+            def update(self, completed: int, total: int | None = None) -> None:
+                p.update(task, completed=completed, total=total)
+
+            def advance(self, n: int = 1) -> None:
+                p.advance(task, n)
+
+        yield _Bar()
+
+
+def parse_date(text: str) -> date:
+    """A calendar date given as YYYY-MM-DD."""
+    import typer
+
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()  # noqa: DTZ007 - a calendar date, no time
+    except ValueError:
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {text!r}") from None

@@ -1,0 +1,1 @@
+"""The store: one SQLAlchemy MetaData, Alembic migrations, engines for SQLite and PostgreSQL."""

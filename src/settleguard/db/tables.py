@@ -1,0 +1,250 @@
+"""Every table of settleguard, in one MetaData (the Alembic target).
+
+Money columns are BIGINT fen and end in ``_fen``. Transactions carry no foreign keys:
+the importer validates merchants and terminals itself, and FK checks per row would
+halve bulk-insert speed on SQLite. Transactions are immutable and clustered on
+``(cycle_date, merchant_id, external_ref)`` (WITHOUT ROWID on SQLite), so a settlement
+run reads one contiguous key range already grouped by merchant.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from settleguard.db.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+fee_schedules = Table(
+    "fee_schedules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("name_zh", String(128), nullable=False),
+    Column("name_en", String(128), nullable=False),
+)
+
+fee_rates = Table(
+    "fee_rates",
+    metadata,
+    Column("schedule_id", Integer, ForeignKey("fee_schedules.id"), primary_key=True),
+    Column("card_type", SmallInteger, primary_key=True),
+    Column("rate_ppm", Integer, nullable=False),
+    Column("cap_fen", BigInteger, nullable=True),
+)
+
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("merchant_no", String(20), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # personal | corporate
+    Column("registered_name", String(128), nullable=False),
+    Column("legal_person", String(64), nullable=False),
+    Column("business", String(64), nullable=False),
+    Column("mcc", String(4), nullable=False),
+    Column("city", String(32), nullable=False),
+    Column("cycle", String(4), nullable=False),  # T1 | D0
+    Column("fee_schedule_id", Integer, ForeignKey("fee_schedules.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # active | frozen | closed
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+settlement_accounts = Table(
+    "settlement_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("account_kind", String(16), nullable=False),  # personal | corporate
+    Column("holder_name", String(128), nullable=False),
+    Column("bank_code", String(16), nullable=False),
+    Column("bank_name", String(64), nullable=False),
+    Column("card_type", String(4), nullable=False),  # DC | CC | SCC | PC
+    Column("pan_masked", String(32), nullable=False),
+    Column("pan_cipher", LargeBinary, nullable=False),
+    Column("pan_nonce", LargeBinary, nullable=False),
+    Column("key_version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # active | replaced | unusable
+    Column("bound_at", UTCDateTime, nullable=False),
+    Column("replaced_at", UTCDateTime, nullable=True),
+    Index("ix_settlement_accounts_merchant_status", "merchant_id", "status"),
+)
+
+terminals = Table(
+    "terminals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("terminal_no", String(8), nullable=False),
+    Column("model", String(32), nullable=False),
+    Column("firmware", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    UniqueConstraint("merchant_id", "terminal_no", name="uq_terminals_merchant_terminal"),
+)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("filename", String(512), nullable=False),
+    Column("encoding", String(16), nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    UniqueConstraint("kind", "sha256", name="uq_imports_kind_sha256"),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("cycle_date", Date, primary_key=True),
+    Column("merchant_id", Integer, primary_key=True),
+    Column("external_ref", String(32), primary_key=True),
+    Column("terminal_id", Integer, nullable=True),
+    Column("kind", SmallInteger, nullable=False),  # settlement.model.TxnKind
+    Column("card_type", SmallInteger, nullable=False),  # settlement.model.CardType
+    Column("amount_fen", BigInteger, nullable=False),  # always >= 0; kind gives the sign
+    Column("fee_fen", BigInteger, nullable=False),  # signed fee charged on this row
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("import_id", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+settlement_runs = Table(
+    "settlement_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cycle_date", Date, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("merchants_settled", Integer, nullable=False, server_default="0"),
+    Column("txn_count", BigInteger, nullable=False, server_default="0"),
+    Column("net_fen", BigInteger, nullable=False, server_default="0"),
+    Column("payouts_created", Integer, nullable=False, server_default="0"),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("settlement_runs.id"), nullable=False),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("cycle_date", Date, nullable=False),
+    Column("cycle", String(4), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("txn_count", Integer, nullable=False),
+    Column("sale_fen", BigInteger, nullable=False),
+    Column("void_fen", BigInteger, nullable=False),
+    Column("refund_fen", BigInteger, nullable=False),
+    Column("reversal_fen", BigInteger, nullable=False),
+    Column("fee_fen", BigInteger, nullable=False),
+    Column("net_fen", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_id", "cycle_date", name="uq_settlements_merchant_cycle"),
+    Index("ix_settlements_run", "run_id"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("merchant_id", Integer, nullable=True),
+    Column("settlement_id", Integer, nullable=True),
+    Column("payout_id", Integer, nullable=True),
+    Column("memo", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_ledger_entries_settlement", "settlement_id"),
+    Index("ix_ledger_entries_payout", "payout_id"),
+)
+
+ledger_postings = Table(
+    "ledger_postings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entry_id", Integer, ForeignKey("ledger_entries.id"), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("merchant_id", Integer, nullable=True),
+    Column("amount_fen", BigInteger, nullable=False),  # debit > 0, credit < 0
+    Index("ix_ledger_postings_entry", "entry_id"),
+    Index("ix_ledger_postings_merchant_account", "merchant_id", "account", "amount_fen"),
+)
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("settlement_id", Integer, ForeignKey("settlements.id"), nullable=True, unique=True),
+    Column("cycle_date", Date, nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False, server_default="CNY"),
+    Column("status", String(24), nullable=False),
+    Column("idempotency_key", String(35), nullable=False, unique=True),
+    Column("account_id", Integer, ForeignKey("settlement_accounts.id"), nullable=True),
+    Column("attempt_count", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_code", String(32), nullable=True),
+    Column("last_message", String(512), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_payouts_status_value_date", "status", "value_date"),
+    Index("ix_payouts_merchant", "merchant_id"),
+)
+
+payout_attempts = Table(
+    "payout_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("payout_id", Integer, ForeignKey("payouts.id"), nullable=False),
+    Column("attempt_no", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # send | inquiry
+    Column("idempotency_key", String(35), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("account_id", Integer, ForeignKey("settlement_accounts.id"), nullable=True),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("responded_at", UTCDateTime, nullable=True),
+    Column("outcome", String(16), nullable=True),  # succeeded | failed | unknown
+    Column("code", String(32), nullable=True),
+    Column("message", String(512), nullable=True),
+    Column("raw_response", Text, nullable=True),
+    UniqueConstraint("payout_id", "attempt_no", name="uq_payout_attempts_payout_no"),
+    Index("ix_payout_attempts_key", "idempotency_key"),
+)
+
+payout_events = Table(
+    "payout_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("payout_id", Integer, ForeignKey("payouts.id"), nullable=False),
+    Column("from_status", String(24), nullable=True),
+    Column("to_status", String(24), nullable=False),
+    Column("reason", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_payout_events_payout", "payout_id"),
+)

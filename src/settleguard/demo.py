@@ -1,0 +1,165 @@
+"""The demo, settleguard's main job end to end on generated data.
+
+Builds a fresh database from a fixed seed: merchants with Chinese names and businesses,
+bound debit cards of the major banks, terminals; then for each day writes that day's
+transaction file, imports it through the real importer, settles the business day and
+sends the payouts that are due, exactly as an operator's daily run would.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from settleguard.cards.vault import Vault
+from settleguard.channels.base import BankChannel
+from settleguard.db import tables
+from settleguard.db.engine import create, normalise_url, open_engine
+from settleguard.imports.transactions import import_transactions
+from settleguard.ledger import repository as ledger_repo
+from settleguard.merchants import repository as merchants_repo
+from settleguard.merchants.model import MerchantKind, NewMerchant
+from settleguard.payouts import repository as payouts_repo
+from settleguard.payouts.service import SendSummary, send_due
+from settleguard.settlement.calendar import next_business_day
+from settleguard.settlement.engine import RunResult, settle
+from settleguard.settlement.model import CutOffs, Cycle
+from settleguard.sim.generator import (
+    SimMerchant,
+    generate_merchants,
+    generate_transactions,
+    write_transactions_csv,
+)
+
+DEFAULT_START = date(2026, 11, 16)  # a Monday: the week has a weekend, so T+1 waits for Monday
+
+
+class Hooks:
+    """Progress callbacks; the CLI draws Rich progress bars with them."""
+
+    def stage(self, name: str, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def done(self) -> None: ...
+
+
+@dataclass
+class DemoSummary:
+    merchants: int = 0
+    transactions: int = 0
+    days: list[date] = field(default_factory=list)
+    runs: list[RunResult] = field(default_factory=list)
+    send: SendSummary = field(default_factory=SendSummary)
+    payouts_by_status: dict[str, tuple[int, int]] = field(default_factory=dict)
+    failures: list[tuple[str, str, int]] = field(default_factory=list)
+    merchants_paid: int = 0
+    account_totals: dict[str, int] = field(default_factory=dict)
+    ledger_problems: int = 0
+    files: list[Path] = field(default_factory=list)
+
+
+def to_new_merchant(m: SimMerchant) -> NewMerchant:
+    return NewMerchant(
+        merchant_no=m.merchant_no, kind=MerchantKind(m.kind), registered_name=m.registered_name,
+        legal_person=m.legal_person, business=m.business, mcc=m.mcc, city=m.city, cycle=Cycle(m.cycle),
+        fee_schedule=m.fee_schedule, holder_name=m.holder_name, account_kind=m.account_kind, pan=m.pan,
+        bank_code=m.bank_code, bank_name=m.bank_name, card_type=m.card_type, terminal_nos=tuple(m.terminal_nos),
+    )
+
+
+def fresh_database(url: str) -> Engine:
+    """Delete an SQLite file (and its WAL) or drop settleguard's tables on a server, then migrate."""
+    u = make_url(normalise_url(url))
+    if u.drivername.startswith("sqlite"):
+        if u.database and u.database != ":memory:":
+            for suffix in ("", "-wal", "-shm", ".simbank.jsonl"):
+                p = Path(u.database + suffix)
+                if p.exists():
+                    p.unlink()
+    else:
+        engine = create(url)
+        with engine.begin() as conn:
+            tables.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()
+    return open_engine(url)
+
+
+def run_demo(
+    url: str,
+    *,
+    merchants: int,
+    days: int,
+    seed: int,
+    start: date,
+    data_dir: Path,
+    vault: Vault,
+    channel_factory: Callable[[], BankChannel],
+    cutoffs: CutOffs,
+    hooks: Hooks,
+) -> DemoSummary:
+    tz = ZoneInfo(cutoffs.timezone)
+    summary = DemoSummary()
+    engine = fresh_database(url)
+    channel = channel_factory()
+    first_now = datetime.combine(start, time(8, 0), tz)
+
+    hooks.stage("商户与结算卡 merchants and cards", merchants)
+    sims = generate_merchants(merchants, seed)
+    with engine.begin() as conn:
+        merchants_repo.add_merchants(conn, [to_new_merchant(m) for m in sims], vault, first_now, hooks.advance)
+    hooks.done()
+    summary.merchants = merchants
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    hooks.stage("每日交易、结算、出款 daily import, settle, pay", days)
+    ref_start = 0
+    for i in range(days):
+        day = start + timedelta(days=i)
+        table = generate_transactions(sims, day, seed, tz=cutoffs.timezone, ref_start=ref_start)
+        ref_start += table.num_rows
+        path = data_dir / f"transactions-{day:%Y%m%d}.csv"
+        write_transactions_csv(table, path, encoding="gbk" if i % 3 == 2 else "utf-8")
+        summary.files.append(path)
+        now = datetime.combine(day, time(23, 30), tz)
+        res = import_transactions(engine, path, cutoffs=cutoffs, now=now)
+        summary.transactions += res.rows
+        summary.runs.append(settle(engine, day, now))
+        summary.days.append(day)
+        _merge(summary.send, send_due(engine, channel, vault, as_of=day, now=now))
+        hooks.advance()
+    hooks.done()
+
+    # Payout day after the week: T+1 money of the last days goes out; retries and inquiries run.
+    pay_day = next_business_day(start + timedelta(days=days - 1))
+    for hour in (9, 11):
+        now = datetime.combine(pay_day, time(hour, 0), tz)
+        _merge(summary.send, send_due(engine, channel, vault, as_of=pay_day, now=now))
+
+    with engine.connect() as conn:
+        summary.payouts_by_status = payouts_repo.counts_by_status(conn)
+        summary.failures = payouts_repo.failures_by_reason(conn)
+        summary.account_totals = ledger_repo.totals(conn)
+        summary.ledger_problems = len(ledger_repo.check(conn))
+        summary.merchants_paid = payouts_repo.merchants_paid(conn)
+    engine.dispose()
+    return summary
+
+
+def _merge(total: SendSummary, part: SendSummary) -> None:
+    for name in ("sent", "inquired", "succeeded", "succeeded_fen", "held", "held_fen", "retry_scheduled", "unknown"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.reasons.update(part.reasons)
+
+
+def default_data_dir(url: str) -> Path:
+    u = make_url(normalise_url(url))
+    base = Path(u.database).parent if u.drivername.startswith("sqlite") and u.database else Path(os.getcwd())
+    return base / "demo-data"
+

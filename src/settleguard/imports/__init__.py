@@ -1,0 +1,1 @@
+"""Importers of external files (POS transaction files)."""

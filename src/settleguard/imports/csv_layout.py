@@ -1,0 +1,32 @@
+"""The transaction CSV layout: column names (English or Chinese) and what each must hold.
+
+Documented for users in docs/import.md. Kept pure so that tests and docs share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+REQUIRED = ("external_ref", "merchant_no", "terminal_no", "occurred_at", "kind", "card_type")
+AMOUNT_COLUMNS = ("amount_fen", "amount")  # exactly one of these
+
+# Column name aliases as found in Chinese acquirers' files (交易明细/清算文件).
+ALIASES: Mapping[str, str] = {
+    "external_ref": "external_ref", "ref": "external_ref", "参考号": "external_ref",
+    "交易参考号": "external_ref", "检索参考号": "external_ref", "流水号": "external_ref",
+    "merchant_no": "merchant_no", "商户编号": "merchant_no", "商户号": "merchant_no",
+    "terminal_no": "terminal_no", "终端编号": "terminal_no", "终端号": "terminal_no",
+    "occurred_at": "occurred_at", "交易时间": "occurred_at",
+    "kind": "kind", "交易类型": "kind",
+    "card_type": "card_type", "卡类型": "card_type", "卡种": "card_type",
+    "amount_fen": "amount_fen", "金额分": "amount_fen", "交易金额分": "amount_fen",
+    "amount": "amount", "交易金额": "amount", "金额": "amount",
+}
+
+REF_PATTERN = r"^[A-Za-z0-9_\-]{1,32}$"
+FEN_PATTERN = r"^[0-9]{1,13}$"
+YUAN_PATTERN = r"^[0-9]{1,11}(\.[0-9]{1,2})?$"
+TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
+)

@@ -1,0 +1,166 @@
+"""Ledger accounts, entries and invariants. Pure.
+
+Sign convention: a posting's ``amount_fen`` is positive for a debit and negative for a
+credit; the postings of every entry sum to zero. Merchant accounts are the account name
+plus the merchant id (``merchant_payable:42``).
+
+Entries (architecture.md):
+    settlement   Dr clearing_receivable (net + fee) / Cr merchant_payable (net) + fee_income (fee)
+    submit       Dr merchant_payable / Cr payout_in_transit
+    confirm      Dr payout_in_transit / Cr bank_provisions
+    hold         Dr payout_in_transit / Cr merchant_held      (permanent failure, 挂账)
+    release      Dr merchant_held / Cr payout_in_transit       (re-pay after the fix)
+    return       Dr bank_provisions / Cr merchant_held         (退票 after success)
+
+Invariant per merchant: settled net = paid + held + in transit + still payable.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class Account(enum.StrEnum):
+    CLEARING_RECEIVABLE = "clearing_receivable"
+    MERCHANT_PAYABLE = "merchant_payable"
+    FEE_INCOME = "fee_income"
+    PAYOUT_IN_TRANSIT = "payout_in_transit"
+    MERCHANT_HELD = "merchant_held"
+    BANK_PROVISIONS = "bank_provisions"
+
+
+class EntryKind(enum.StrEnum):
+    SETTLEMENT = "settlement"
+    SUBMIT = "payout_submit"
+    CONFIRM = "payout_confirm"
+    HOLD = "payout_hold"
+    RELEASE = "payout_release"
+    RETURN = "payout_return"
+
+
+class UnbalancedEntry(ValueError):
+    """An entry whose postings do not sum to zero."""
+
+
+@dataclass(frozen=True)
+class Posting:
+    account: Account
+    merchant_id: int | None
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One balanced ledger entry.
+
+    Attributes:
+        kind: what moved the money.
+        memo: short bilingual description.
+        postings: at least two, summing to zero.
+        merchant_id, settlement_id, payout_id: what the entry belongs to.
+    """
+
+    kind: EntryKind
+    memo: str
+    postings: tuple[Posting, ...]
+    merchant_id: int | None = None
+    settlement_id: int | None = None
+    payout_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.postings) < 2:
+            raise UnbalancedEntry(f"{self.kind}: an entry needs at least two postings")
+        total = sum(p.amount_fen for p in self.postings)
+        if total != 0:
+            raise UnbalancedEntry(f"{self.kind}: postings sum to {total} fen, not 0")
+
+
+def _move(kind: EntryKind, memo: str, debit: Account, credit: Account, merchant_id: int,
+          amount_fen: int, payout_id: int | None) -> Entry:
+    if amount_fen <= 0:
+        raise ValueError(f"{kind}: amount must be positive, got {amount_fen}")
+    return Entry(kind, memo, (Posting(debit, merchant_id, amount_fen), Posting(credit, merchant_id, -amount_fen)),
+                 merchant_id=merchant_id, payout_id=payout_id)
+
+
+def submit(merchant_id: int, payout_id: int, amount_fen: int) -> Entry:
+    return _move(EntryKind.SUBMIT, "出款提交 payout submitted", Account.MERCHANT_PAYABLE,
+                 Account.PAYOUT_IN_TRANSIT, merchant_id, amount_fen, payout_id)
+
+
+def confirm(merchant_id: int, payout_id: int, amount_fen: int) -> Entry:
+    return _move(EntryKind.CONFIRM, "出款成功 payout confirmed", Account.PAYOUT_IN_TRANSIT,
+                 Account.BANK_PROVISIONS, merchant_id, amount_fen, payout_id)
+
+
+def hold(merchant_id: int, payout_id: int, amount_fen: int) -> Entry:
+    return _move(EntryKind.HOLD, "出款失败挂账 payout failed, funds held", Account.PAYOUT_IN_TRANSIT,
+                 Account.MERCHANT_HELD, merchant_id, amount_fen, payout_id)
+
+
+def release(merchant_id: int, payout_id: int, amount_fen: int) -> Entry:
+    return _move(EntryKind.RELEASE, "挂账解除重新出款 held funds released", Account.MERCHANT_HELD,
+                 Account.PAYOUT_IN_TRANSIT, merchant_id, amount_fen, payout_id)
+
+
+def returned(merchant_id: int, payout_id: int, amount_fen: int) -> Entry:
+    return _move(EntryKind.RETURN, "退票挂账 payout returned, funds held", Account.BANK_PROVISIONS,
+                 Account.MERCHANT_HELD, merchant_id, amount_fen, payout_id)
+
+
+@dataclass(frozen=True)
+class MerchantPosition:
+    """One merchant's money, from two independent sources.
+
+    Attributes:
+        settled_net_fen: sum of the merchant's settlement records.
+        paid_fen: sum of the merchant's succeeded payouts (payout records).
+        held_fen, in_transit_fen, payable_fen: credit balances of the merchant's ledger accounts.
+        paid_ledger_fen: what the ledger says was paid out (bank_provisions credits).
+        settled_ledger_fen: what the ledger credited to merchant_payable at settlement.
+    """
+
+    merchant_id: int
+    settled_net_fen: int
+    paid_fen: int
+    held_fen: int
+    in_transit_fen: int
+    payable_fen: int
+    paid_ledger_fen: int
+    settled_ledger_fen: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A failed ledger check, naming the accounts involved."""
+
+    accounts: tuple[str, ...]
+    message: str
+
+
+def check_position(p: MerchantPosition) -> list[Problem]:
+    """settled net = paid + held + in transit + still payable, and the two sources agree."""
+    m = p.merchant_id
+    out: list[Problem] = []
+    right = p.paid_fen + p.held_fen + p.in_transit_fen + p.payable_fen
+    if p.settled_net_fen != right:
+        out.append(Problem(
+            (f"merchant_payable:{m}", f"merchant_held:{m}", f"payout_in_transit:{m}"),
+            f"merchant {m}: settled net {p.settled_net_fen} != paid {p.paid_fen} + held {p.held_fen} "
+            f"+ in transit {p.in_transit_fen} + payable {p.payable_fen} (= {right}); "
+            f"off by {p.settled_net_fen - right} fen",
+        ))
+    if p.paid_fen != p.paid_ledger_fen:
+        out.append(Problem((f"bank_provisions:{m}",),
+                           f"merchant {m}: payouts say {p.paid_fen} paid, ledger says {p.paid_ledger_fen}"))
+    if p.settled_net_fen != p.settled_ledger_fen:
+        out.append(Problem((f"merchant_payable:{m}",),
+                           f"merchant {m}: settlements say net {p.settled_net_fen}, ledger credited "
+                           f"{p.settled_ledger_fen}"))
+    return out
+
+
+def unbalanced(entry_id: int, accounts: Sequence[str], total: int) -> Problem:
+    return Problem(tuple(accounts), f"entry {entry_id} does not balance: postings sum to {total} fen")

@@ -1,0 +1,1 @@
+"""Merchants, their settlement accounts (bound cards), terminals and fee schedules."""

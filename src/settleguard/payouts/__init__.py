@@ -1,0 +1,1 @@
+"""Payouts: one per merchant per cycle, their attempts, and the status machine."""

@@ -1,0 +1,1 @@
+"""Settlement: cycles, calendars, fee schedules and the set-based settlement engine."""

@@ -1,0 +1,183 @@
+"""The settlement run: set-based SQL from transactions to settlements, ledger and payouts.
+
+One database transaction per run. No Python loop over transactions and no UPDATE of a
+transaction: the run aggregates the cycle's key range of the transactions table
+(clustered on cycle_date, merchant_id) with one GROUP BY, inserts one settlement row
+per merchant not yet settled for that day, posts one balanced entry per settlement, and
+creates a payout for each merchant whose payable balance (carried balance included) is
+positive. Re-running a day inserts nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Date,
+    Engine,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.sql.expression import ColumnElement, Select
+
+from settleguard.db import tables as t
+from settleguard.db.types import UTCDateTime
+from settleguard.ledger.model import Account, EntryKind
+from settleguard.payouts.model import PayoutStatus
+from settleguard.settlement.model import Cycle, TxnKind, value_date
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: int
+    cycle_date: date
+    merchants_settled: int
+    txn_count: int
+    net_fen: int
+    fee_fen: int
+    payouts_created: int
+    payout_fen: int
+    carried_merchants: int
+
+
+def _sum_kind(kind: TxnKind) -> ColumnElement[int]:
+    tx = t.transactions
+    return func.coalesce(func.sum(case((tx.c.kind == int(kind), tx.c.amount_fen), else_=0)), 0)
+
+
+class _NothingToSettle(Exception):
+    """Raised inside the run's transaction to roll back its empty run record."""
+
+
+def settle(engine: Engine, day: date, now: datetime) -> RunResult:
+    """Settle business day ``day`` for every merchant with transactions on it.
+
+    When every merchant of the day is already settled, nothing is written at all and
+    the result has ``run_id == 0``.
+    """
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # A parallel sequential scan with room to hash-aggregate beats an index scan here.
+                conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+                conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 2")
+            result = _settle(conn, day, now)
+            if result.merchants_settled == 0:
+                raise _NothingToSettle
+            return result
+    except _NothingToSettle:
+        return RunResult(0, day, 0, 0, 0, 0, 0, 0, 0)
+
+
+def _settle(conn: Connection, day: date, now: datetime) -> RunResult:
+    tx, st, m = t.transactions, t.settlements, t.merchants
+    run_id = int(conn.execute(
+        insert(t.settlement_runs).values(cycle_date=day, started_at=now).returning(t.settlement_runs.c.id)
+    ).scalar_one())
+    now_lit = literal(now, UTCDateTime)
+    day_lit = literal(day, Date)
+
+    agg = (
+        select(
+            tx.c.merchant_id.label("merchant_id"),
+            func.count().label("txn_count"),
+            _sum_kind(TxnKind.SALE).label("sale_fen"),
+            _sum_kind(TxnKind.VOID).label("void_fen"),
+            _sum_kind(TxnKind.REFUND).label("refund_fen"),
+            _sum_kind(TxnKind.REVERSAL).label("reversal_fen"),
+            func.coalesce(func.sum(tx.c.fee_fen), 0).label("fee_fen"),
+        )
+        .where(tx.c.cycle_date == day_lit)
+        .group_by(tx.c.merchant_id)
+        .subquery("agg")
+    )
+    net = agg.c.sale_fen - agg.c.void_fen - agg.c.refund_fen - agg.c.reversal_fen - agg.c.fee_fen
+    already = exists().where(st.c.merchant_id == agg.c.merchant_id, st.c.cycle_date == day_lit)
+    cols = ["run_id", "merchant_id", "cycle_date", "cycle", "value_date", "txn_count", "sale_fen", "void_fen",
+            "refund_fen", "reversal_fen", "fee_fen", "net_fen", "created_at"]
+    conn.execute(insert(st).from_select(cols, select(
+        literal(run_id, Integer), agg.c.merchant_id, day_lit, m.c.cycle,
+        case((m.c.cycle == str(Cycle.T1), literal(value_date(day, Cycle.T1), Date)),
+             else_=literal(value_date(day, Cycle.D0), Date)),
+        agg.c.txn_count, agg.c.sale_fen, agg.c.void_fen, agg.c.refund_fen, agg.c.reversal_fen, agg.c.fee_fen,
+        net, now_lit,
+    ).join(m, m.c.id == agg.c.merchant_id).where(~already)))
+
+    memo = f"{day.isoformat()} 结算 settlement"
+    conn.execute(insert(t.ledger_entries).from_select(
+        ["kind", "merchant_id", "settlement_id", "memo", "created_at"],
+        select(literal(str(EntryKind.SETTLEMENT), String), st.c.merchant_id, st.c.id, literal(memo, String),
+               now_lit).where(st.c.run_id == run_id),
+    ))
+    e = t.ledger_entries
+    joined = e.join(st, and_(st.c.id == e.c.settlement_id, e.c.kind == str(EntryKind.SETTLEMENT)))
+
+    def leg(account: Account, amount: ColumnElement[int]) -> Select[Any]:
+        return select(e.c.id, literal(str(account), String), st.c.merchant_id, amount).select_from(joined).where(
+            st.c.run_id == run_id)
+
+    conn.execute(insert(t.ledger_postings).from_select(
+        ["entry_id", "account", "merchant_id", "amount_fen"],
+        union_all(
+            leg(Account.CLEARING_RECEIVABLE, st.c.net_fen + st.c.fee_fen),
+            leg(Account.MERCHANT_PAYABLE, -st.c.net_fen),
+            leg(Account.FEE_INCOME, -st.c.fee_fen),
+        ),
+    ))
+
+    lp, po = t.ledger_postings, t.payouts
+    run_merchants = select(st.c.merchant_id).where(st.c.run_id == run_id)
+    payable = (
+        select(lp.c.merchant_id, (-func.sum(lp.c.amount_fen)).label("payable"))
+        .where(lp.c.account == str(Account.MERCHANT_PAYABLE), lp.c.merchant_id.in_(run_merchants))
+        .group_by(lp.c.merchant_id).subquery("payable")
+    )
+    pending = (
+        select(po.c.merchant_id, func.sum(po.c.amount_fen).label("pending"))
+        .where(po.c.status == str(PayoutStatus.CREATED), po.c.merchant_id.in_(run_merchants))
+        .group_by(po.c.merchant_id).subquery("pending")
+    )
+    amount = payable.c.payable - func.coalesce(pending.c.pending, 0)
+    key = literal("SG" + day.strftime("%Y%m%d") + "M", String) + cast(st.c.merchant_id, String)
+    conn.execute(insert(po).from_select(
+        ["merchant_id", "settlement_id", "cycle_date", "value_date", "amount_fen", "status", "idempotency_key",
+         "attempt_count", "created_at", "updated_at"],
+        select(st.c.merchant_id, st.c.id, st.c.cycle_date, st.c.value_date, amount,
+               literal(str(PayoutStatus.CREATED), String), key, literal(0, Integer), now_lit, now_lit)
+        .select_from(st.join(payable, payable.c.merchant_id == st.c.merchant_id)
+                     .outerjoin(pending, pending.c.merchant_id == st.c.merchant_id))
+        .where(st.c.run_id == run_id, amount > 0),
+    ))
+    run_payouts = select(po.c.id).join(st, st.c.id == po.c.settlement_id).where(st.c.run_id == run_id)
+    conn.execute(insert(t.payout_events).from_select(
+        ["payout_id", "from_status", "to_status", "reason", "created_at"],
+        select(po.c.id, literal(None, String), literal(str(PayoutStatus.CREATED), String),
+               literal(f"settlement run {run_id} ({day.isoformat()})", String), now_lit)
+        .where(po.c.id.in_(run_payouts)),
+    ))
+
+    s_count, s_txn, s_net, s_fee = conn.execute(
+        select(func.count(), func.coalesce(func.sum(st.c.txn_count), 0), func.coalesce(func.sum(st.c.net_fen), 0),
+               func.coalesce(func.sum(st.c.fee_fen), 0)).where(st.c.run_id == run_id)
+    ).one()
+    p_count, p_sum = conn.execute(
+        select(func.count(), func.coalesce(func.sum(po.c.amount_fen), 0)).where(po.c.id.in_(run_payouts))
+    ).one()
+    conn.execute(update(t.settlement_runs).where(t.settlement_runs.c.id == run_id).values(
+        finished_at=now, merchants_settled=s_count, txn_count=s_txn, net_fen=s_net, payouts_created=p_count,
+    ))
+    return RunResult(run_id, day, int(s_count), int(s_txn), int(s_net), int(s_fee), int(p_count), int(p_sum),
+                     int(s_count) - int(p_count))

@@ -1,0 +1,172 @@
+"""Importing transaction files: layouts, encodings, whole-file rejection, idempotency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from settleguard.cards.vault import Vault
+from settleguard.db import tables as t
+from settleguard.imports.transactions import ImportRejected, import_transactions
+from settleguard.merchants import repository as merchants_repo
+from settleguard.merchants.model import MerchantKind, NewMerchant
+from settleguard.settlement.engine import settle
+from settleguard.settlement.model import CutOffs, Cycle
+
+NOW = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
+CUT = CutOffs()
+HEADER = "external_ref,merchant_no,terminal_no,occurred_at,kind,card_type,amount_fen\n"
+
+
+def _merchant(no: str, cycle: Cycle, terminals: tuple[str, ...]) -> NewMerchant:
+    return NewMerchant(no, MerchantKind.PERSONAL, "王五水果店", "王五", "水果店", "5499", "杭州", cycle, "standard",
+                       "王五", "personal", "6222021234567890128", "ICBC", "中国工商银行", "DC", terminals)
+
+
+@pytest.fixture
+def shop(engine: Engine, vault: Vault) -> Iterator[Engine]:
+    with engine.begin() as conn:
+        merchants_repo.add_merchants(conn, [
+            _merchant("898330154990001", Cycle.T1, ("10000001", "10000002")),
+            _merchant("898330154990002", Cycle.D0, ("20000001",)),
+        ], vault, NOW)
+    yield engine
+
+
+def _count(engine: Engine, table: t.Table = t.transactions) -> int:
+    with engine.connect() as c:
+        return int(c.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _write(tmp_path: Path, body: str, name: str = "tx.csv", encoding: str = "utf-8", header: str = HEADER) -> Path:
+    p = tmp_path / name
+    p.write_bytes((header + body).encode(encoding))
+    return p
+
+
+GOOD = (
+    "R001,898330154990001,10000001,2026-11-20T09:15:00+08:00,sale,debit,12345\n"
+    "R002,898330154990001,10000002,2026-11-20T12:00:00+08:00,sale,credit,880000\n"
+    "R003,898330154990001,10000001,2026-11-20T23:10:00+08:00,sale,qr,990\n"
+    "R004,898330154990002,20000001,2026-11-20T22:30:00+08:00,refund,qr,500\n"
+)
+
+
+def test_a_good_file_is_imported_with_fees_and_business_days(shop: Engine, tmp_path: Path) -> None:
+    res = import_transactions(shop, _write(tmp_path, GOOD), cutoffs=CUT, now=NOW)
+    assert (res.rows, res.already_imported, res.encoding) == (4, False, "utf-8")
+    assert res.cycle_dates == [date(2026, 11, 20), date(2026, 11, 21)]
+    with shop.connect() as c:
+        rows = {r.external_ref: r for r in c.execute(select(t.transactions))}
+    assert rows["R001"].fee_fen == 62  # 123.45 yuan at 0.5% = 0.617 -> 0.62
+    assert rows["R002"].fee_fen == 5280  # 8800 yuan credit at 0.6%
+    assert rows["R003"].cycle_date == date(2026, 11, 21)  # after the 23:00 T+1 cut-off
+    assert rows["R004"].cycle_date == date(2026, 11, 21)  # after the 22:00 D+0 cut-off
+    assert rows["R004"].fee_fen == 0  # refunds keep the fee
+    assert rows["R001"].occurred_at == datetime(2026, 11, 20, 1, 15, tzinfo=UTC)
+
+
+def test_reimporting_the_same_file_changes_nothing(shop: Engine, tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD)
+    first = import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    again = import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    assert again.already_imported and again.import_id == first.import_id
+    assert _count(shop) == 4
+    assert _count(shop, t.imports) == 1
+
+
+def test_a_gbk_file_with_chinese_headers_and_yuan_amounts_is_read(shop: Engine, tmp_path: Path) -> None:
+    header = "交易参考号,商户编号,终端编号,交易时间,交易类型,卡类型,交易金额,商户名称\n"
+    body = ("G1,898330154990001,10000001,2026-11-20T10:00:00+08:00,消费,借记卡,123.45,王五水果店\n"
+            "G2,898330154990001,10000001,2026-11-20T10:05:00+08:00,撤销,借记卡,0.5,王五水果店\n")
+    path = _write(tmp_path, body, encoding="gbk", header=header)
+    res = import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    assert res.encoding == "gbk"
+    with shop.connect() as c:
+        amounts = dict(c.execute(select(t.transactions.c.external_ref, t.transactions.c.amount_fen)).all())
+    assert amounts == {"G1": 12345, "G2": 50}
+
+
+def test_a_utf8_file_with_a_byte_order_mark_is_read(shop: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEADER + GOOD).encode())
+    assert import_transactions(shop, path, cutoffs=CUT, now=NOW).rows == 4
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("R9,898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,debit,12.5", "amount_fen"),
+        ("R9,898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,debit,0", "greater than zero"),
+        ("R9,898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,debit,-5", "amount_fen"),
+        ("R9,898330154990009,10000001,2026-11-20T10:00:00+08:00,sale,debit,100", "unknown merchant"),
+        ("R9,898330154990001,20000001,2026-11-20T10:00:00+08:00,sale,debit,100", "terminal"),
+        ("R9,898330154990001,10000001,2026-11-20T10:00:00,sale,debit,100", "UTC offset"),
+        ("R9,898330154990001,10000001,2026-02-30T10:00:00+08:00,sale,debit,100", "not a real date"),
+        ("R9,898330154990001,10000001,2026-11-20T10:00:00+08:00,purchase,debit,100", "column kind"),
+        ("R9,898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,amex,100", "column card_type"),
+        ("R 9,898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,debit,100", "external_ref"),
+        ("R001,898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,debit,100", "repeats line 2"),
+        ("R9,898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,debit", "malformed CSV"),
+    ],
+)
+def test_one_bad_row_rejects_the_whole_file_naming_its_line(
+    shop: Engine, tmp_path: Path, bad_line: str, message: str
+) -> None:
+    path = _write(tmp_path, GOOD + bad_line + "\n")
+    with pytest.raises(ImportRejected) as info:
+        import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    assert info.value.line == 6
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+    assert _count(shop) == 0
+    assert _count(shop, t.imports) == 0
+
+
+def test_a_missing_column_is_reported_on_the_header_line(shop: Engine, tmp_path: Path) -> None:
+    path = _write(tmp_path, "R1,898330154990001,2026-11-20T10:00:00+08:00,sale,debit,100\n",
+                  header="external_ref,merchant_no,occurred_at,kind,card_type,amount_fen\n")
+    with pytest.raises(ImportRejected, match="missing column") as info:
+        import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    assert info.value.line == 1
+
+
+def test_an_empty_file_and_a_header_only_file_are_rejected(shop: Engine, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(ImportRejected, match="empty file"):
+        import_transactions(shop, empty, cutoffs=CUT, now=NOW)
+    with pytest.raises(ImportRejected, match="no transactions"):
+        import_transactions(shop, _write(tmp_path, ""), cutoffs=CUT, now=NOW)
+
+
+def test_bytes_that_are_neither_utf8_nor_gbk_are_rejected(shop: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "binary.csv"
+    path.write_bytes(HEADER.encode() + b"R1,\xff\xfe\xff\xfe,10000001,2026-11-20T10:00:00+08:00,sale,debit,1\n")
+    with pytest.raises(ImportRejected):
+        import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    assert _count(shop) == 0
+
+
+def test_a_reference_already_imported_from_another_file_is_rejected(shop: Engine, tmp_path: Path) -> None:
+    import_transactions(shop, _write(tmp_path, GOOD, "a.csv"), cutoffs=CUT, now=NOW)
+    overlap = "N1,898330154990001,10000001,2026-11-20T11:00:00+08:00,sale,debit,100\n" + GOOD.splitlines()[1] + "\n"
+    with pytest.raises(ImportRejected, match="already imported") as info:
+        import_transactions(shop, _write(tmp_path, overlap, "b.csv"), cutoffs=CUT, now=NOW)
+    assert info.value.line == 3
+    assert _count(shop) == 4
+    assert _count(shop, t.imports) == 1
+
+
+def test_transactions_for_an_already_settled_day_are_rejected(shop: Engine, tmp_path: Path) -> None:
+    import_transactions(shop, _write(tmp_path, GOOD, "a.csv"), cutoffs=CUT, now=NOW)
+    settle(shop, date(2026, 11, 20), NOW)
+    late = "L1,898330154990001,10000001,2026-11-20T11:00:00+08:00,sale,debit,100\n"
+    with pytest.raises(ImportRejected, match="already settled") as info:
+        import_transactions(shop, _write(tmp_path, late, "late.csv"), cutoffs=CUT, now=NOW)
+    assert info.value.line == 2
+    assert _count(shop) == 4

@@ -34,7 +34,7 @@ def shop(engine: Engine, vault: Vault) -> Iterator[Engine]:
             _merchant("898330154990001", Cycle.T1, ("10000001", "10000002")),
             _merchant("898330154990002", Cycle.D0, ("20000001",)),
         ], vault, NOW)
-    yield engine
+    return engine
 
 
 def _count(engine: Engine, table: t.Table = t.transactions) -> int:
@@ -74,7 +74,8 @@ def test_reimporting_the_same_file_changes_nothing(shop: Engine, tmp_path: Path)
     path = _write(tmp_path, GOOD)
     first = import_transactions(shop, path, cutoffs=CUT, now=NOW)
     again = import_transactions(shop, path, cutoffs=CUT, now=NOW)
-    assert again.already_imported and again.import_id == first.import_id
+    assert again.already_imported
+    assert again.import_id == first.import_id
     assert _count(shop) == 4
     assert _count(shop, t.imports) == 1
 

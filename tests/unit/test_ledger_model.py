@@ -148,4 +148,5 @@ def test_the_invariant_problem_says_by_how_much_it_is_off(p: MerchantPosition, d
 def test_an_unbalanced_entry_problem_names_the_entry_its_accounts_and_the_total() -> None:
     pr = unbalanced(42, ["merchant_payable:7", "fee_income"], 3)
     assert pr.accounts == ("merchant_payable:7", "fee_income")
-    assert "entry 42" in pr.message and "3 fen" in pr.message
+    assert "entry 42" in pr.message
+    assert "3 fen" in pr.message

@@ -77,5 +77,8 @@ def retry_at(now: datetime, attempt: int, base: timedelta = timedelta(minutes=10
     Jitter and bank business days come with the payout-lifecycle work; the delay here is
     deterministic so that runs are reproducible.
     """
-    delay: timedelta = min(cap, base * (2 ** max(0, attempt - 1)))
+    exponent = max(0, attempt - 1)
+    if exponent >= (cap // base).bit_length():  # 2**exponent * base would pass the cap (or overflow)
+        return now + cap
+    delay: timedelta = min(cap, base * (2**exponent))
     return now + delay

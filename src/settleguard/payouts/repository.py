@@ -66,9 +66,14 @@ def due(conn: Connection, as_of: date, now: datetime, limit: int) -> list[DuePay
     return [_due(r) for r in conn.execute(q)]
 
 
-def unresolved(conn: Connection, limit: int) -> list[DuePayout]:
-    """Payouts whose outcome is unknown: result_unknown, or submitted by a run that died."""
-    q = _due_query([PayoutStatus.RESULT_UNKNOWN, PayoutStatus.SUBMITTED, PayoutStatus.INQUIRY]).limit(limit)
+def unresolved(conn: Connection, limit: int, after_id: int = 0) -> list[DuePayout]:
+    """Payouts whose outcome is unknown: result_unknown, or submitted by a run that died.
+
+    Single-process use (SQLite) only: with several workers a ``submitted`` payout may be
+    one another worker is sending right now; the worker issue adds a staleness bound.
+    """
+    q = _due_query([PayoutStatus.RESULT_UNKNOWN, PayoutStatus.SUBMITTED, PayoutStatus.INQUIRY]).where(
+        t.payouts.c.id > after_id).limit(limit)
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(of=t.payouts, skip_locked=True)
     return [_due(r) for r in conn.execute(q)]
@@ -101,6 +106,8 @@ def change_status(conn: Connection, changes: Sequence[StatusChange], now: dateti
         by_target.setdefault((c.to, tuple(sorted((c.values or {}).keys()))), []).append(c)
     for (target, keys), group in by_target.items():
         allowed = [str(s) for s in sources(target)]
+        if not allowed:
+            raise ConcurrentChange(f"no status may move to {target}")
         current = dict(conn.execute(
             select(p.c.id, p.c.status).where(p.c.id.in_([c.payout_id for c in group]))
         ).all())

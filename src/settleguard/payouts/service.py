@@ -96,12 +96,19 @@ def _finish(engine: Engine, batch: list[tuple[repo.DuePayout, int, int, BankOutc
 
 
 def inquire_unresolved(engine: Engine, channel: BankChannel, now: datetime, summary: SendSummary) -> None:
-    """Ask the bank about every payout whose outcome is not known, before any resend."""
+    """Ask the bank once about every payout whose outcome is not known, before any resend.
+
+    Each payout is asked about at most once per run (pages move forward by id): a bank
+    that keeps answering "unknown" leaves the payout in result_unknown for the next run
+    instead of being asked again and again.
+    """
+    after_id = 0
     while True:
         with engine.begin() as conn:
-            rows = repo.unresolved(conn, BATCH)
+            rows = repo.unresolved(conn, BATCH, after_id=after_id)
             if not rows:
                 return
+            after_id = rows[-1].id
             to_inquiry = [p for p in rows if p.status is not PayoutStatus.INQUIRY]
             # submitted (a run died mid-flight) -> result_unknown -> inquiry
             repo.change_status(conn, [repo.StatusChange(p.id, PayoutStatus.RESULT_UNKNOWN, "outcome not recorded; "

@@ -556,7 +556,7 @@ def generate_bench_transactions(n_rows: int, n_merchants: int, day: date, seed: 
     Same columns as :func:`generate_transactions`; merchants are :func:`bench_merchant_no`
     with one terminal each (:func:`bench_terminal_no`); activity is skewed (lognormal);
     references are 'B' + yyyymmdd + 9-digit serial. Fully vectorised: 10 million rows take
-    a few seconds and about 1.5 GB.
+    about 5 s and peak at about 1.3 GB of memory.
     """
     if n_rows < 0 or not 1 <= n_merchants <= 9_999_999:
         raise ValueError("need n_rows >= 0 and 1 <= n_merchants <= 9,999,999")

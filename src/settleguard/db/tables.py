@@ -1,8 +1,10 @@
 """Every table of settleguard, in one MetaData (the Alembic target).
 
-Money columns are BIGINT fen and end in ``_fen``. Transactions carry no foreign keys:
-the importer validates merchants and terminals itself, and FK checks per row would
-halve bulk-insert speed on SQLite. Transactions are immutable and clustered on
+Money columns are BIGINT fen and end in ``_fen``. The tables written in bulk by the
+settlement run (transactions, settlements, ledger postings, payouts, payout events) carry
+no foreign keys: their rows are derived in one INSERT ... SELECT from rows that exist in
+the same transaction, and PostgreSQL's per-row FK triggers cost about 5 s of a 10-million
+transaction run (docs/benchmarks.md). ``ledger check`` looks for orphans instead. Transactions are immutable and clustered on
 ``(cycle_date, merchant_id, external_ref)`` (WITHOUT ROWID on SQLite), so a settlement
 run reads one contiguous key range already grouped by merchant.
 """
@@ -150,8 +152,8 @@ settlements = Table(
     "settlements",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("run_id", Integer, ForeignKey("settlement_runs.id"), nullable=False),
-    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("merchant_id", Integer, nullable=False),
     Column("cycle_date", Date, nullable=False),
     Column("cycle", String(4), nullable=False),
     Column("value_date", Date, nullable=False),
@@ -175,6 +177,7 @@ ledger_entries = Table(
     Column("merchant_id", Integer, nullable=True),
     Column("settlement_id", Integer, nullable=True),
     Column("payout_id", Integer, nullable=True),
+    Column("run_id", Integer, nullable=True),
     Column("memo", String(256), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_ledger_entries_settlement", "settlement_id"),
@@ -185,7 +188,7 @@ ledger_postings = Table(
     "ledger_postings",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("entry_id", Integer, ForeignKey("ledger_entries.id"), nullable=False),
+    Column("entry_id", Integer, nullable=False),
     Column("account", String(32), nullable=False),
     Column("merchant_id", Integer, nullable=True),
     Column("amount_fen", BigInteger, nullable=False),  # debit > 0, credit < 0
@@ -197,15 +200,15 @@ payouts = Table(
     "payouts",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
-    Column("settlement_id", Integer, ForeignKey("settlements.id"), nullable=True, unique=True),
+    Column("merchant_id", Integer, nullable=False),
+    Column("settlement_id", Integer, nullable=True, unique=True),
     Column("cycle_date", Date, nullable=False),
     Column("value_date", Date, nullable=False),
     Column("amount_fen", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False, server_default="CNY"),
     Column("status", String(24), nullable=False),
     Column("idempotency_key", String(35), nullable=False, unique=True),
-    Column("account_id", Integer, ForeignKey("settlement_accounts.id"), nullable=True),
+    Column("account_id", Integer, nullable=True),
     Column("attempt_count", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UTCDateTime, nullable=True),
     Column("last_code", String(32), nullable=True),
@@ -241,7 +244,7 @@ payout_events = Table(
     "payout_events",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("payout_id", Integer, ForeignKey("payouts.id"), nullable=False),
+    Column("payout_id", Integer, nullable=False),
     Column("from_status", String(24), nullable=True),
     Column("to_status", String(24), nullable=False),
     Column("reason", String(256), nullable=False),

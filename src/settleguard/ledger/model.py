@@ -5,7 +5,8 @@ credit; the postings of every entry sum to zero. Merchant accounts are the accou
 plus the merchant id (``merchant_payable:42``).
 
 Entries (architecture.md):
-    settlement   Dr clearing_receivable (net + fee) / Cr merchant_payable (net) + fee_income (fee)
+    settlement   one entry per settlement run: Dr clearing_receivable (sum of net + fee)
+                 / Cr fee_income (sum of fees) / Cr merchant_payable:<m> (each merchant's net)
     submit       Dr merchant_payable / Cr payout_in_transit
     confirm      Dr payout_in_transit / Cr bank_provisions
     hold         Dr payout_in_transit / Cr merchant_held      (permanent failure, 挂账)

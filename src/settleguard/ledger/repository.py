@@ -62,6 +62,14 @@ def check(conn: Connection) -> list[Problem]:
             accounts[eid].append(f"{acct}:{mid}" if mid is not None else acct)
         problems += [unbalanced(eid, accounts[eid], int(total)) for eid, total in bad]
 
+    orphans = conn.execute(
+        select(lp.c.entry_id, func.count()).select_from(
+            lp.outerjoin(t.ledger_entries, t.ledger_entries.c.id == lp.c.entry_id))
+        .where(t.ledger_entries.c.id.is_(None)).group_by(lp.c.entry_id)
+    ).all()
+    problems += [Problem(("ledger_entries",), f"{n} posting(s) refer to entry {eid}, which does not exist")
+                 for eid, n in orphans]
+
     led: dict[int, dict[str, int]] = defaultdict(dict)
     for mid, acct, total in conn.execute(
         select(lp.c.merchant_id, lp.c.account, func.sum(lp.c.amount_fen))

@@ -3,9 +3,9 @@
 One database transaction per run. No Python loop over transactions and no UPDATE of a
 transaction: the run aggregates the cycle's key range of the transactions table
 (clustered on cycle_date, merchant_id) with one GROUP BY, inserts one settlement row
-per merchant not yet settled for that day, posts one balanced entry per settlement, and
-creates a payout for each merchant whose payable balance (carried balance included) is
-positive. Re-running a day inserts nothing.
+per merchant not yet settled for that day, posts one balanced entry for the run (one
+merchant_payable posting per merchant), and creates a payout for each merchant whose
+payable balance (carried balance included) is positive. Re-running a day inserts nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Date,
     Engine,
@@ -31,7 +32,8 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.sql.expression import ColumnElement, Select
+from sqlalchemy.sql import column, table
+from sqlalchemy.sql.expression import ColumnElement, TableClause
 
 from settleguard.db import tables as t
 from settleguard.db.types import UTCDateTime
@@ -55,7 +57,33 @@ class RunResult:
 
 def _sum_kind(kind: TxnKind) -> ColumnElement[int]:
     tx = t.transactions
-    return func.coalesce(func.sum(case((tx.c.kind == int(kind), tx.c.amount_fen), else_=0)), 0)
+    return cast(func.coalesce(func.sum(tx.c.amount_fen).filter(tx.c.kind == int(kind)), 0), BigInteger)
+
+
+def _aggregate_into_temp_table(conn: Connection, day: date) -> TableClause:
+    """One GROUP BY over the day's key range of transactions, into the temp table settle_agg.
+
+    CREATE TABLE ... AS, unlike INSERT ... SELECT, may use a parallel plan on PostgreSQL.
+    """
+    tx = t.transactions
+    agg = (
+        select(
+            tx.c.merchant_id.label("merchant_id"),
+            cast(func.count(), BigInteger).label("txn_count"),
+            _sum_kind(TxnKind.SALE).label("sale_fen"),
+            _sum_kind(TxnKind.VOID).label("void_fen"),
+            _sum_kind(TxnKind.REFUND).label("refund_fen"),
+            _sum_kind(TxnKind.REVERSAL).label("reversal_fen"),
+            cast(func.coalesce(func.sum(tx.c.fee_fen), 0), BigInteger).label("fee_fen"),
+        )
+        .where(tx.c.cycle_date == literal(day, Date))
+        .group_by(tx.c.merchant_id)
+    )
+    sql = agg.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    conn.exec_driver_sql("DROP TABLE IF EXISTS settle_agg")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE settle_agg AS {sql}")
+    return table("settle_agg", *(column(c) for c in (
+        "merchant_id", "txn_count", "sale_fen", "void_fen", "refund_fen", "reversal_fen", "fee_fen")))
 
 
 class _NothingToSettle(Exception):
@@ -74,36 +102,21 @@ def settle(engine: Engine, day: date, now: datetime) -> RunResult:
                 # A parallel sequential scan with room to hash-aggregate beats an index scan here.
                 conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
                 conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 2")
-            result = _settle(conn, day, now)
-            if result.merchants_settled == 0:
-                raise _NothingToSettle
-            return result
+                conn.exec_driver_sql("SET LOCAL jit = off")  # compiling costs more than it saves here
+            return _settle(conn, day, now)
     except _NothingToSettle:
         return RunResult(0, day, 0, 0, 0, 0, 0, 0, 0)
 
 
 def _settle(conn: Connection, day: date, now: datetime) -> RunResult:
-    tx, st, m = t.transactions, t.settlements, t.merchants
+    st, m = t.settlements, t.merchants
     run_id = int(conn.execute(
         insert(t.settlement_runs).values(cycle_date=day, started_at=now).returning(t.settlement_runs.c.id)
     ).scalar_one())
     now_lit = literal(now, UTCDateTime)
     day_lit = literal(day, Date)
 
-    agg = (
-        select(
-            tx.c.merchant_id.label("merchant_id"),
-            func.count().label("txn_count"),
-            _sum_kind(TxnKind.SALE).label("sale_fen"),
-            _sum_kind(TxnKind.VOID).label("void_fen"),
-            _sum_kind(TxnKind.REFUND).label("refund_fen"),
-            _sum_kind(TxnKind.REVERSAL).label("reversal_fen"),
-            func.coalesce(func.sum(tx.c.fee_fen), 0).label("fee_fen"),
-        )
-        .where(tx.c.cycle_date == day_lit)
-        .group_by(tx.c.merchant_id)
-        .subquery("agg")
-    )
+    agg = _aggregate_into_temp_table(conn, day)
     net = agg.c.sale_fen - agg.c.void_fen - agg.c.refund_fen - agg.c.reversal_fen - agg.c.fee_fen
     already = exists().where(st.c.merchant_id == agg.c.merchant_id, st.c.cycle_date == day_lit)
     cols = ["run_id", "merchant_id", "cycle_date", "cycle", "value_date", "txn_count", "sale_fen", "void_fen",
@@ -115,26 +128,27 @@ def _settle(conn: Connection, day: date, now: datetime) -> RunResult:
         agg.c.txn_count, agg.c.sale_fen, agg.c.void_fen, agg.c.refund_fen, agg.c.reversal_fen, agg.c.fee_fen,
         net, now_lit,
     ).join(m, m.c.id == agg.c.merchant_id).where(~already)))
+    conn.exec_driver_sql("DROP TABLE settle_agg")
+    if conn.execute(select(func.count()).select_from(st).where(st.c.run_id == run_id)).scalar_one() == 0:
+        raise _NothingToSettle
 
-    memo = f"{day.isoformat()} 结算 settlement"
-    conn.execute(insert(t.ledger_entries).from_select(
-        ["kind", "merchant_id", "settlement_id", "memo", "created_at"],
-        select(literal(str(EntryKind.SETTLEMENT), String), st.c.merchant_id, st.c.id, literal(memo, String),
-               now_lit).where(st.c.run_id == run_id),
-    ))
-    e = t.ledger_entries
-    joined = e.join(st, and_(st.c.id == e.c.settlement_id, e.c.kind == str(EntryKind.SETTLEMENT)))
-
-    def leg(account: Account, amount: ColumnElement[int]) -> Select[Any]:
-        return select(e.c.id, literal(str(account), String), st.c.merchant_id, amount).select_from(joined).where(
-            st.c.run_id == run_id)
-
+    # One balanced entry for the run: Dr clearing_receivable (total) / Cr fee_income (total)
+    # / Cr merchant_payable per merchant.
+    entry_id = int(conn.execute(insert(t.ledger_entries).values(
+        kind=str(EntryKind.SETTLEMENT), run_id=run_id, memo=f"{day.isoformat()} 结算 settlement run {run_id}",
+        created_at=now,
+    ).returning(t.ledger_entries.c.id)).scalar_one())
+    eid = literal(entry_id, Integer)
+    in_run = st.c.run_id == run_id
     conn.execute(insert(t.ledger_postings).from_select(
         ["entry_id", "account", "merchant_id", "amount_fen"],
         union_all(
-            leg(Account.CLEARING_RECEIVABLE, st.c.net_fen + st.c.fee_fen),
-            leg(Account.MERCHANT_PAYABLE, -st.c.net_fen),
-            leg(Account.FEE_INCOME, -st.c.fee_fen),
+            select(eid, literal(str(Account.MERCHANT_PAYABLE), String), st.c.merchant_id, -st.c.net_fen)
+            .where(in_run),
+            select(eid, literal(str(Account.CLEARING_RECEIVABLE), String), literal(None, Integer),
+                   func.sum(st.c.net_fen + st.c.fee_fen)).where(in_run),
+            select(eid, literal(str(Account.FEE_INCOME), String), literal(None, Integer),
+                   -func.sum(st.c.fee_fen)).where(in_run),
         ),
     ))
 
@@ -161,12 +175,12 @@ def _settle(conn: Connection, day: date, now: datetime) -> RunResult:
                      .outerjoin(pending, pending.c.merchant_id == st.c.merchant_id))
         .where(st.c.run_id == run_id, amount > 0),
     ))
-    run_payouts = select(po.c.id).join(st, st.c.id == po.c.settlement_id).where(st.c.run_id == run_id)
+    run_payouts = po.join(st, and_(st.c.id == po.c.settlement_id, st.c.run_id == run_id))
     conn.execute(insert(t.payout_events).from_select(
         ["payout_id", "from_status", "to_status", "reason", "created_at"],
         select(po.c.id, literal(None, String), literal(str(PayoutStatus.CREATED), String),
                literal(f"settlement run {run_id} ({day.isoformat()})", String), now_lit)
-        .where(po.c.id.in_(run_payouts)),
+        .select_from(run_payouts),
     ))
 
     s_count, s_txn, s_net, s_fee = conn.execute(
@@ -174,7 +188,7 @@ def _settle(conn: Connection, day: date, now: datetime) -> RunResult:
                func.coalesce(func.sum(st.c.fee_fen), 0)).where(st.c.run_id == run_id)
     ).one()
     p_count, p_sum = conn.execute(
-        select(func.count(), func.coalesce(func.sum(po.c.amount_fen), 0)).where(po.c.id.in_(run_payouts))
+        select(func.count(), func.coalesce(func.sum(po.c.amount_fen), 0)).select_from(run_payouts)
     ).one()
     conn.execute(update(t.settlement_runs).where(t.settlement_runs.c.id == run_id).values(
         finished_at=now, merchants_settled=s_count, txn_count=s_txn, net_fen=s_net, payouts_created=p_count,

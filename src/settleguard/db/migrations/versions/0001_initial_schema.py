@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 15:15:11.495339
+Create Date: 2026-11-27 16:02:50.169958
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def upgrade() -> None:
     sa.Column('merchant_id', sa.Integer(), nullable=True),
     sa.Column('settlement_id', sa.Integer(), nullable=True),
     sa.Column('payout_id', sa.Integer(), nullable=True),
+    sa.Column('run_id', sa.Integer(), nullable=True),
     sa.Column('memo', sa.String(length=256), nullable=False),
     sa.Column('created_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries'))
@@ -52,6 +53,55 @@ def upgrade() -> None:
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_entries_payout', ['payout_id'], unique=False)
         batch_op.create_index('ix_ledger_entries_settlement', ['settlement_id'], unique=False)
+
+    op.create_table('ledger_postings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('entry_id', sa.Integer(), nullable=False),
+    sa.Column('account', sa.String(length=32), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=True),
+    sa.Column('amount_fen', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_postings'))
+    )
+    with op.batch_alter_table('ledger_postings', schema=None) as batch_op:
+        batch_op.create_index('ix_ledger_postings_entry', ['entry_id'], unique=False)
+        batch_op.create_index('ix_ledger_postings_merchant_account', ['merchant_id', 'account', 'amount_fen'], unique=False)
+
+    op.create_table('payout_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('payout_id', sa.Integer(), nullable=False),
+    sa.Column('from_status', sa.String(length=24), nullable=True),
+    sa.Column('to_status', sa.String(length=24), nullable=False),
+    sa.Column('reason', sa.String(length=256), nullable=False),
+    sa.Column('created_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_payout_events'))
+    )
+    with op.batch_alter_table('payout_events', schema=None) as batch_op:
+        batch_op.create_index('ix_payout_events_payout', ['payout_id'], unique=False)
+
+    op.create_table('payouts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('settlement_id', sa.Integer(), nullable=True),
+    sa.Column('cycle_date', sa.Date(), nullable=False),
+    sa.Column('value_date', sa.Date(), nullable=False),
+    sa.Column('amount_fen', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=3), server_default='CNY', nullable=False),
+    sa.Column('status', sa.String(length=24), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=35), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=True),
+    sa.Column('attempt_count', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('next_attempt_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_code', sa.String(length=32), nullable=True),
+    sa.Column('last_message', sa.String(length=512), nullable=True),
+    sa.Column('created_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_payouts')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_payouts_idempotency_key')),
+    sa.UniqueConstraint('settlement_id', name=op.f('uq_payouts_settlement_id'))
+    )
+    with op.batch_alter_table('payouts', schema=None) as batch_op:
+        batch_op.create_index('ix_payouts_merchant', ['merchant_id'], unique=False)
+        batch_op.create_index('ix_payouts_status_value_date', ['status', 'value_date'], unique=False)
 
     op.create_table('settlement_runs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -64,6 +114,27 @@ def upgrade() -> None:
     sa.Column('payouts_created', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_settlement_runs'))
     )
+    op.create_table('settlements',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('cycle_date', sa.Date(), nullable=False),
+    sa.Column('cycle', sa.String(length=4), nullable=False),
+    sa.Column('value_date', sa.Date(), nullable=False),
+    sa.Column('txn_count', sa.Integer(), nullable=False),
+    sa.Column('sale_fen', sa.BigInteger(), nullable=False),
+    sa.Column('void_fen', sa.BigInteger(), nullable=False),
+    sa.Column('refund_fen', sa.BigInteger(), nullable=False),
+    sa.Column('reversal_fen', sa.BigInteger(), nullable=False),
+    sa.Column('fee_fen', sa.BigInteger(), nullable=False),
+    sa.Column('net_fen', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_settlements')),
+    sa.UniqueConstraint('merchant_id', 'cycle_date', name='uq_settlements_merchant_cycle')
+    )
+    with op.batch_alter_table('settlements', schema=None) as batch_op:
+        batch_op.create_index('ix_settlements_run', ['run_id'], unique=False)
+
     op.create_table('transactions',
     sa.Column('cycle_date', sa.Date(), nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=False),
@@ -86,19 +157,6 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['schedule_id'], ['fee_schedules.id'], name=op.f('fk_fee_rates_schedule_id_fee_schedules')),
     sa.PrimaryKeyConstraint('schedule_id', 'card_type', name=op.f('pk_fee_rates'))
     )
-    op.create_table('ledger_postings',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('entry_id', sa.Integer(), nullable=False),
-    sa.Column('account', sa.String(length=32), nullable=False),
-    sa.Column('merchant_id', sa.Integer(), nullable=True),
-    sa.Column('amount_fen', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['entry_id'], ['ledger_entries.id'], name=op.f('fk_ledger_postings_entry_id_ledger_entries')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_postings'))
-    )
-    with op.batch_alter_table('ledger_postings', schema=None) as batch_op:
-        batch_op.create_index('ix_ledger_postings_entry', ['entry_id'], unique=False)
-        batch_op.create_index('ix_ledger_postings_merchant_account', ['merchant_id', 'account', 'amount_fen'], unique=False)
-
     op.create_table('merchants',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('merchant_no', sa.String(length=20), nullable=False),
@@ -137,29 +195,6 @@ def upgrade() -> None:
     with op.batch_alter_table('settlement_accounts', schema=None) as batch_op:
         batch_op.create_index('ix_settlement_accounts_merchant_status', ['merchant_id', 'status'], unique=False)
 
-    op.create_table('settlements',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('merchant_id', sa.Integer(), nullable=False),
-    sa.Column('cycle_date', sa.Date(), nullable=False),
-    sa.Column('cycle', sa.String(length=4), nullable=False),
-    sa.Column('value_date', sa.Date(), nullable=False),
-    sa.Column('txn_count', sa.Integer(), nullable=False),
-    sa.Column('sale_fen', sa.BigInteger(), nullable=False),
-    sa.Column('void_fen', sa.BigInteger(), nullable=False),
-    sa.Column('refund_fen', sa.BigInteger(), nullable=False),
-    sa.Column('reversal_fen', sa.BigInteger(), nullable=False),
-    sa.Column('fee_fen', sa.BigInteger(), nullable=False),
-    sa.Column('net_fen', sa.BigInteger(), nullable=False),
-    sa.Column('created_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_settlements_merchant_id_merchants')),
-    sa.ForeignKeyConstraint(['run_id'], ['settlement_runs.id'], name=op.f('fk_settlements_run_id_settlement_runs')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_settlements')),
-    sa.UniqueConstraint('merchant_id', 'cycle_date', name='uq_settlements_merchant_cycle')
-    )
-    with op.batch_alter_table('settlements', schema=None) as batch_op:
-        batch_op.create_index('ix_settlements_run', ['run_id'], unique=False)
-
     op.create_table('terminals',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=False),
@@ -171,34 +206,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_terminals')),
     sa.UniqueConstraint('merchant_id', 'terminal_no', name='uq_terminals_merchant_terminal')
     )
-    op.create_table('payouts',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('merchant_id', sa.Integer(), nullable=False),
-    sa.Column('settlement_id', sa.Integer(), nullable=True),
-    sa.Column('cycle_date', sa.Date(), nullable=False),
-    sa.Column('value_date', sa.Date(), nullable=False),
-    sa.Column('amount_fen', sa.BigInteger(), nullable=False),
-    sa.Column('currency', sa.String(length=3), server_default='CNY', nullable=False),
-    sa.Column('status', sa.String(length=24), nullable=False),
-    sa.Column('idempotency_key', sa.String(length=35), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=True),
-    sa.Column('attempt_count', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('next_attempt_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_code', sa.String(length=32), nullable=True),
-    sa.Column('last_message', sa.String(length=512), nullable=True),
-    sa.Column('created_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['settlement_accounts.id'], name=op.f('fk_payouts_account_id_settlement_accounts')),
-    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_payouts_merchant_id_merchants')),
-    sa.ForeignKeyConstraint(['settlement_id'], ['settlements.id'], name=op.f('fk_payouts_settlement_id_settlements')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_payouts')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_payouts_idempotency_key')),
-    sa.UniqueConstraint('settlement_id', name=op.f('uq_payouts_settlement_id'))
-    )
-    with op.batch_alter_table('payouts', schema=None) as batch_op:
-        batch_op.create_index('ix_payouts_merchant', ['merchant_id'], unique=False)
-        batch_op.create_index('ix_payouts_status_value_date', ['status', 'value_date'], unique=False)
-
     op.create_table('payout_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('payout_id', sa.Integer(), nullable=False),
@@ -222,55 +229,42 @@ def upgrade() -> None:
     with op.batch_alter_table('payout_attempts', schema=None) as batch_op:
         batch_op.create_index('ix_payout_attempts_key', ['idempotency_key'], unique=False)
 
-    op.create_table('payout_events',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('payout_id', sa.Integer(), nullable=False),
-    sa.Column('from_status', sa.String(length=24), nullable=True),
-    sa.Column('to_status', sa.String(length=24), nullable=False),
-    sa.Column('reason', sa.String(length=256), nullable=False),
-    sa.Column('created_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['payout_id'], ['payouts.id'], name=op.f('fk_payout_events_payout_id_payouts')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_payout_events'))
-    )
-    with op.batch_alter_table('payout_events', schema=None) as batch_op:
-        batch_op.create_index('ix_payout_events_payout', ['payout_id'], unique=False)
-
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('payout_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_payout_events_payout')
-
-    op.drop_table('payout_events')
     with op.batch_alter_table('payout_attempts', schema=None) as batch_op:
         batch_op.drop_index('ix_payout_attempts_key')
 
     op.drop_table('payout_attempts')
-    with op.batch_alter_table('payouts', schema=None) as batch_op:
-        batch_op.drop_index('ix_payouts_status_value_date')
-        batch_op.drop_index('ix_payouts_merchant')
-
-    op.drop_table('payouts')
     op.drop_table('terminals')
-    with op.batch_alter_table('settlements', schema=None) as batch_op:
-        batch_op.drop_index('ix_settlements_run')
-
-    op.drop_table('settlements')
     with op.batch_alter_table('settlement_accounts', schema=None) as batch_op:
         batch_op.drop_index('ix_settlement_accounts_merchant_status')
 
     op.drop_table('settlement_accounts')
     op.drop_table('merchants')
+    op.drop_table('fee_rates')
+    op.drop_table('transactions')
+    with op.batch_alter_table('settlements', schema=None) as batch_op:
+        batch_op.drop_index('ix_settlements_run')
+
+    op.drop_table('settlements')
+    op.drop_table('settlement_runs')
+    with op.batch_alter_table('payouts', schema=None) as batch_op:
+        batch_op.drop_index('ix_payouts_status_value_date')
+        batch_op.drop_index('ix_payouts_merchant')
+
+    op.drop_table('payouts')
+    with op.batch_alter_table('payout_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_payout_events_payout')
+
+    op.drop_table('payout_events')
     with op.batch_alter_table('ledger_postings', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_postings_merchant_account')
         batch_op.drop_index('ix_ledger_postings_entry')
 
     op.drop_table('ledger_postings')
-    op.drop_table('fee_rates')
-    op.drop_table('transactions')
-    op.drop_table('settlement_runs')
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_entries_settlement')
         batch_op.drop_index('ix_ledger_entries_payout')

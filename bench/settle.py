@@ -231,13 +231,13 @@ def _reset_outputs(engine: Any) -> None:
     """Remove everything a settlement run wrote, so the next run settles the day afresh."""
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
+            # TRUNCATE leaves the tables as a fresh database has them (no statistics). Not VACUUM
+            # ANALYZE: statistics saying "0 rows" make the planner choose a nested-loop anti join
+            # for the "already settled" check, which then rescans the growing settlements table.
             conn.exec_driver_sql(f"TRUNCATE {', '.join(OUTPUT_TABLES)} RESTART IDENTITY")
         else:
             for name in OUTPUT_TABLES:
                 conn.exec_driver_sql(f"DELETE FROM {name}")
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"VACUUM ANALYZE {', '.join(OUTPUT_TABLES)}")
 
 
 # ---- import ------------------------------------------------------------------------------------------
@@ -372,9 +372,13 @@ def phase_settle(url: str, days: list[str], reset_first: bool) -> dict[str, Any]
         _reset_outputs(engine)
     engine.dispose()
     engine = open_engine(url)
+    autovacuum = None
     with engine.connect() as conn:  # warm the pool: connecting is not part of the run
-        backend_pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()) \
-            if engine.dialect.name == "postgresql" else 0
+        backend_pid = 0
+        if engine.dialect.name == "postgresql":
+            backend_pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+            autovacuum = [r[0] for r in conn.exec_driver_sql(
+                "SELECT left(query, 80) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'").all()]
     log: list[dict[str, Any]] = []
     _statement_timer(engine, log)
     runs = []
@@ -405,6 +409,7 @@ def phase_settle(url: str, days: list[str], reset_first: bool) -> dict[str, Any]
             "unaccounted_s (commit, python)": round(elapsed - sum(per_stmt.values()), 3),
             "pg_server_peak_private_mb": round(sampler.peak_mb, 1) if sampler else None,
             "pg_parallel_workers_seen": sampler.max_workers if sampler else None,
+            "pg_autovacuum_at_start": autovacuum,
             "captured": captured}
 
 
@@ -627,6 +632,25 @@ def _machine() -> dict[str, Any]:
             "kernel": platform.release(), "loadavg_at_start": os.getloadavg(), "versions": versions}
 
 
+def _code_state() -> dict[str, Any]:
+    """Git commit, dirty files and a digest of the package sources (other people edit them meanwhile)."""
+    import hashlib
+    import subprocess
+
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True, check=False,
+                                  timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "src").rglob("*.py")):
+        h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
+    return {"head": git("rev-parse", "--short", "HEAD"), "dirty": git("status", "--short").splitlines(),
+            "src_sha256": h.hexdigest()[:16]}
+
+
 def _pg_server(url: str) -> dict[str, Any]:
     from sqlalchemy import create_engine
 
@@ -718,7 +742,8 @@ def run_backend(backend: str, args: argparse.Namespace, csv_path: Path, workdir:
             s = run_child("phase_settle", url=url, days=days, reset_first=i > 0)
             settles.append(s)
             extra = (f", pg backend+workers peak private {s['pg_server_peak_private_mb']} MB, "
-                     f"workers seen {s['pg_parallel_workers_seen']}") if backend == "postgresql" else ""
+                     f"parallel workers seen {s['pg_parallel_workers_seen']}, "
+                     f"autovacuum at start {s['pg_autovacuum_at_start']}") if backend == "postgresql" else ""
             _log(f"{backend}: settled {s['txn_count']:,} txns in {s['seconds']} s = {s['txns_per_s']:,} txns/s, "
                  f"peak RSS {s['peak_rss_mb']:,.0f} MB{extra}")
             _log(f"{backend}:   statements {s['statements_s']}")
@@ -826,9 +851,12 @@ def main(argv: list[str] | None = None) -> int:
                                "params": {"rows": args.rows, "merchants": args.merchants, "seed": args.seed,
                                           "repeat": args.repeat, "import_repeat": args.import_repeat,
                                           "real_cutoffs": args.real_cutoffs, "day": DAY.isoformat()},
-                               "machine": _machine(), "backends": {}, "bench_day": DAY.isoformat()}
+                               "machine": _machine(), "code": _code_state(), "backends": {},
+                               "bench_day": DAY.isoformat()}
     m = results["machine"]
     _log(f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gb']} GB, load {m['loadavg_at_start']}")
+    _log(f"code: {results['code']['head']}, {len(results['code']['dirty'])} uncommitted file(s), "
+         f"src digest {results['code']['src_sha256']}")
 
     csv_path = workdir / f"transactions-{args.rows}-{args.merchants}-{args.seed}.csv"
     _log(f"generating {args.rows:,} transactions for {args.merchants:,} merchants -> {csv_path} (not timed) ...")
@@ -848,10 +876,16 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"floor: {results['floor']['times_s']} s")
 
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    end_state = _code_state()
+    results["code"]["src_sha256_at_end"] = end_state["src_sha256"]
     results["loadavg_at_end"] = os.getloadavg()
     print()
     print(f"settleguard settlement benchmark: {args.rows:,} transactions, {args.merchants:,} merchants, "
           f"day {DAY}, seed {args.seed}; {m['nproc']} CPUs, {m['mem_gb']} GB")
+    code = results["code"]
+    print(f"code: {code['head']}{' + uncommitted changes' if code['dirty'] else ''}, src digest "
+          f"{code['src_sha256']}" + ("" if code["src_sha256"] == code["src_sha256_at_end"] else
+                                     f" -> {code['src_sha256_at_end']} (SOURCES CHANGED DURING THE RUN)"))
     for line in report(results):
         print(line)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")

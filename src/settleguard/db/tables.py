@@ -27,7 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from settleguard.db.types import UTCDateTime
+from settleguard.db.types import EpochMicros, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -130,7 +130,7 @@ transactions = Table(
     Column("card_type", SmallInteger, nullable=False),  # settlement.model.CardType
     Column("amount_fen", BigInteger, nullable=False),  # always >= 0; kind gives the sign
     Column("fee_fen", BigInteger, nullable=False),  # signed fee charged on this row
-    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("occurred_at", EpochMicros, nullable=False),  # UTC microseconds since the epoch
     Column("import_id", Integer, nullable=False),
     sqlite_with_rowid=False,
 )

@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import itertools
+import queue
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -41,7 +43,8 @@ from settleguard.settlement.model import CARD_ALIASES, KIND_ALIASES, CutOffs, Cy
 
 Progress = Callable[[str, int, int], None]
 _EPOCH = date(1970, 1, 1)
-_ROWS_PER_STATEMENT = 200  # 10 columns -> 2,000 bound parameters per INSERT
+_ROWS_PER_STATEMENT = 250  # 8 bound parameters per row -> 2,000 per INSERT
+_PARAMS = 8
 _CHUNK = 100_000
 
 
@@ -190,90 +193,120 @@ class _Prepared:
     amount: np.ndarray
     fee: np.ndarray
     refs: pa.ChunkedArray
-    ts_utc: pa.ChunkedArray
+    ts_us: np.ndarray  # UTC microseconds since the epoch
 
 
-def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs) -> _Prepared:
-    n = table.num_rows
-    if n == 0:
-        raise ImportRejected(path, None, "no transactions after the header")
-    refs = table["external_ref"]
+def _check_refs(path: Path, refs: pa.ChunkedArray) -> None:
     _check(path, "external_ref", refs, pc.match_substring_regex(refs, REF_PATTERN),
            "must be 1-32 characters of A-Z a-z 0-9 _ -")
-    if pc.count_distinct(refs).as_py() != n:
-        counts = pc.value_counts(refs)
-        dup_values = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-        lines = np.flatnonzero(pc.is_in(refs, value_set=dup_values).to_numpy(zero_copy_only=False))[:2] + 2
-        raise ImportRejected(path, int(lines[1]), f"column external_ref: {refs[int(lines[1]) - 2].as_py()!r} "
-                             f"repeats line {int(lines[0])}; references must be unique")
 
-    kind = _map_codes(path, "kind", table["kind"], dict(KIND_ALIASES))
-    card = _map_codes(path, "card_type", table["card_type"], dict(CARD_ALIASES))
 
+def _amounts(path: Path, table: pa.Table) -> np.ndarray:
     if "amount_fen" in table.column_names:
-        raw = table["amount_fen"]
-        _check(path, "amount_fen", raw, pc.match_substring_regex(raw, FEN_PATTERN),
+        col, raw = "amount_fen", table["amount_fen"]
+        _check(path, col, raw, pc.match_substring_regex(raw, FEN_PATTERN),
                "must be a whole number of fen (at most 13 digits)")
         amount = pc.cast(raw, pa.int64()).to_numpy()
     else:
-        raw = table["amount"]
-        _check(path, "amount", raw, pc.match_substring_regex(raw, YUAN_PATTERN),
-               "must be yuan with at most 2 decimals")
+        col, raw = "amount", table["amount"]
+        _check(path, col, raw, pc.match_substring_regex(raw, YUAN_PATTERN), "must be yuan with at most 2 decimals")
         amount = pc.cast(pc.multiply(pc.cast(raw, pa.decimal128(15, 2)), pa.scalar(100, pa.decimal128(3, 0))),
                          pa.int64()).to_numpy()
-    col = "amount_fen" if "amount_fen" in table.column_names else "amount"
     _check(path, col, raw, pa.array(amount > 0), "must be greater than zero")
+    out: np.ndarray = amount
+    return out
 
-    times = table["occurred_at"]
-    _check(path, "occurred_at", times, pc.match_substring_regex(times, TIME_PATTERN),
-           "must be ISO 8601 with a UTC offset, e.g. 2026-11-20T12:03:11+08:00")
+
+def _times(path: Path, times: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(UTC microseconds, local hour, local day number) of every row.
+
+    Arrow's ISO 8601 cast is the check (it refuses values without a UTC offset); only when
+    it fails are the values walked in Python to name the first bad line.
+    """
     try:
         ts_utc = pc.cast(times, pa.timestamp("us", tz="UTC"))
     except pa.ArrowInvalid:
-        for i, v in enumerate(times.to_pylist()):
-            try:
-                datetime.fromisoformat(v.replace("Z", "+00:00"))
-            except ValueError:
-                raise ImportRejected(path, i + 2, f"column occurred_at: not a real date and time, got {v!r}") from None
-        raise
-    local = pc.cast(ts_utc, pa.timestamp("us", tz=cutoffs.timezone))
+        raise _first_bad_time(path, times) from None
+    local = pc.cast(ts_utc, pa.timestamp("us", tz=tz))
     hour = pc.hour(local).to_numpy()
     local_days = pc.cast(pc.cast(pc.local_timestamp(local), pa.date32()), pa.int32()).to_numpy()
+    return pc.cast(ts_utc, pa.int64()).to_numpy(), hour, local_days
 
-    refs_m = merchants_repo.merchant_refs(conn)
-    m_nos = pa.array([m.merchant_no for m in refs_m], pa.string())
-    midx_arr = pc.index_in(table["merchant_no"], value_set=m_nos)
-    _check(path, "merchant_no", table["merchant_no"], pc.is_valid(midx_arr), "unknown merchant")
-    midx = midx_arr.to_numpy()
-    m_ids = np.array([m.id for m in refs_m], dtype=np.int64)
-    m_t1 = np.array([m.cycle is Cycle.T1 for m in refs_m], dtype=bool)
+
+def _first_bad_time(path: Path, times: pa.ChunkedArray) -> ImportRejected:
+    shape = re.compile(TIME_PATTERN)
+    for i, v in enumerate(times.to_pylist()):
+        if not shape.match(v):
+            return ImportRejected(path, i + 2, "column occurred_at: must be ISO 8601 with a UTC offset, "
+                                  f"e.g. 2026-11-20T12:03:11+08:00, got {v!r}")
+        try:
+            pc.cast(pa.array([v]), pa.timestamp("us", tz="UTC"))
+        except pa.ArrowInvalid:
+            return ImportRejected(path, i + 2, f"column occurred_at: not a real date and time, got {v!r}")
+    return ImportRejected(path, None, "column occurred_at: unreadable timestamps")
+
+
+def _lookup(path: Path, col: str, values: pa.ChunkedArray, keys: pa.Array, reason: str) -> np.ndarray:
+    idx = pc.index_in(values, value_set=keys)
+    _check(path, col, values, pc.is_valid(idx), reason)
+    out: np.ndarray = idx.to_numpy()
+    return out
+
+
+def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs) -> _Prepared:
+    """Check every column and compute ids, business days and fees, vectorised.
+
+    The column checks run on two threads (pyarrow's kernels release the GIL); their
+    results are read in a fixed order, so the error reported for a bad file is stable.
+    """
+    n = table.num_rows
+    if n == 0:
+        raise ImportRejected(path, None, "no transactions after the header")
+    m_id_list, m_no_list, m_cycle_list, m_sched_list = merchants_repo.merchant_columns(conn)
+    terms = merchants_repo.terminal_keys(conn)
     schedules = merchants_repo.fee_schedules(conn)
+    m_nos = pa.array(m_no_list, pa.string())
+    t_keys = pa.array([f"{mn}|{tn}" for _, mn, tn in terms], pa.string())
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        f_refs = pool.submit(_check_refs, path, table["external_ref"])
+        f_kind = pool.submit(_map_codes, path, "kind", table["kind"], dict(KIND_ALIASES))
+        f_card = pool.submit(_map_codes, path, "card_type", table["card_type"], dict(CARD_ALIASES))
+        f_amount = pool.submit(_amounts, path, table)
+        f_times = pool.submit(_times, path, table["occurred_at"], cutoffs.timezone)
+        f_midx = pool.submit(_lookup, path, "merchant_no", table["merchant_no"], m_nos, "unknown merchant")
+        f_tidx = pool.submit(_terminal_index, path, table, t_keys)
+        f_refs.result()
+        kind, card, amount = f_kind.result(), f_card.result(), f_amount.result()
+        ts_us, hour, local_days = f_times.result()
+        midx = f_midx.result()
+        tidx = f_tidx.result()
+
+    m_ids = np.array(m_id_list, dtype=np.int64)
+    m_t1 = np.array(m_cycle_list, dtype=object) == str(Cycle.T1)
     sched_pos = {sid: i for i, sid in enumerate(schedules)}
-    m_sched = np.array([sched_pos[m.fee_schedule_id] for m in refs_m], dtype=np.int64)
+    m_sched = np.array([sched_pos[sid] for sid in m_sched_list], dtype=np.int64)
     rate = np.zeros((len(schedules), 4), dtype=np.int64)
     cap = np.full((len(schedules), 4), np.iinfo(np.int64).max, dtype=np.int64)
-    for sid, s in schedules.items():
-        for ct, r in s.rates.items():
+    for sid, sched in schedules.items():
+        for ct, r in sched.rates.items():
             rate[sched_pos[sid], int(ct)] = r.rate_ppm
             if r.cap_fen is not None:
                 cap[sched_pos[sid], int(ct)] = r.cap_fen
 
-    terms = merchants_repo.terminal_keys(conn)
-    t_keys = pa.array([f"{mn}|{tn}" for _, mn, tn in terms], pa.string())
-    t_ids = np.array([i for i, _, _ in terms], dtype=np.int64)
-    tidx = pc.index_in(pc.binary_join_element_wise(table["merchant_no"], table["terminal_no"], "|"),
-                       value_set=t_keys)
-    _check(path, "terminal_no", table["terminal_no"], pc.is_valid(tidx), "terminal not registered to this merchant")
-
     merchant_id = m_ids[midx]
     cutoff = np.where(m_t1[midx], cutoffs.t1_hour, cutoffs.d0_hour)
     cycle_days = local_days + (hour >= cutoff).astype(np.int32)
-    sidx = m_sched[midx]
-    r = rate[sidx, card]
-    base = (amount * r + 500_000) // 1_000_000
-    base = np.minimum(base, cap[sidx, card])
-    sign = np.select([kind == TxnKind.SALE, (kind == TxnKind.VOID) | (kind == TxnKind.REVERSAL)], [1, -1], 0)
-    fee = base * sign
+    # fee = min(cap, round_half_up(amount * rate)) with the sign of the kind (money.fee_fen)
+    flat = m_sched[midx] * 4 + card
+    fee = amount * rate.ravel()[flat]
+    fee += 500_000
+    fee //= 1_000_000
+    np.minimum(fee, cap.ravel()[flat], out=fee)
+    sign_of = np.zeros(len(TxnKind) + 1, dtype=np.int64)
+    sign_of[int(TxnKind.SALE)] = 1
+    sign_of[int(TxnKind.VOID)] = sign_of[int(TxnKind.REVERSAL)] = -1
+    fee *= sign_of[kind]
 
     key = (cycle_days.astype(np.int64) << 32) | merchant_id
     settled = _settled_keys(conn, np.unique(cycle_days))
@@ -284,9 +317,34 @@ def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs) ->
             day = _EPOCH + timedelta(days=int(cycle_days[i]))
             raise ImportRejected(path, i + 2, f"merchant {table['merchant_no'][i].as_py()}: business day {day} "
                                  "is already settled; late transactions belong in a later file day")
-    order = np.argsort(key, kind="stable")
-    return _Prepared(n, order, cycle_days, merchant_id, t_ids[tidx.to_numpy()], kind, card, amount, fee,
-                     refs, ts_utc)
+    t_ids = np.array([i for i, _, _ in terms], dtype=np.int64)
+    return _Prepared(n, _sort_order(cycle_days, merchant_id), cycle_days, merchant_id, t_ids[tidx], kind, card,
+                     amount, fee, table["external_ref"], ts_us)
+
+
+def _terminal_index(path: Path, table: pa.Table, t_keys: pa.Array) -> np.ndarray:
+    pairs = pc.binary_join_element_wise(table["merchant_no"], table["terminal_no"], "|")
+    idx = pc.index_in(pairs, value_set=t_keys)
+    _check(path, "terminal_no", table["terminal_no"], pc.is_valid(idx), "terminal not registered to this merchant")
+    out: np.ndarray = idx.to_numpy()
+    return out
+
+
+def _sort_order(cycle_days: np.ndarray, merchant_id: np.ndarray) -> np.ndarray:
+    """Row order by (business day, merchant), stable: the clustered key's order, so inserts append.
+
+    Two 16-bit radix passes when the combined key fits 32 bits (10 M rows: 0.3 s instead of 1.1 s).
+    """
+    d0 = int(cycle_days.min())
+    width = int(merchant_id.max()) + 1
+    span = (int(cycle_days.max()) - d0 + 1) * width
+    if span >= 2**32:
+        out: np.ndarray = np.argsort((cycle_days.astype(np.int64) << 32) | merchant_id, kind="stable")
+        return out
+    k32 = ((cycle_days.astype(np.int64) - d0) * width + merchant_id).astype(np.uint32)
+    order = np.argsort((k32 & 0xFFFF).astype(np.uint16), kind="stable")
+    order = order[np.argsort((k32[order] >> 16).astype(np.uint16), kind="stable")]
+    return order
 
 
 def _settled_keys(conn: Connection, days: np.ndarray) -> np.ndarray:
@@ -297,41 +355,81 @@ def _settled_keys(conn: Connection, days: np.ndarray) -> np.ndarray:
     return np.array([((d - _EPOCH).days << 32) | m for d, m in rows], dtype=np.int64)
 
 
+def _segments(p: _Prepared) -> list[tuple[date, int, int]]:
+    """(business day, start, end) runs of the sorted rows."""
+    days_sorted = p.cycle_days[p.order]
+    bounds = (np.flatnonzero(np.diff(days_sorted)) + 1).tolist()
+    starts, ends = [0, *bounds], [*bounds, p.n]
+    return [(_EPOCH + timedelta(days=int(days_sorted[a])), a, b) for a, b in zip(starts, ends, strict=True)]
+
+
+def _sqlite_chunks(p: _Prepared) -> Iterator[tuple[date, int, list[object]]]:
+    """Row-major parameter lists, one chunk at a time, in clustered-key order.
+
+    Columns are gathered into key order once, in C (numpy / Arrow take), so that each
+    chunk converts a contiguous slice instead of scattering reads over 10 M rows.
+    """
+    order = p.order
+    cols: list[Any] = [p.merchant_id[order], pc.take(p.refs, pa.array(order)).combine_chunks(),
+                       p.terminal_id[order], p.kind[order], p.card[order], p.amount[order], p.fee[order],
+                       p.ts_us[order]]
+    for day, seg_start, seg_end in _segments(p):
+        for start in range(seg_start, seg_end, _CHUNK):
+            end = min(start + _CHUNK, seg_end)
+            flat: list[object] = [None] * ((end - start) * _PARAMS)
+            for j, col in enumerate(cols):
+                flat[j::_PARAMS] = col[start:end].tolist() if j != 1 else col.slice(start, end - start).to_pylist()
+            yield day, end, flat
+
+
 def _insert_sqlite(conn: Connection, p: _Prepared, import_id: int, progress: Progress | None) -> None:
+    """Multi-row INSERTs; a second thread builds the next chunk's parameters meanwhile.
+
+    sqlite3 releases the GIL while SQLite works, so building and inserting overlap. The
+    business day and import id are SQL literals (8 bound parameters per row, not 10).
+    """
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cur = raw.cursor()
-    day_labels = {int(d): (_EPOCH + timedelta(days=int(d))).isoformat() for d in np.unique(p.cycle_days)}
-    row_sql = "INSERT INTO transactions VALUES (?,?,?,?,?,?,?,?,?,?)"
-    many_sql = "INSERT INTO transactions VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * _ROWS_PER_STATEMENT)
-    width = 10 * _ROWS_PER_STATEMENT
-    naive_ts = pc.cast(p.ts_utc, pa.timestamp("us"))
-    for start in range(0, p.n, _CHUNK):
-        idx = p.order[start:start + _CHUNK]
-        taken = pa.array(idx)
-        cols = [
-            [day_labels[int(d)] for d in p.cycle_days[idx]] if len(day_labels) > 1
-            else [next(iter(day_labels.values()))] * len(idx),
-            p.merchant_id[idx].tolist(),
-            pc.take(p.refs, taken).to_pylist(),
-            p.terminal_id[idx].tolist(),
-            p.kind[idx].tolist(),
-            p.card[idx].tolist(),
-            p.amount[idx].tolist(),
-            p.fee[idx].tolist(),
-            pc.cast(pc.take(naive_ts, taken), pa.string()).to_pylist(),
-            itertools.repeat(import_id),
-        ]
-        flat = list(itertools.chain.from_iterable(zip(*cols, strict=False)))
-        full = (len(idx) // _ROWS_PER_STATEMENT) * width
-        for off in range(0, full, width):
-            cur.execute(many_sql, flat[off:off + width])
-        rest = flat[full:]
-        if rest:
-            cur.executemany(row_sql, [rest[i:i + 10] for i in range(0, len(rest), 10)])
-        if progress:
-            progress("insert", min(start + _CHUNK, p.n), p.n)
-    cur.close()
+    chunks: queue.Queue[tuple[date, int, list[object]] | BaseException | None] = queue.Queue(maxsize=2)
+
+    def build() -> None:
+        try:
+            for item in _sqlite_chunks(p):
+                chunks.put(item)
+        except BaseException as exc:  # handed to the inserting thread
+            chunks.put(exc)
+        chunks.put(None)
+
+    builder = threading.Thread(target=build, name="import-chunks", daemon=True)
+    builder.start()
+    width = _PARAMS * _ROWS_PER_STATEMENT
+    statements: dict[date, tuple[str, str]] = {}
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            day, done, flat = item
+            if day not in statements:
+                row = f"('{day.isoformat()}',?,?,?,?,?,?,?,?,{int(import_id)})"
+                statements[day] = ("INSERT INTO transactions VALUES " + ",".join([row] * _ROWS_PER_STATEMENT),
+                                   "INSERT INTO transactions VALUES " + row)
+            many_sql, row_sql = statements[day]
+            full = (len(flat) // width) * width
+            for off in range(0, full, width):
+                cur.execute(many_sql, flat[off:off + width])
+            rest = flat[full:]
+            if rest:
+                cur.executemany(row_sql, [rest[i:i + _PARAMS] for i in range(0, len(rest), _PARAMS)])
+            if progress:
+                progress("insert", done, p.n)
+    finally:
+        while builder.is_alive():  # unblock and finish the builder after an error
+            try:
+                chunks.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        cur.close()
 
 
 def _insert_postgres(conn: Connection, p: _Prepared, import_id: int, progress: Progress | None) -> None:
@@ -352,7 +450,7 @@ def _insert_postgres(conn: Connection, p: _Prepared, import_id: int, progress: P
                 "card_type": pa.array(p.card[idx]),
                 "amount_fen": pa.array(p.amount[idx]),
                 "fee_fen": pa.array(p.fee[idx]),
-                "occurred_at": pc.take(p.ts_utc, taken),
+                "occurred_at": pa.array(p.ts_us[idx]),
                 "import_id": pa.array(np.full(len(idx), import_id, dtype=np.int64)),
             })
             buf = io.BytesIO()
@@ -361,6 +459,20 @@ def _insert_postgres(conn: Connection, p: _Prepared, import_id: int, progress: P
                 cp.write(buf.getvalue())
             if progress:
                 progress("insert", min(start + len(idx), p.n), p.n)
+
+
+def _find_repeat(path: Path, p: _Prepared) -> ImportRejected | None:
+    """After a unique violation: does a reference repeat inside the file (same merchant and day)?"""
+    rows = pa.table({"day": p.cycle_days, "mid": p.merchant_id, "ref": p.refs, "line": np.arange(p.n) + 2})
+    groups = rows.group_by(["day", "mid", "ref"], use_threads=False).aggregate(
+        [("line", "min"), ("line", "max"), ("line", "count")])
+    dups = groups.filter(pc.greater(groups["line_count"], 1))
+    if dups.num_rows == 0:
+        return None
+    first = int(pc.min(dups["line_max"]).as_py())
+    row = dups.filter(pc.equal(dups["line_max"], first))
+    return ImportRejected(path, first, f"column external_ref: {row['ref'][0].as_py()!r} repeats line "
+                          f"{row['line_min'][0].as_py()} for the same merchant and business day")
 
 
 def _find_existing(engine: Engine, path: Path, p: _Prepared) -> ImportRejected | None:
@@ -437,7 +549,7 @@ def import_transactions(
     except Exception as exc:
         if p is None or not _is_unique_violation(exc):
             raise
-        found = _find_existing(engine, path, p)
+        found = _find_repeat(path, p) or _find_existing(engine, path, p)
         raise (found or ImportRejected(path, None, f"duplicate transaction: {exc}")) from exc
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:

@@ -65,13 +65,3 @@ class NewMerchant:
 
     def __repr__(self) -> str:
         return f"NewMerchant(merchant_no={self.merchant_no!r}, name={self.registered_name!r})"
-
-
-@dataclass(frozen=True)
-class MerchantRef:
-    """What the importer needs to know about a merchant."""
-
-    id: int
-    merchant_no: str
-    cycle: Cycle
-    fee_schedule_id: int

@@ -9,8 +9,8 @@ from sqlalchemy import Connection, func, insert, select
 
 from settleguard.cards.vault import Vault, mask_pan
 from settleguard.db import tables as t
-from settleguard.merchants.model import AccountStatus, MerchantRef, MerchantStatus, NewMerchant
-from settleguard.settlement.model import DEFAULT_SCHEDULES, CardType, Cycle, FeeRate, FeeSchedule
+from settleguard.merchants.model import AccountStatus, MerchantStatus, NewMerchant
+from settleguard.settlement.model import DEFAULT_SCHEDULES, CardType, FeeRate, FeeSchedule
 
 
 def ensure_fee_schedules(conn: Connection, schedules: Sequence[FeeSchedule] = DEFAULT_SCHEDULES) -> dict[str, int]:
@@ -93,14 +93,14 @@ def add_merchants(
     return len(new)
 
 
-def merchant_refs(conn: Connection) -> list[MerchantRef]:
-    return [
-        MerchantRef(i, no, Cycle(cy), fs)
-        for i, no, cy, fs in conn.execute(
-            select(t.merchants.c.id, t.merchants.c.merchant_no, t.merchants.c.cycle,
-                   t.merchants.c.fee_schedule_id)
-        )
-    ]
+def merchant_columns(conn: Connection) -> tuple[list[int], list[str], list[str], list[int]]:
+    """(ids, merchant numbers, cycles, fee schedule ids) of all merchants, column-wise (for bulk lookups)."""
+    m = t.merchants
+    rows = conn.execute(select(m.c.id, m.c.merchant_no, m.c.cycle, m.c.fee_schedule_id).order_by(m.c.id)).all()
+    if not rows:
+        return [], [], [], []
+    ids, nos, cycles, schedules = (list(c) for c in zip(*rows, strict=True))
+    return ids, nos, cycles, schedules
 
 
 def terminal_keys(conn: Connection) -> list[tuple[int, str, str]]:

@@ -144,7 +144,7 @@ def upgrade() -> None:
     sa.Column('card_type', sa.SmallInteger(), nullable=False),
     sa.Column('amount_fen', sa.BigInteger(), nullable=False),
     sa.Column('fee_fen', sa.BigInteger(), nullable=False),
-    sa.Column('occurred_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', settleguard.db.types.EpochMicros(), nullable=False),
     sa.Column('import_id', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('cycle_date', 'merchant_id', 'external_ref', name=op.f('pk_transactions')),
     sqlite_with_rowid=False

@@ -23,8 +23,11 @@ def run(db: str, *args: str, cwd: Path, check: bool = True) -> subprocess.Comple
 
 @pytest.fixture
 def demo_db(db_url: str, tmp_path: Path) -> str:
-    run(db_url, "demo", "--merchants", "120", "--days", "4", "--seed", "7", "--data-dir", str(tmp_path / "days"),
-        cwd=tmp_path)
+    out = run(db_url, "demo", "--merchants", "120", "--days", "4", "--seed", "7", "--data-dir", str(tmp_path / "days"),
+              cwd=tmp_path).stdout
+    for text_ in ("汇总 summary", "已出款金额 amount paid", "挂账金额 money held", "在途金额 money in transit",
+                  "失败原因 failures by reason", "平衡 balanced"):
+        assert text_ in out
     return db_url
 
 

@@ -29,6 +29,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -401,8 +402,11 @@ def phase_settle(url: str, days: list[str], reset_first: bool) -> dict[str, Any]
     per_stmt: dict[str, float] = {}
     for e in log:
         per_stmt[_label(e["sql"])] = per_stmt.get(_label(e["sql"]), 0.0) + e["s"]
-    captured = [{"sql": e["sql"], "params": e["params"]} for e in log
-                if e["sql"].lstrip().upper().startswith(("SET ", "INSERT INTO SETTLEMENTS "))]
+    captured = []  # the first run's statements up to its INSERT INTO settlements, for EXPLAIN
+    for e in log:
+        captured.append({"sql": e["sql"], "params": e["params"]})
+        if _head(e["sql"]).startswith("INSERT INTO SETTLEMENTS "):
+            break
     return {"seconds": round(elapsed, 3), "txn_count": sum(r["txn_count"] for r in runs),
             "txns_per_s": round(sum(r["txn_count"] for r in runs) / elapsed), "runs": runs,
             "statements_s": {k: round(v, 3) for k, v in per_stmt.items()},
@@ -471,29 +475,63 @@ def _summarise_plan(text: str) -> dict[str, Any]:
     }
 
 
+def _head(sql: str) -> str:
+    return " ".join(sql.split()).upper()
+
+
+_CTAS = re.compile(r"^\s*CREATE\s+(?:TEMP|TEMPORARY)\s+TABLE\s+\S+\s+AS\s+(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def _aggregation_select(captured: list[dict[str, Any]], dialect: Any, day: date) -> tuple[str, str]:
+    """The GROUP BY settle() ran: the SELECT of its CREATE TEMP TABLE AS if it used one, else rebuilt."""
+    for c in captured:
+        m = _CTAS.match(c["sql"])
+        if m and not c["params"]:
+            return m.group(1), "taken from settle()'s CREATE TEMP TABLE AS"
+    return _agg_sql(dialect, day), "rebuilt by the bench from engine.py's expressions"
+
+
 def phase_explain_pg(url: str, day: str, captured: list[dict[str, Any]], with_defaults: bool,
                      workdir: str) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, BUFFERS) in transactions that are rolled back.
+
+    Variants: the aggregation with settle()'s session settings (SET LOCAL ...), the statement
+    settle() really runs for it (CREATE TEMP TABLE AS, if it uses one), the real INSERT INTO
+    settlements (after replaying the SET/CREATE/DROP statements before it), and the
+    aggregation under the server's defaults.
+    """
     from settleguard.db.engine import open_engine
 
     engine = open_engine(url)
-    raw_sql, params = _agg_sql(engine.dialect, date.fromisoformat(day)), None
-    sets = [c["sql"] for c in captured if c["sql"].lstrip().upper().startswith("SET ")]
-    insert = next((c for c in captured if c["sql"].lstrip().upper().startswith("INSERT INTO SETTLEMENTS")), None)
-    out: dict[str, Any] = {"settle_sets": sets}
-    variants: list[tuple[str, list[str], str, Any]] = [("aggregation, settle() settings", sets, raw_sql, params)]
+    agg_sql, agg_source = _aggregation_select(captured, engine.dialect, date.fromisoformat(day))
+    sets = [c["sql"] for c in captured if _head(c["sql"]).startswith("SET ")]
+    ddl = [c for c in captured if _head(c["sql"]).startswith(("SET ", "CREATE ", "DROP "))]
+    ctas = next((c for c in captured if _CTAS.match(c["sql"])), None)
+    insert = next((c for c in captured if _head(c["sql"]).startswith("INSERT INTO SETTLEMENTS ")), None)
+    out: dict[str, Any] = {"settle_sets": sets, "aggregation_sql_source": agg_source}
+    # (name, file slug, statements to replay first, statement, parameters)
+    variants: list[tuple[str, str, list[dict[str, Any]], str, Any]] = [
+        ("aggregation SELECT, settle() settings", "aggregation", [{"sql": x, "params": None} for x in sets],
+         agg_sql, None)]
+    if ctas is not None:
+        before = [c for c in ddl if c is not ctas and captured.index(c) < captured.index(ctas)]
+        variants.append(("CREATE TEMP TABLE AS (the aggregation as settle() runs it)", "aggregation_ctas", before,
+                         ctas["sql"], ctas["params"]))
     if insert is not None:
-        variants.append(("INSERT INTO settlements (as run, rolled back)", sets, insert["sql"], insert["params"]))
+        variants.append(("INSERT INTO settlements (as run, rolled back)", "insert_into_settlements", ddl,
+                         insert["sql"], insert["params"]))
     if with_defaults:
-        variants.append(("aggregation, server defaults", ["SET LOCAL statement_timeout = '180s'"], raw_sql, params))
-    for name, pre, sql, prm in variants:
+        variants.append(("aggregation SELECT, server defaults", "aggregation_defaults",
+                         [{"sql": "SET LOCAL statement_timeout = '180s'", "params": None}], agg_sql, None))
+    for name, slug, pre, sql, prm in variants:
         with engine.connect() as conn:
             tx = conn.begin()
             try:
-                for s in pre:
-                    conn.exec_driver_sql(s)
+                for c in pre:
+                    conn.exec_driver_sql(c["sql"], c["params"] or {})
                 settings = dict(conn.exec_driver_sql(
                     "SELECT name, setting FROM pg_settings WHERE name IN ('work_mem', "
-                    "'max_parallel_workers_per_gather', 'random_page_cost', 'enable_indexscan')").all())
+                    "'max_parallel_workers_per_gather', 'jit', 'random_page_cost')").all())
                 t0 = time.perf_counter()
                 text = "\n".join(r[0] for r in conn.exec_driver_sql(
                     "EXPLAIN (ANALYZE, BUFFERS) " + sql, prm or {}).all())
@@ -504,22 +542,21 @@ def phase_explain_pg(url: str, day: str, captured: list[dict[str, Any]], with_de
                 summary = {"top": [text.splitlines()[0]]}
             finally:
                 tx.rollback()
-        slug = name.split(",")[0].split(" (")[0].replace(" ", "_").lower() + ("_defaults" if "defaults" in name else "")
-        Path(workdir, f"pg_plan_{slug}.txt").write_text(text + "\n")
+        Path(workdir, f"pg_plan_{slug}.txt").write_text(f"-- {name}\n{text}\n")
         out[name] = {"settings": settings, "wall_s": round(wall, 3) if wall else None, **summary}
     engine.dispose()
     return out
 
 
-def phase_explain_sqlite(url: str, day: str) -> dict[str, Any]:
+def phase_explain_sqlite(url: str, day: str, captured: list[dict[str, Any]]) -> dict[str, Any]:
     from settleguard.db.engine import open_engine
 
     engine = open_engine(url)
-    sql = _agg_sql(engine.dialect, date.fromisoformat(day))
+    sql, source = _aggregation_select(captured, engine.dialect, date.fromisoformat(day))
     with engine.connect() as conn:
         plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all()]
     engine.dispose()
-    return {"query_plan": plan}
+    return {"query_plan": plan, "aggregation_sql_source": source}
 
 
 # ---- the DuckDB floor ----------------------------------------------------------------------------------
@@ -759,7 +796,7 @@ def run_backend(backend: str, args: argparse.Namespace, csv_path: Path, workdir:
                     for ln in p["top"]:
                         print(f"     {ln}")
         else:
-            res["plan"] = run_child("phase_explain_sqlite", url=url, day=bench_day)
+            res["plan"] = run_child("phase_explain_sqlite", url=url, day=bench_day, captured=settles[-1]["captured"])
             print("  -- EXPLAIN QUERY PLAN (aggregation): " + " | ".join(res["plan"]["query_plan"]))
         for s in settles:
             s.pop("captured", None)

@@ -171,3 +171,38 @@ def test_transactions_for_an_already_settled_day_are_rejected(shop: Engine, tmp_
         import_transactions(shop, _write(tmp_path, late, "late.csv"), cutoffs=CUT, now=NOW)
     assert info.value.line == 2
     assert _count(shop) == 4
+
+
+def test_a_failure_in_the_middle_of_the_insert_leaves_nothing_behind(
+    shop: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the parameter builder dies after the first chunk was inserted."""
+    from settleguard.imports import transactions as importer
+
+    body = "".join(f"F{i},898330154990001,10000001,2026-11-20T10:{i // 60 % 60:02d}:{i % 60:02d}+08:00,sale,debit,100\n"
+                   for i in range(1000))
+    real_chunks = importer._sqlite_chunks
+
+    def dying_chunks(p: object):  # type: ignore[no-untyped-def]
+        gen = real_chunks(p)  # type: ignore[arg-type]
+        yield next(gen)
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(importer, "_CHUNK", 100)
+    if shop.dialect.name == "sqlite":
+        monkeypatch.setattr(importer, "_sqlite_chunks", dying_chunks)
+    else:
+        real_copy = importer._insert_postgres
+
+        def dying_copy(conn, p, import_id, progress):  # type: ignore[no-untyped-def]
+            real_copy(conn, p, import_id, progress)
+            raise OSError("connection lost after COPY")
+
+        monkeypatch.setattr(importer, "_insert_postgres", dying_copy)
+    path = _write(tmp_path, body)
+    with pytest.raises(OSError, match="went away|connection lost"):
+        import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    assert _count(shop) == 0
+    assert _count(shop, t.imports) == 0
+    monkeypatch.undo()
+    assert import_transactions(shop, path, cutoffs=CUT, now=NOW).rows == 1000

@@ -14,7 +14,7 @@ import io
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -46,6 +46,9 @@ _EPOCH = date(1970, 1, 1)
 _ROWS_PER_STATEMENT = 250  # 8 bound parameters per row -> 2,000 per INSERT
 _PARAMS = 8
 _CHUNK = 100_000
+_COLUMNS = ("cycle_date", "merchant_id", "external_ref", "terminal_id", "kind", "card_type", "amount_fen", "fee_fen",
+            "occurred_at", "import_id")
+_INSERT = f"INSERT INTO transactions ({', '.join(_COLUMNS)}) VALUES "
 
 
 class ImportRejected(ValueError):
@@ -392,10 +395,13 @@ def _insert_sqlite(conn: Connection, p: _Prepared, import_id: int, progress: Pro
     assert raw is not None
     cur = raw.cursor()
     chunks: queue.Queue[tuple[date, int, list[object]] | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
 
     def build() -> None:
         try:
             for item in _sqlite_chunks(p):
+                if stop.is_set():
+                    return
                 chunks.put(item)
         except BaseException as exc:  # handed to the inserting thread
             chunks.put(exc)
@@ -412,8 +418,7 @@ def _insert_sqlite(conn: Connection, p: _Prepared, import_id: int, progress: Pro
             day, done, flat = item
             if day not in statements:
                 row = f"('{day.isoformat()}',?,?,?,?,?,?,?,?,{int(import_id)})"
-                statements[day] = ("INSERT INTO transactions VALUES " + ",".join([row] * _ROWS_PER_STATEMENT),
-                                   "INSERT INTO transactions VALUES " + row)
+                statements[day] = (_INSERT + ",".join([row] * _ROWS_PER_STATEMENT), _INSERT + row)
             many_sql, row_sql = statements[day]
             full = (len(flat) // width) * width
             for off in range(0, full, width):
@@ -424,7 +429,8 @@ def _insert_sqlite(conn: Connection, p: _Prepared, import_id: int, progress: Pro
             if progress:
                 progress("insert", done, p.n)
     finally:
-        while builder.is_alive():  # unblock and finish the builder after an error
+        stop.set()
+        while builder.is_alive():  # unblock the builder after an error
             try:
                 chunks.get(timeout=0.1)
             except queue.Empty:
@@ -435,8 +441,6 @@ def _insert_sqlite(conn: Connection, p: _Prepared, import_id: int, progress: Pro
 def _insert_postgres(conn: Connection, p: _Prepared, import_id: int, progress: Progress | None) -> None:
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    cols = ("cycle_date", "merchant_id", "external_ref", "terminal_id", "kind", "card_type",
-            "amount_fen", "fee_fen", "occurred_at", "import_id")
     with raw.cursor() as cur:  # type: ignore[attr-defined]
         for start in range(0, p.n, _CHUNK * 5):
             idx = p.order[start:start + _CHUNK * 5]
@@ -455,7 +459,7 @@ def _insert_postgres(conn: Connection, p: _Prepared, import_id: int, progress: P
             })
             buf = io.BytesIO()
             pcsv.write_csv(part, buf, write_options=pcsv.WriteOptions(include_header=False))
-            with cur.copy(f"COPY transactions ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)") as cp:
+            with cur.copy(f"COPY transactions ({', '.join(_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as cp:
                 cp.write(buf.getvalue())
             if progress:
                 progress("insert", min(start + len(idx), p.n), p.n)
@@ -563,7 +567,3 @@ def _is_unique_violation(exc: BaseException) -> bool:
         return True
     name = type(exc).__name__
     return name in ("IntegrityError", "UniqueViolation")
-
-
-def columns_doc() -> Sequence[str]:
-    return (*REQUIRED, "amount_fen | amount")

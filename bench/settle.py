@@ -530,7 +530,7 @@ def phase_explain_pg(url: str, day: str, captured: list[dict[str, Any]], with_de
                 for c in pre:
                     conn.exec_driver_sql(c["sql"], c["params"] or {})
                 settings = dict(conn.exec_driver_sql(
-                    "SELECT name, setting FROM pg_settings WHERE name IN ('work_mem', "
+                    "SELECT name, current_setting(name) FROM pg_settings WHERE name IN ('work_mem', "
                     "'max_parallel_workers_per_gather', 'jit', 'random_page_cost')").all())
                 t0 = time.perf_counter()
                 text = "\n".join(r[0] for r in conn.exec_driver_sql(
@@ -695,7 +695,7 @@ def _pg_server(url: str) -> dict[str, Any]:
     with engine.connect() as conn:
         version = conn.exec_driver_sql("SHOW server_version").scalar_one()
         settings = dict(conn.exec_driver_sql(
-            "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN ('shared_buffers', "
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name IN ('shared_buffers', "
             "'work_mem', 'max_parallel_workers_per_gather', 'max_parallel_workers', 'random_page_cost', "
             "'effective_cache_size', 'synchronous_commit', 'max_wal_size', 'autovacuum')").all())
     engine.dispose()

@@ -402,10 +402,10 @@ def phase_settle(url: str, days: list[str], reset_first: bool) -> dict[str, Any]
     per_stmt: dict[str, float] = {}
     for e in log:
         per_stmt[_label(e["sql"])] = per_stmt.get(_label(e["sql"]), 0.0) + e["s"]
-    captured = []  # the first run's statements up to its INSERT INTO settlements, for EXPLAIN
+    captured = []  # the statements of the first day's settle(), replayed under EXPLAIN later
     for e in log:
         captured.append({"sql": e["sql"], "params": e["params"]})
-        if _head(e["sql"]).startswith("INSERT INTO SETTLEMENTS "):
+        if _head(e["sql"]).startswith("UPDATE SETTLEMENT_RUNS "):
             break
     return {"seconds": round(elapsed, 3), "txn_count": sum(r["txn_count"] for r in runs),
             "txns_per_s": round(sum(r["txn_count"] for r in runs) / elapsed), "runs": runs,
@@ -491,59 +491,80 @@ def _aggregation_select(captured: list[dict[str, Any]], dialect: Any, day: date)
     return _agg_sql(dialect, day), "rebuilt by the bench from engine.py's expressions"
 
 
+def _explain(conn: Any, sql: str, params: Any) -> tuple[str, float]:
+    t0 = time.perf_counter()
+    rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, params or {}).all()
+    return "\n".join(r[0] for r in rows), time.perf_counter() - t0
+
+
 def phase_explain_pg(url: str, day: str, captured: list[dict[str, Any]], with_defaults: bool,
                      workdir: str) -> dict[str, Any]:
-    """EXPLAIN (ANALYZE, BUFFERS) in transactions that are rolled back.
+    """EXPLAIN (ANALYZE, BUFFERS), always in transactions that are rolled back.
 
-    Variants: the aggregation with settle()'s session settings (SET LOCAL ...), the statement
-    settle() really runs for it (CREATE TEMP TABLE AS, if it uses one), the real INSERT INTO
-    settlements (after replaying the SET/CREATE/DROP statements before it), and the
-    aggregation under the server's defaults.
+    1. The aggregation SELECT with settle()'s session settings (its SET LOCAL statements).
+    2. The whole settle() run replayed statement by statement on emptied output tables (TRUNCATE,
+       as before a first run), each statement under EXPLAIN ANALYZE (which executes it), so
+       every plan and its execution time is recorded: pg_plan_settle_run.txt.
+    3. The aggregation SELECT under the server's default settings.
     """
     from settleguard.db.engine import open_engine
 
     engine = open_engine(url)
     agg_sql, agg_source = _aggregation_select(captured, engine.dialect, date.fromisoformat(day))
     sets = [c["sql"] for c in captured if _head(c["sql"]).startswith("SET ")]
-    ddl = [c for c in captured if _head(c["sql"]).startswith(("SET ", "CREATE ", "DROP "))]
-    ctas = next((c for c in captured if _CTAS.match(c["sql"])), None)
-    insert = next((c for c in captured if _head(c["sql"]).startswith("INSERT INTO SETTLEMENTS ")), None)
     out: dict[str, Any] = {"settle_sets": sets, "aggregation_sql_source": agg_source}
-    # (name, file slug, statements to replay first, statement, parameters)
-    variants: list[tuple[str, str, list[dict[str, Any]], str, Any]] = [
-        ("aggregation SELECT, settle() settings", "aggregation", [{"sql": x, "params": None} for x in sets],
-         agg_sql, None)]
-    if ctas is not None:
-        before = [c for c in ddl if c is not ctas and captured.index(c) < captured.index(ctas)]
-        variants.append(("CREATE TEMP TABLE AS (the aggregation as settle() runs it)", "aggregation_ctas", before,
-                         ctas["sql"], ctas["params"]))
-    if insert is not None:
-        variants.append(("INSERT INTO settlements (as run, rolled back)", "insert_into_settlements", ddl,
-                         insert["sql"], insert["params"]))
-    if with_defaults:
-        variants.append(("aggregation SELECT, server defaults", "aggregation_defaults",
-                         [{"sql": "SET LOCAL statement_timeout = '180s'", "params": None}], agg_sql, None))
-    for name, slug, pre, sql, prm in variants:
+    setting_names = "('work_mem', 'max_parallel_workers_per_gather', 'jit', 'random_page_cost')"
+
+    def single(name: str, slug: str, pre: list[str]) -> None:
         with engine.connect() as conn:
             tx = conn.begin()
             try:
-                for c in pre:
-                    conn.exec_driver_sql(c["sql"], c["params"] or {})
+                for x in pre:
+                    conn.exec_driver_sql(x)
                 settings = dict(conn.exec_driver_sql(
-                    "SELECT name, current_setting(name) FROM pg_settings WHERE name IN ('work_mem', "
-                    "'max_parallel_workers_per_gather', 'jit', 'random_page_cost')").all())
-                t0 = time.perf_counter()
-                text = "\n".join(r[0] for r in conn.exec_driver_sql(
-                    "EXPLAIN (ANALYZE, BUFFERS) " + sql, prm or {}).all())
-                wall = time.perf_counter() - t0
+                    f"SELECT name, current_setting(name) FROM pg_settings WHERE name IN {setting_names}").all())
+                text, wall = _explain(conn, agg_sql, None)
                 summary = _summarise_plan(text)
             except Exception as exc:  # noqa: BLE001 - e.g. the statement timeout under defaults
-                text, wall, settings = f"failed: {exc}", None, {}
+                text, wall, settings = f"failed: {exc}", 0.0, {}
                 summary = {"top": [text.splitlines()[0]]}
             finally:
                 tx.rollback()
         Path(workdir, f"pg_plan_{slug}.txt").write_text(f"-- {name}\n{text}\n")
-        out[name] = {"settings": settings, "wall_s": round(wall, 3) if wall else None, **summary}
+        out[name] = {"settings": settings, "wall_s": round(wall, 3), **summary}
+
+    single("aggregation SELECT, settle() settings", "aggregation", sets)
+
+    # the run, statement by statement
+    report: list[str] = []
+    statements: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        tx = conn.begin()
+        try:
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(OUTPUT_TABLES)} RESTART IDENTITY")
+            for c in captured:
+                head = _head(c["sql"])
+                if head.startswith(("SET ", "DROP ", "BEGIN", "COMMIT")):
+                    conn.exec_driver_sql(c["sql"], c["params"] or {})
+                    continue
+                text, wall = _explain(conn, c["sql"], c["params"])
+                ms = next((float(ln.split()[2]) for ln in text.splitlines() if ln.startswith("Execution Time")), None)
+                statements.append({"statement": _label(c["sql"]), "wall_s": round(wall, 3), "execution_ms": ms,
+                                   **{k: v for k, v in _summarise_plan(text).items() if k != "top"},
+                                   "top": _summarise_plan(text)["top"][:12]})
+                report += [f"=== {_label(c['sql'])}: {wall:.3f} s", " ".join(c["sql"].split())[:400], text, ""]
+        except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark
+            report.append(f"replay failed: {exc}")
+            out["settle_run_replay_error"] = str(exc).splitlines()[0]
+        finally:
+            tx.rollback()
+    Path(workdir, "pg_plan_settle_run.txt").write_text(
+        "-- settle() replayed statement by statement under EXPLAIN (ANALYZE, BUFFERS) on emptied output "
+        "tables, rolled back\n" + "\n".join(report) + "\n")
+    out["settle run, statement by statement"] = statements
+
+    if with_defaults:
+        single("aggregation SELECT, server defaults", "aggregation_defaults", ["SET LOCAL statement_timeout = '180s'"])
     engine.dispose()
     return out
 
@@ -795,6 +816,11 @@ def run_backend(backend: str, args: argparse.Namespace, csv_path: Path, workdir:
                     print(f"  -- {name}  {p.get('settings', {})}")
                     for ln in p["top"]:
                         print(f"     {ln}")
+            print("  -- settle() replayed under EXPLAIN ANALYZE (pg_plan_settle_run.txt):")
+            for st in res["plan"].get("settle run, statement by statement", []):
+                print(f"     {st['statement']:<36} {st['wall_s']:7.3f} s  {' | '.join(st['top'][:1])[:90]}")
+            if "settle_run_replay_error" in res["plan"]:
+                print(f"     replay failed: {res['plan']['settle_run_replay_error']}")
         else:
             res["plan"] = run_child("phase_explain_sqlite", url=url, day=bench_day, captured=settles[-1]["captured"])
             print("  -- EXPLAIN QUERY PLAN (aggregation): " + " | ".join(res["plan"]["query_plan"]))

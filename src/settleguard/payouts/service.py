@@ -86,12 +86,10 @@ def _finish(engine: Engine, batch: list[tuple[repo.DuePayout, int, int, BankOutc
         _apply(p, outcome, attempt_no, summary, changes, entries, now)
     with engine.begin() as conn:
         repo.finish_attempts(conn, attempts)
-        # Changes must be applied in order per payout (failed before held); group by step.
-        first = [c for c in changes if c.to in (PayoutStatus.SUCCEEDED, PayoutStatus.FAILED,
-                                                 PayoutStatus.RESULT_UNKNOWN)]
-        second = [c for c in changes if c not in first]
-        repo.change_status(conn, first, now)
-        repo.change_status(conn, second, now)
+        # A payout may take two steps (failed, then held or retry_scheduled): apply the answers first.
+        answers = (PayoutStatus.SUCCEEDED, PayoutStatus.FAILED, PayoutStatus.RESULT_UNKNOWN)
+        repo.change_status(conn, [c for c in changes if c.to in answers], now)
+        repo.change_status(conn, [c for c in changes if c.to not in answers], now)
         ledger_repo.post(conn, entries, now)
 
 

@@ -96,8 +96,7 @@ def upgrade() -> None:
     sa.Column('created_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', settleguard.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payouts')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_payouts_idempotency_key')),
-    sa.UniqueConstraint('settlement_id', name=op.f('uq_payouts_settlement_id'))
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_payouts_idempotency_key'))
     )
     with op.batch_alter_table('payouts', schema=None) as batch_op:
         batch_op.create_index('ix_payouts_merchant', ['merchant_id'], unique=False)

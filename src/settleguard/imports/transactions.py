@@ -267,8 +267,9 @@ def _lookup(path: Path, col: str, values: pa.ChunkedArray, keys: pa.Array, reaso
 def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs) -> _Prepared:
     """Check every column and compute ids, business days and fees, vectorised.
 
-    The column checks run on two threads (pyarrow's kernels release the GIL); their
-    results are read in a fixed order, so the error reported for a bad file is stable.
+    The column checks and the sort run on two threads (pyarrow's kernels and numpy's sort
+    release the GIL); results are read in a fixed order, so the error reported for a file
+    with several problems is always the same one.
     """
     n = table.num_rows
     if n == 0:
@@ -277,20 +278,6 @@ def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs) ->
     terms = merchants_repo.terminal_keys(conn)
     schedules = merchants_repo.fee_schedules(conn)
     m_nos = pa.array(m_no_list, pa.string())
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        f_refs = pool.submit(_check_refs, path, table["external_ref"])
-        f_kind = pool.submit(_map_codes, path, "kind", table["kind"], dict(KIND_ALIASES))
-        f_card = pool.submit(_map_codes, path, "card_type", table["card_type"], dict(CARD_ALIASES))
-        f_amount = pool.submit(_amounts, path, table)
-        f_times = pool.submit(_times, path, table["occurred_at"], cutoffs.timezone)
-        f_midx = pool.submit(_lookup, path, "merchant_no", table["merchant_no"], m_nos, "unknown merchant")
-        f_tidx = pool.submit(lambda: _terminal_ids(path, table["terminal_no"], f_midx.result(), m_no_list, terms))
-        f_refs.result()
-        kind, card, amount = f_kind.result(), f_card.result(), f_amount.result()
-        ts_us, hour, local_days = f_times.result()
-        midx = f_midx.result()
-        tidx = f_tidx.result()
 
     m_ids = np.array(m_id_list, dtype=np.int64)
     m_t1 = np.array(m_cycle_list, dtype=object) == str(Cycle.T1)
@@ -304,30 +291,46 @@ def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs) ->
             if r.cap_fen is not None:
                 cap[sched_pos[sid], int(ct)] = r.cap_fen
 
-    merchant_id = m_ids[midx]
-    cutoff = np.where(m_t1[midx], cutoffs.t1_hour, cutoffs.d0_hour)
-    cycle_days = local_days + (hour >= cutoff).astype(np.int32)
-    # fee = min(cap, round_half_up(amount * rate)) with the sign of the kind (money.fee_fen)
-    flat = m_sched[midx] * 4 + card
-    fee = amount * rate.ravel()[flat]
-    fee += 500_000
-    fee //= 1_000_000
-    np.minimum(fee, cap.ravel()[flat], out=fee)
-    sign_of = np.zeros(len(TxnKind) + 1, dtype=np.int64)
-    sign_of[int(TxnKind.SALE)] = 1
-    sign_of[int(TxnKind.VOID)] = sign_of[int(TxnKind.REVERSAL)] = -1
-    fee *= sign_of[kind]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        f_refs = pool.submit(_check_refs, path, table["external_ref"])
+        f_kind = pool.submit(_map_codes, path, "kind", table["kind"], dict(KIND_ALIASES))
+        f_card = pool.submit(_map_codes, path, "card_type", table["card_type"], dict(CARD_ALIASES))
+        f_amount = pool.submit(_amounts, path, table)
+        f_times = pool.submit(_times, path, table["occurred_at"], cutoffs.timezone)
+        f_midx = pool.submit(_lookup, path, "merchant_no", table["merchant_no"], m_nos, "unknown merchant")
+        f_tidx = pool.submit(lambda: _terminal_ids(path, table["terminal_no"], f_midx.result(), m_no_list, terms))
+        ts_us, hour, local_days = f_times.result()
+        midx = f_midx.result()
+        merchant_id = m_ids[midx]
+        cutoff = np.where(m_t1[midx], cutoffs.t1_hour, cutoffs.d0_hour)
+        cycle_days = local_days + (hour >= cutoff).astype(np.int32)
+        f_order = pool.submit(_sort_order, cycle_days, merchant_id)  # numpy sorts without the GIL
+        kind, card, amount = f_kind.result(), f_card.result(), f_amount.result()
+        # fee = min(cap, round_half_up(amount * rate)) with the sign of the kind (money.fee_fen)
+        flat = m_sched[midx] * 4 + card
+        fee = amount * rate.ravel()[flat]
+        fee += 500_000
+        fee //= 1_000_000
+        np.minimum(fee, cap.ravel()[flat], out=fee)
+        sign_of = np.zeros(len(TxnKind) + 1, dtype=np.int64)
+        sign_of[int(TxnKind.SALE)] = 1
+        sign_of[int(TxnKind.VOID)] = sign_of[int(TxnKind.REVERSAL)] = -1
+        fee *= sign_of[kind]
+        f_refs.result()
+        tidx = f_tidx.result()
+        order = f_order.result()
 
-    key = (cycle_days.astype(np.int64) << 32) | merchant_id
-    settled = _settled_keys(conn, np.unique(cycle_days))
+    d0 = int(cycle_days.min())
+    days_present = np.flatnonzero(np.bincount(cycle_days - d0)) + d0
+    settled = _settled_keys(conn, days_present)
     if settled.size:
-        late = np.isin(key, settled)
+        late = np.isin((cycle_days.astype(np.int64) << 32) | merchant_id, settled)
         if late.any():
             i = int(np.flatnonzero(late)[0])
             day = _EPOCH + timedelta(days=int(cycle_days[i]))
             raise ImportRejected(path, i + 2, f"merchant {table['merchant_no'][i].as_py()}: business day {day} "
                                  "is already settled; late transactions belong in a later file day")
-    return _Prepared(n, _sort_order(cycle_days, merchant_id), cycle_days, merchant_id, tidx, kind, card,
+    return _Prepared(n, order, cycle_days, merchant_id, tidx, kind, card,
                      amount, fee, table["external_ref"], ts_us)
 
 

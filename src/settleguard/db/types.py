@@ -9,6 +9,11 @@ from sqlalchemy import BigInteger, DateTime, Dialect
 from sqlalchemy.types import TypeDecorator
 
 
+def _require_aware(value: datetime) -> None:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime refused (timezone-aware only): {value!r}")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp stored in UTC on every backend.
 
@@ -22,8 +27,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime refused (timezone-aware only): {value!r}")
+        _require_aware(value)
         value = value.astimezone(UTC)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
@@ -53,8 +57,7 @@ class EpochMicros(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime refused (timezone-aware only): {value!r}")
+        _require_aware(value)
         delta = value - _EPOCH
         return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 

@@ -4,9 +4,10 @@ Money columns are BIGINT fen and end in ``_fen``. The tables written in bulk by 
 settlement run (transactions, settlements, ledger postings, payouts, payout events) carry
 no foreign keys: their rows are derived in one INSERT ... SELECT from rows that exist in
 the same transaction, and PostgreSQL's per-row FK triggers cost about 5 s of a 10-million
-transaction run (docs/benchmarks.md). ``ledger check`` looks for orphans instead. Transactions are immutable and clustered on
-``(cycle_date, merchant_id, external_ref)`` (WITHOUT ROWID on SQLite), so a settlement
-run reads one contiguous key range already grouped by merchant.
+transaction run (docs/benchmarks.md); ``ledger check`` looks for orphans instead.
+Transactions are immutable and clustered on ``(cycle_date, merchant_id, external_ref)``
+(WITHOUT ROWID on SQLite), so a settlement run reads one contiguous key range already
+grouped by merchant.
 """
 
 from __future__ import annotations
@@ -175,12 +176,11 @@ ledger_entries = Table(
     Column("id", Integer, primary_key=True),
     Column("kind", String(24), nullable=False),
     Column("merchant_id", Integer, nullable=True),
-    Column("settlement_id", Integer, nullable=True),
     Column("payout_id", Integer, nullable=True),
     Column("run_id", Integer, nullable=True),
     Column("memo", String(256), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Index("ix_ledger_entries_settlement", "settlement_id"),
+    Index("ix_ledger_entries_run", "run_id"),
     Index("ix_ledger_entries_payout", "payout_id"),
 )
 

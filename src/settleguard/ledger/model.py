@@ -60,14 +60,13 @@ class Entry:
         kind: what moved the money.
         memo: short bilingual description.
         postings: at least two, summing to zero.
-        merchant_id, settlement_id, payout_id: what the entry belongs to.
+        merchant_id, payout_id: what the entry belongs to (settlement entries belong to a run).
     """
 
     kind: EntryKind
     memo: str
     postings: tuple[Posting, ...]
     merchant_id: int | None = None
-    settlement_id: int | None = None
     payout_id: int | None = None
 
     def __post_init__(self) -> None:

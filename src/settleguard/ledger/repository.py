@@ -22,7 +22,7 @@ def post(conn: Connection, entries: Sequence[Entry], now: datetime) -> list[int]
         for r in conn.execute(
             insert(t.ledger_entries).returning(t.ledger_entries.c.id, sort_by_parameter_order=True),
             [
-                {"kind": str(e.kind), "merchant_id": e.merchant_id, "settlement_id": e.settlement_id,
+                {"kind": str(e.kind), "merchant_id": e.merchant_id,
                  "payout_id": e.payout_id, "memo": e.memo, "created_at": now}
                 for e in entries
             ],

@@ -43,7 +43,6 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=24), nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=True),
-    sa.Column('settlement_id', sa.Integer(), nullable=True),
     sa.Column('payout_id', sa.Integer(), nullable=True),
     sa.Column('run_id', sa.Integer(), nullable=True),
     sa.Column('memo', sa.String(length=256), nullable=False),
@@ -52,7 +51,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_entries_payout', ['payout_id'], unique=False)
-        batch_op.create_index('ix_ledger_entries_settlement', ['settlement_id'], unique=False)
+        batch_op.create_index('ix_ledger_entries_run', ['run_id'], unique=False)
 
     op.create_table('ledger_postings',
     sa.Column('id', sa.Integer(), nullable=False),

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 
 from settleguard.db import tables as t
-from settleguard.db.engine import normalise_url, open_engine
+from settleguard.db.engine import head_revision, normalise_url, open_engine
 
 
 def test_postgres_urls_use_psycopg_3() -> None:
@@ -38,7 +38,7 @@ def test_aware_times_come_back_in_utc_and_naive_times_are_refused(tmp_path: Path
 def test_a_fresh_database_is_migrated_on_first_use(tmp_path: Path) -> None:
     eng = open_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     with eng.connect() as c:
-        assert c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        assert c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head_revision(eng)
         names = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
     assert set(t.metadata.tables) <= names
     eng.dispose()

@@ -2,11 +2,16 @@
 
 Settlement cards must be debit cards (借记卡, DC) of a known bank; the bank code also routes
 payouts and drives diagnosis. No official UnionPay BIN table is public, so ``bins.csv`` is a
-small hand-authored table of well-known prefixes of the major Chinese banks (from the
-shared reference failure-codes.md §6.3, leaving out the rows that source gets wrong, such as
-GDB's copy of SPDB's prefixes and the 3–5 digit legacy prefixes).
+hand-authored table of well-known 6-digit prefixes: the 15 major banks from the shared
+reference failure-codes.md §6.3, plus city and rural commercial banks (北京银行, 上海银行, 宁波银行,
+南京银行, 江苏银行, 浙商银行, 渤海银行, 恒丰银行, 徽商银行, 广州银行, 北京/上海/深圳/东莞农商行,
+江苏/福建农信) from the community dataset that section cites. Rows that dataset gets wrong are left
+out: GDB's copy of SPDB's prefixes, the 3–5 digit and 9… legacy prefixes, and prefixes it assigns
+to two banks. An operator's full official table (``settleguard bins import``) takes precedence.
 
-Pure: the standard library plus python-stdnum's Luhn. The packaged table is read once.
+The table classes are pure; they satisfy :class:`settleguard.cards.model.BinLookup`, which
+:func:`settleguard.cards.checks.check_card` takes. Luhn helpers live in ``cards.model``.
+The packaged table is read once.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
-from stdnum import luhn
+from settleguard.cards.model import CARD_TYPE_NAMES, luhn_complete, luhn_ok
 
-CARD_TYPES = frozenset({"DC", "CC", "SCC", "PC"})
+__all__ = ["CARD_TYPES", "BinInfo", "BinTable", "BinTableError", "load_packaged_bins", "luhn_complete",
+           "luhn_valid"]
+
+CARD_TYPES = frozenset(CARD_TYPE_NAMES)
 _COLUMNS = ("bin", "bank_code", "bank_name_zh", "bank_name_en", "card_type", "length")
 
 
@@ -139,13 +147,6 @@ def load_packaged_bins() -> BinTable:
     return BinTable.from_csv_text(text)
 
 
-def luhn_complete(prefix_without_check_digit: str) -> str:
-    """The prefix with its Luhn (mod 10) check digit appended: '622202000000000000' -> '6222020000000000000'."""
-    if not prefix_without_check_digit.isdigit():
-        raise ValueError("a card number prefix must be digits only")
-    return prefix_without_check_digit + str(luhn.calc_check_digit(prefix_without_check_digit))
-
-
 def luhn_valid(pan: str) -> bool:
     """Whether a card number passes the Luhn check (a strong hint, not proof, of a typo-free number)."""
-    return pan.isdigit() and bool(luhn.is_valid(pan))
+    return luhn_ok(pan)

@@ -1,0 +1,307 @@
+"""SQL for settlement cards: accounts, verification attempts, card events, the notification
+outbox, the operator's BIN table and key rotation. No business rules here (cards/service.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from settleguard.cards.bins import BinInfo
+from settleguard.db import tables as t
+from settleguard.merchants.model import AccountStatus
+
+# Statuses of payouts the send loop will pick up (payouts.repository.due); kept as text here so
+# this module does not import the payout service.
+_DUE_PAYOUT_STATUSES = ("created", "retry_scheduled", "released")
+
+
+@dataclass(frozen=True)
+class MerchantRow:
+    id: int
+    merchant_no: str
+    kind: str
+    registered_name: str
+    legal_person: str
+    status: str
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """A settlement account; the encrypted number is kept out of the repr."""
+
+    id: int
+    merchant_id: int
+    account_kind: str
+    holder_name: str
+    bank_code: str
+    bank_name: str
+    card_type: str
+    pan_masked: str
+    status: str
+    card_status: str | None
+    bound_at: datetime
+    replaced_at: datetime | None
+    verified_at: datetime | None
+    last_status_check_at: datetime | None
+    pan_cipher: bytes = field(repr=False)
+    pan_nonce: bytes = field(repr=False)
+    key_version: int = 0
+
+
+def _account(r: Any) -> AccountRow:
+    m = r._mapping
+    return AccountRow(
+        id=m["id"], merchant_id=m["merchant_id"], account_kind=m["account_kind"], holder_name=m["holder_name"],
+        bank_code=m["bank_code"], bank_name=m["bank_name"], card_type=m["card_type"], pan_masked=m["pan_masked"],
+        status=m["status"], card_status=m["card_status"], bound_at=m["bound_at"], replaced_at=m["replaced_at"],
+        verified_at=m["verified_at"], last_status_check_at=m["last_status_check_at"],
+        pan_cipher=bytes(m["pan_cipher"]), pan_nonce=bytes(m["pan_nonce"]), key_version=m["key_version"],
+    )
+
+
+def merchant_by_no(conn: Connection, merchant_no: str, *, lock: bool = False) -> MerchantRow | None:
+    """The merchant, locked FOR UPDATE on PostgreSQL when ``lock`` (serialises its bindings)."""
+    m = t.merchants
+    q = select(m.c.id, m.c.merchant_no, m.c.kind, m.c.registered_name, m.c.legal_person, m.c.status).where(
+        m.c.merchant_no == merchant_no)
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    r = conn.execute(q).first()
+    return None if r is None else MerchantRow(*r)
+
+
+def merchant_no_of(conn: Connection, merchant_id: int) -> str | None:
+    return conn.execute(select(t.merchants.c.merchant_no).where(t.merchants.c.id == merchant_id)).scalar()
+
+
+def current_accounts(conn: Connection, merchant_id: int) -> list[AccountRow]:
+    """The merchant's accounts that are not replaced (active or unusable), newest first."""
+    a = t.settlement_accounts
+    return [_account(r) for r in conn.execute(
+        select(a).where(a.c.merchant_id == merchant_id, a.c.status != str(AccountStatus.REPLACED))
+        .order_by(a.c.id.desc()))]
+
+
+def accounts_of(conn: Connection, merchant_id: int) -> list[AccountRow]:
+    """Every account the merchant ever bound, newest first."""
+    a = t.settlement_accounts
+    return [_account(r) for r in conn.execute(select(a).where(a.c.merchant_id == merchant_id)
+                                              .order_by(a.c.id.desc()))]
+
+
+def active_account(conn: Connection, merchant_id: int) -> AccountRow | None:
+    a = t.settlement_accounts
+    r = conn.execute(select(a).where(a.c.merchant_id == merchant_id, a.c.status == str(AccountStatus.ACTIVE))
+                     .order_by(a.c.id.desc()).limit(1)).first()
+    return None if r is None else _account(r)
+
+
+def count_attempts(conn: Connection, merchant_id: int, kind: str, since: datetime,
+                   results: Sequence[str]) -> int:
+    v = t.card_verifications
+    return int(conn.execute(select(func.count()).select_from(v).where(
+        v.c.merchant_id == merchant_id, v.c.kind == kind, v.c.at >= since, v.c.result.in_(list(results)))
+    ).scalar_one())
+
+
+def add_verification(conn: Connection, *, merchant_id: int, kind: str, pan_masked: str, result: str,
+                     at: datetime, actor: str, account_id: int | None = None, bank_code: str | None = None,
+                     bank_message: str | None = None) -> int:
+    res = conn.execute(insert(t.card_verifications).values(
+        merchant_id=merchant_id, account_id=account_id, kind=kind, pan_masked=pan_masked[:32], result=result,
+        bank_code=None if bank_code is None else bank_code[:32],
+        bank_message=None if bank_message is None else bank_message[:256], at=at, actor=actor[:64]))
+    pk = res.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def add_verifications(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(t.card_verifications), list(rows))
+
+
+def finish_verification(conn: Connection, verification_id: int, *, result: str, bank_code: str | None,
+                        bank_message: str | None, account_id: int | None = None) -> None:
+    v = t.card_verifications
+    conn.execute(update(v).where(v.c.id == verification_id).values(
+        result=result, bank_code=None if bank_code is None else bank_code[:32],
+        bank_message=None if bank_message is None else bank_message[:256], account_id=account_id))
+
+
+def link_verifications(conn: Connection, ids: Sequence[int], account_id: int) -> None:
+    v = t.card_verifications
+    if ids:
+        conn.execute(update(v).where(v.c.id.in_(list(ids))).values(account_id=account_id))
+
+
+def replace_accounts(conn: Connection, account_ids: Sequence[int], now: datetime) -> None:
+    a = t.settlement_accounts
+    if account_ids:
+        conn.execute(update(a).where(a.c.id.in_(list(account_ids)), a.c.status != str(AccountStatus.REPLACED))
+                     .values(status=str(AccountStatus.REPLACED), replaced_at=now))
+
+
+def insert_account(conn: Connection, row: dict[str, Any]) -> int:
+    res = conn.execute(insert(t.settlement_accounts).values(**row))
+    pk = res.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def add_event(conn: Connection, *, merchant_id: int, account_id: int | None, kind: str,
+              payload: dict[str, Any], actor: str, now: datetime) -> int:
+    res = conn.execute(insert(t.card_events).values(merchant_id=merchant_id, account_id=account_id, kind=kind,
+                                                    payload=payload, actor=actor[:64], created_at=now))
+    pk = res.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def add_notification(conn: Connection, *, merchant_id: int, kind: str, dedupe_key: str,
+                     payload: dict[str, Any], now: datetime) -> bool:
+    """Write to the outbox unless a notification with the same dedupe key exists; True if written."""
+    values = {"merchant_id": merchant_id, "kind": kind, "dedupe_key": dedupe_key[:128], "payload": payload,
+              "created_at": now, "delivered_at": None}
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(t.notifications).values(**values).on_conflict_do_nothing(
+            index_elements=["dedupe_key"])
+    elif conn.dialect.name == "sqlite":
+        stmt = sqlite.insert(t.notifications).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        n = t.notifications
+        if conn.execute(select(n.c.id).where(n.c.dedupe_key == values["dedupe_key"])).first():
+            return False
+        stmt = insert(n).values(**values)
+    return bool(conn.execute(stmt).rowcount)
+
+
+def accounts_to_check(conn: Connection, *, stale_before: datetime | None, after_id: int, limit: int,
+                      account_ids: Sequence[int] | None = None) -> list[AccountRow]:
+    """Active accounts by id, after ``after_id``; only those last checked before ``stale_before`` (or
+    never) when it is given; only ``account_ids`` when given."""
+    a = t.settlement_accounts
+    q = select(a).where(a.c.status == str(AccountStatus.ACTIVE), a.c.id > after_id)
+    if stale_before is not None:
+        q = q.where(or_(a.c.last_status_check_at.is_(None), a.c.last_status_check_at < stale_before))
+    if account_ids is not None:
+        q = q.where(a.c.id.in_(list(account_ids)))
+    return [_account(r) for r in conn.execute(q.order_by(a.c.id).limit(limit))]
+
+
+def count_to_check(conn: Connection, *, stale_before: datetime | None) -> int:
+    a = t.settlement_accounts
+    q = select(func.count()).select_from(a).where(a.c.status == str(AccountStatus.ACTIVE))
+    if stale_before is not None:
+        q = q.where(or_(a.c.last_status_check_at.is_(None), a.c.last_status_check_at < stale_before))
+    return int(conn.execute(q).scalar_one())
+
+
+def stale_accounts_with_due_payouts(conn: Connection, *, as_of: date, stale_before: datetime) -> list[int]:
+    """Active accounts, checked before ``stale_before`` or never, of merchants with a payout due by ``as_of``."""
+    a, p = t.settlement_accounts, t.payouts
+    due = select(p.c.merchant_id).where(p.c.status.in_(_DUE_PAYOUT_STATUSES), p.c.value_date <= as_of)
+    q = select(a.c.id).where(
+        a.c.status == str(AccountStatus.ACTIVE), a.c.merchant_id.in_(due),
+        or_(a.c.last_status_check_at.is_(None), a.c.last_status_check_at < stale_before)).order_by(a.c.id)
+    return [int(i) for i in conn.execute(q).scalars()]
+
+
+def record_status(conn: Connection, account_id: int, *, card_status: str, now: datetime, unusable: bool) -> bool:
+    """Store an inquiry's answer on an account that is still active; mark it unusable if asked.
+
+    Returns False when the account is no longer active (re-bound or marked meanwhile)."""
+    a = t.settlement_accounts
+    values: dict[str, Any] = {"card_status": card_status, "last_status_check_at": now}
+    if unusable:
+        values["status"] = str(AccountStatus.UNUSABLE)
+    res = conn.execute(update(a).where(a.c.id == account_id, a.c.status == str(AccountStatus.ACTIVE))
+                       .values(**values))
+    return bool(res.rowcount)
+
+
+def events_of(conn: Connection, merchant_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    e = t.card_events
+    return [dict(r._mapping) for r in conn.execute(
+        select(e.c.id, e.c.account_id, e.c.kind, e.c.payload, e.c.actor, e.c.created_at)
+        .where(e.c.merchant_id == merchant_id).order_by(e.c.id.desc()).limit(limit))]
+
+
+def verifications_of(conn: Connection, merchant_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    v = t.card_verifications
+    return [dict(r._mapping) for r in conn.execute(
+        select(v.c.id, v.c.account_id, v.c.kind, v.c.pan_masked, v.c.result, v.c.bank_code, v.c.bank_message,
+               v.c.at, v.c.actor)
+        .where(v.c.merchant_id == merchant_id).order_by(v.c.id.desc()).limit(limit))]
+
+
+def notifications_of(conn: Connection, merchant_id: int) -> list[dict[str, Any]]:
+    n = t.notifications
+    return [dict(r._mapping) for r in conn.execute(
+        select(n.c.id, n.c.kind, n.c.dedupe_key, n.c.payload, n.c.created_at, n.c.delivered_at)
+        .where(n.c.merchant_id == merchant_id).order_by(n.c.id))]
+
+
+# --- the operator's BIN table ----------------------------------------------------------------
+
+def db_bins(conn: Connection) -> list[BinInfo]:
+    b = t.card_bins
+    return [BinInfo(r.bin, r.bank_code, r.bank_name_zh, r.bank_name_en, r.card_type, int(r.length))
+            for r in conn.execute(select(b.c.bin, b.c.bank_code, b.c.bank_name_zh, b.c.bank_name_en,
+                                         b.c.card_type, b.c.length).order_by(b.c.bin, b.c.length))]
+
+
+def replace_bins(conn: Connection, rows: Sequence[BinInfo], now: datetime) -> None:
+    """Replace the whole operator BIN table with ``rows`` (in the caller's transaction)."""
+    b = t.card_bins
+    conn.execute(delete(b))
+    chunk = 5000
+    for start in range(0, len(rows), chunk):
+        conn.execute(insert(b), [
+            {"bin": r.bin, "length": r.length, "bank_code": r.bank_code, "bank_name_zh": r.bank_name_zh,
+             "bank_name_en": r.bank_name_en, "card_type": r.card_type, "imported_at": now}
+            for r in rows[start:start + chunk]
+        ])
+
+
+# --- key rotation ---------------------------------------------------------------------------
+
+def sealed_pans(conn: Connection, *, not_version: int, after_id: int, limit: int) -> list[tuple[int, bytes, bytes, int]]:
+    """(id, cipher, nonce, key version) of accounts sealed under another key version than ``not_version``."""
+    a = t.settlement_accounts
+    return [(int(i), bytes(c), bytes(n), int(v)) for i, c, n, v in conn.execute(
+        select(a.c.id, a.c.pan_cipher, a.c.pan_nonce, a.c.key_version)
+        .where(a.c.key_version != not_version, a.c.id > after_id).order_by(a.c.id).limit(limit))]
+
+
+def count_sealed(conn: Connection, *, not_version: int | None = None) -> int:
+    a = t.settlement_accounts
+    q = select(func.count()).select_from(a)
+    if not_version is not None:
+        q = q.where(a.c.key_version != not_version)
+    return int(conn.execute(q).scalar_one())
+
+
+def key_versions(conn: Connection) -> dict[int, int]:
+    """How many accounts are sealed under each key version."""
+    a = t.settlement_accounts
+    return {int(v): int(n) for v, n in conn.execute(
+        select(a.c.key_version, func.count()).group_by(a.c.key_version))}
+
+
+def reseal(conn: Connection, rows: Sequence[tuple[int, bytes, bytes, int, int]]) -> None:
+    """rows: (id, new cipher, new nonce, new key version, old key version); the old version guards the update."""
+    a = t.settlement_accounts
+    if not rows:
+        return
+    res = conn.execute(
+        update(a).where(and_(a.c.id == bindparam("aid"), a.c.key_version == bindparam("old_version")))
+        .values(pan_cipher=bindparam("v_cipher"), pan_nonce=bindparam("v_nonce"), key_version=bindparam("v_version")),
+        [{"aid": i, "v_cipher": c, "v_nonce": n, "v_version": v, "old_version": o} for i, c, n, v, o in rows])
+    if res.rowcount != len(rows):
+        raise RuntimeError(f"key rotation: {len(rows) - res.rowcount} accounts changed while being re-encrypted")

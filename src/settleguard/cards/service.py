@@ -1,0 +1,452 @@
+"""Binding settlement cards and watching their status.
+
+Binding (绑卡 / 换绑): the card is checked first (cards.checks.check_card with the merchant's
+registered facts: format, Luhn, BIN, debit card, holder name, ID number); a card with errors
+is refused with the reasons and never reaches the bank. Then the merchant's verification
+quota for the local calendar day is checked (default 5), the attempt is recorded as
+``pending`` and committed, the bank verifies the four elements, and in a second transaction
+the answer is stored and, on a match, the new account is created (encrypted, masked), the
+previous one is kept as ``replaced``, and a ``card_bound`` or ``card_rebound`` event and a
+merchant notification are written. Every attempt, refused or not, leaves a row in
+``card_verifications``.
+
+Status monitoring: every active card whose last status inquiry is older than the configured
+number of days (or that was never inquired about) is inquired; an answer other than normal
+marks the account ``unusable`` and writes a ``status_changed`` and a ``marked_unusable``
+event and a notification (Chinese first) in the same transaction. Payouts to a merchant
+without an active account are held ("no usable card"), so the merchant hears about the card
+before a payout fails. Bank calls are made outside database transactions.
+
+Nothing here prints or logs a card number; exceptions and reprs carry only the mask.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine
+
+from settleguard.cards import repository as repo
+from settleguard.cards.bins import BinInfo, BinTable, load_packaged_bins
+from settleguard.cards.checks import check_card
+from settleguard.cards.model import CardNumberError, MerchantFacts, Problem, mask_pan, normalize_pan
+from settleguard.cards.vault import Vault, VaultError
+from settleguard.cards.verifier import CardStatus, CardStatusResult, CardVerifier, VerificationOutcome
+from settleguard.config import Settings
+from settleguard.merchants.model import AccountStatus
+
+Progress = Callable[[int], None]
+FOUR_ELEMENTS = "four_elements"
+STATUS = "status"
+# Results of four-element attempts that reached (or were about to reach) the bank: these count
+# against the daily quota. "refused" (failed our own checks) and "rate_limited" do not.
+BANK_RESULTS = ("pending", "match", "mismatch", "card_problem", "error")
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class CardSettings:
+    """Binding and monitoring settings (config.Settings ``card_*``)."""
+
+    attempts_per_day: int = 5
+    status_check_days: int = 90
+    timezone: str = "Asia/Shanghai"
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> CardSettings:
+        return cls(s.card_attempts_per_day, s.card_status_check_days, s.timezone)
+
+    def stale_before(self, now: datetime) -> datetime:
+        return now - timedelta(days=self.status_check_days)
+
+    def day_start(self, now: datetime) -> datetime:
+        tz = ZoneInfo(self.timezone)
+        return datetime.combine(now.astimezone(tz).date(), time(0), tz)
+
+
+class Notifier(Protocol):
+    """Tells a merchant something. Here only the outbox write (same transaction as the event);
+    delivery channels come later and read the ``notifications`` table."""
+
+    def notify(self, conn: Connection, *, merchant_id: int, kind: str, dedupe_key: str, zh: str, en: str,
+               facts: dict[str, Any], now: datetime) -> bool: ...
+
+
+class OutboxNotifier:
+    """:class:`Notifier` that writes to the ``notifications`` outbox, once per dedupe key."""
+
+    def notify(self, conn: Connection, *, merchant_id: int, kind: str, dedupe_key: str, zh: str, en: str,
+               facts: dict[str, Any], now: datetime) -> bool:
+        return repo.add_notification(conn, merchant_id=merchant_id, kind=kind, dedupe_key=dedupe_key,
+                                     payload={"zh": zh, "en": en, **facts}, now=now)
+
+
+OUTBOX = OutboxNotifier()
+
+
+class BindRefused(Exception):
+    """Binding was refused; says why in Chinese and English. Never holds the card number."""
+
+    def __init__(self, code: str, zh: str, en: str, *, problems: Sequence[Problem] = (),
+                 bank_code: str | None = None, bank_message: str | None = None) -> None:
+        self.code = code
+        self.zh = zh
+        self.en = en
+        self.problems = tuple(problems)
+        self.bank_code = bank_code
+        self.bank_message = bank_message
+        super().__init__(f"{code}: {zh} / {en}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "zh": self.zh, "en": self.en, "bank_code": self.bank_code,
+                "bank_message": self.bank_message, "problems": [p.as_dict() for p in self.problems]}
+
+
+@dataclass(frozen=True)
+class BindRequest:
+    """A request to bind a card; the repr shows only masked values."""
+
+    merchant_no: str
+    pan: str = field(repr=False)
+    name: str
+    id_number: str = field(repr=False)
+    phone: str = field(repr=False)
+    actor: str = "operator"
+
+    def __repr__(self) -> str:
+        digits = "".join(c for c in self.pan if c.isdigit())
+        return (f"BindRequest(merchant_no={self.merchant_no!r}, pan={mask_pan(digits)!r}, name={self.name!r}, "
+                f"id_number={mask_pan(self.id_number)!r}, phone={mask_pan(self.phone)!r}, actor={self.actor!r})")
+
+
+@dataclass(frozen=True)
+class BindResult:
+    account_id: int
+    merchant_id: int
+    masked: str
+    bank_code: str
+    bank_name: str
+    card_type: str
+    rebound: bool
+    replaced_account_ids: tuple[int, ...]
+    bank_answer_code: str
+    bank_answer_message: str
+    card_status: str | None
+    warnings: tuple[Problem, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "merchant_id": self.merchant_id, "masked": self.masked,
+                "bank_code": self.bank_code, "bank_name": self.bank_name, "card_type": self.card_type,
+                "rebound": self.rebound, "replaced_account_ids": list(self.replaced_account_ids),
+                "bank_answer_code": self.bank_answer_code, "bank_answer_message": self.bank_answer_message,
+                "card_status": self.card_status, "warnings": [w.as_dict() for w in self.warnings]}
+
+
+# --- BIN table used for binding --------------------------------------------------------------
+
+def layered_bins(operator_rows: Sequence[BinInfo], packaged: BinTable) -> BinTable:
+    """One table of the operator's rows and the packaged rows: the longest prefix wins across both,
+    and on an equal prefix only the operator's rows count."""
+    if not operator_rows:
+        return packaged
+    prefixes = {r.bin for r in operator_rows}
+    return BinTable([*operator_rows, *(r for r in packaged if r.bin not in prefixes)])
+
+
+def binding_bins(conn: Connection) -> BinTable:
+    """The BIN table binding uses: the operator's imported table over the packaged one."""
+    return layered_bins(repo.db_bins(conn), load_packaged_bins())
+
+
+# --- binding ---------------------------------------------------------------------------------
+
+def _refuse(conn: Connection, merchant_id: int, masked: str, result: str, why: BindRefused, actor: str,
+            now: datetime) -> BindRefused:
+    detail = why.code if not why.problems else f"{why.code}: {','.join(p.code for p in why.problems)}"
+    repo.add_verification(conn, merchant_id=merchant_id, kind=FOUR_ELEMENTS, pan_masked=masked, result=result,
+                          bank_message=detail, at=now, actor=actor)
+    return why
+
+
+def _prepare(conn: Connection, req: BindRequest, vault: Vault, settings: CardSettings,
+             now: datetime) -> tuple[repo.MerchantRow, str, Any, int] | BindRefused:
+    """Checks before the bank is asked; records the attempt. Returns (merchant, pan, check, attempt id)."""
+    merchant = repo.merchant_by_no(conn, req.merchant_no, lock=True)
+    if merchant is None:
+        raise BindRefused("merchant_unknown", f"商户 {req.merchant_no} 不存在",
+                          f"no merchant {req.merchant_no}")
+    try:
+        pan = normalize_pan(req.pan)
+    except CardNumberError as exc:
+        return _refuse(conn, merchant.id, "", "refused", BindRefused(
+            "pan_format", f"卡号格式错误：{exc}", "the card number is malformed"), req.actor, now)
+    masked = mask_pan(pan)
+    if merchant.status != "active":
+        return _refuse(conn, merchant.id, masked, "refused", BindRefused(
+            "merchant_not_active", f"商户状态为 {merchant.status}，不能绑卡",
+            f"the merchant is {merchant.status}; cards cannot be bound"), req.actor, now)
+    active = repo.active_account(conn, merchant.id)
+    if active is not None and _opens_to(vault, active, pan):
+        return _refuse(conn, merchant.id, masked, "refused", BindRefused(
+            "already_bound", f"该卡 {masked} 已是当前结算卡，无需重复绑定",
+            f"card {masked} is already the merchant's settlement card"), req.actor, now)
+    facts = MerchantFacts(kind="corporate" if merchant.kind == "corporate" else "personal",
+                          registered_name=merchant.registered_name, legal_person_name=merchant.legal_person)
+    check = check_card(pan, bins=binding_bins(conn), holder_name=req.name, id_number=req.id_number,
+                       merchant=facts, today=now.astimezone(ZoneInfo(settings.timezone)).date())
+    if check.errors:
+        first = check.errors[0]
+        return _refuse(conn, merchant.id, masked, "refused", BindRefused(
+            "check_failed", f"卡片检查未通过，未提交银行验证：{first.zh}",
+            f"the card failed the checks and was not sent to the bank: {first.en}", problems=check.errors),
+            req.actor, now)
+    used = repo.count_attempts(conn, merchant.id, FOUR_ELEMENTS, settings.day_start(now), BANK_RESULTS)
+    if used >= settings.attempts_per_day:
+        return _refuse(conn, merchant.id, masked, "rate_limited", BindRefused(
+            "rate_limited", f"今日验证次数已达上限（{settings.attempts_per_day} 次），请明天再试",
+            f"the daily limit of {settings.attempts_per_day} verifications is reached; try again tomorrow"),
+            req.actor, now)
+    attempt = repo.add_verification(conn, merchant_id=merchant.id, kind=FOUR_ELEMENTS, pan_masked=masked,
+                                    result="pending", at=now, actor=req.actor)
+    return merchant, pan, check, attempt
+
+
+def _opens_to(vault: Vault, account: repo.AccountRow, pan: str) -> bool:
+    try:
+        return vault.open(account.pan_cipher, account.pan_nonce, account.key_version) == pan
+    except VaultError:
+        return False
+
+
+def bind_card(engine: Engine, verifier: CardVerifier, vault: Vault, req: BindRequest, *, now: datetime,
+              settings: CardSettings = CardSettings(), notifier: Notifier = OUTBOX) -> BindResult:
+    """Bind (or re-bind) a settlement card for a merchant; raises :class:`BindRefused` with the reason."""
+    with engine.begin() as conn:
+        prepared = _prepare(conn, req, vault, settings, now)
+    if isinstance(prepared, BindRefused):
+        raise prepared
+    merchant, pan, check, attempt_id = prepared
+    masked = mask_pan(pan)
+    try:
+        answer = verifier.verify_four_elements(pan, req.name.strip(), req.id_number.strip(), req.phone.strip())
+        status: CardStatusResult | None = verifier.inquire_status(pan) if answer.ok else None
+    except Exception as exc:
+        with engine.begin() as conn:
+            repo.finish_verification(conn, attempt_id, result="error", bank_code=None,
+                                     bank_message=f"{type(exc).__name__}"[:256])
+        raise BindRefused("verifier_unavailable", "银行验证服务暂不可用，请稍后再试",
+                          "the bank verification service is unavailable; try again later") from None
+    refusal: BindRefused | None = None
+    with engine.begin() as conn:
+        repo.finish_verification(conn, attempt_id, result=str(answer.outcome), bank_code=answer.code,
+                                 bank_message=answer.message)
+        if not answer.ok:
+            refusal = _verification_refusal(answer.outcome, answer.code, answer.message, answer.card_status)
+        else:
+            assert status is not None
+            repo.add_verification(conn, merchant_id=merchant.id, kind=STATUS, pan_masked=masked,
+                                  result=str(status.status) if status.status else "error", bank_code=status.code,
+                                  bank_message=status.message, at=now, actor=req.actor)
+            if status.status is not None and not status.status.usable:
+                refusal = _verification_refusal(VerificationOutcome.CARD_PROBLEM, status.code, status.message,
+                                                status.status)
+            else:
+                result = _store_binding(conn, merchant, pan, req, check, vault, answer.code, answer.message,
+                                        status.status, attempt_id, now, notifier)
+    if refusal is not None:
+        raise refusal  # after the commit: the attempt and the bank's answer stay recorded
+    return result
+
+
+def _verification_refusal(outcome: VerificationOutcome, code: str, message: str,
+                          card_status: CardStatus | None) -> BindRefused:
+    if outcome is VerificationOutcome.ERROR:
+        return BindRefused("verifier_unavailable", f"银行暂时无法验证（{code} {message}），请稍后再试",
+                           f"the bank could not verify now ({code}); try again later",
+                           bank_code=code, bank_message=message)
+    if card_status is not None:
+        return BindRefused("card_status_abnormal",
+                           f"银行返回卡状态异常：{card_status.zh}（{code} {message}）。{card_status.advice_zh}",
+                           f"the bank reports the card as {card_status.en} ({code}): {card_status.advice_en}",
+                           bank_code=code, bank_message=message)
+    if outcome is VerificationOutcome.CARD_PROBLEM:
+        return BindRefused("card_not_found", f"银行验证未通过：{message}（{code}），请核对卡号",
+                           f"the bank does not know this card ({code}); check the card number",
+                           bank_code=code, bank_message=message)
+    return BindRefused("verification_failed",
+                       f"四要素验证不一致：{message}（{code}）。请核对户名、身份证号和银行预留手机号",
+                       f"four-element verification failed ({code}): check the holder name, ID number and "
+                       "the phone number registered at the bank", bank_code=code, bank_message=message)
+
+
+def _store_binding(conn: Connection, merchant: repo.MerchantRow, pan: str, req: BindRequest, check: Any,
+                   vault: Vault, code: str, message: str, card_status: CardStatus | None, attempt_id: int,
+                   now: datetime, notifier: Notifier) -> BindResult:
+    # Lock the merchant again: two bindings racing for one merchant replace in turn.
+    repo.merchant_by_no(conn, merchant.merchant_no, lock=True)
+    previous = repo.current_accounts(conn, merchant.id)
+    ever_bound = previous or repo.accounts_of(conn, merchant.id)
+    repo.replace_accounts(conn, [a.id for a in previous], now)
+    sealed = vault.seal(pan)
+    masked = mask_pan(pan)
+    bank_name = check.bank_name_zh or ""
+    account_id = repo.insert_account(conn, {
+        "merchant_id": merchant.id, "account_kind": merchant.kind, "holder_name": req.name.strip()[:128],
+        "bank_code": (check.bank_code or "")[:16], "bank_name": bank_name[:64],
+        "card_type": (check.card_type or "")[:4], "pan_masked": masked, "pan_cipher": sealed.cipher,
+        "pan_nonce": sealed.nonce, "key_version": sealed.key_version, "status": str(AccountStatus.ACTIVE),
+        "bound_at": now, "replaced_at": None, "verified_at": now,
+        "card_status": None if card_status is None else str(card_status),
+        "last_status_check_at": None if card_status is None else now,
+    })
+    repo.link_verifications(conn, [attempt_id], account_id)
+    rebound = bool(ever_bound)
+    kind = "card_rebound" if rebound else "card_bound"
+    payload = {"account_id": account_id, "masked": masked, "bank_code": check.bank_code,
+               "card_type": check.card_type, "replaced_account_ids": [a.id for a in previous],
+               "replaced_masked": [a.pan_masked for a in previous], "verification_code": code}
+    repo.add_event(conn, merchant_id=merchant.id, account_id=account_id, kind=kind, payload=payload,
+                   actor=req.actor, now=now)
+    if rebound:
+        zh = f"您的结算卡已更换为 {bank_name} {masked}，此前挂账的结算款将转到新卡。"
+        en = f"Your settlement card is now {check.bank_code or ''} {masked}; held payouts will go to the new card."
+    else:
+        zh = f"您的结算卡 {bank_name} {masked} 已绑定并通过银行验证。"
+        en = f"Settlement card {check.bank_code or ''} {masked} is bound and verified by the bank."
+    notifier.notify(conn, merchant_id=merchant.id, kind=kind, dedupe_key=f"{kind}:{account_id}", zh=zh, en=en,
+                    facts={"account_id": account_id, "masked": masked}, now=now)
+    return BindResult(account_id, merchant.id, masked, check.bank_code or "", bank_name, check.card_type or "",
+                      rebound, tuple(a.id for a in previous), code, message,
+                      None if card_status is None else str(card_status), tuple(check.warnings))
+
+
+# --- status monitoring -------------------------------------------------------------------
+
+@dataclass
+class StatusCheckSummary:
+    checked: int = 0
+    normal: int = 0
+    unusable: int = 0
+    unanswered: int = 0
+    skipped: int = 0
+    notified: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+
+
+def _apply_status(conn: Connection, account: repo.AccountRow, answer: CardStatusResult, *, now: datetime,
+                  actor: str, summary: StatusCheckSummary, notifier: Notifier) -> None:
+    status = answer.status
+    repo.add_verification(conn, merchant_id=account.merchant_id, account_id=account.id, kind=STATUS,
+                          pan_masked=account.pan_masked, result=str(status) if status else "error",
+                          bank_code=answer.code, bank_message=answer.message, at=now, actor=actor)
+    summary.checked += 1
+    if status is None:
+        summary.unanswered += 1  # last check unchanged: the card stays due
+        return
+    if not repo.record_status(conn, account.id, card_status=str(status), now=now, unusable=not status.usable):
+        summary.skipped += 1  # re-bound or marked meanwhile
+        return
+    summary.by_status[str(status)] += 1
+    facts = {"account_id": account.id, "masked": account.pan_masked, "bank_code": account.bank_code,
+             "status": str(status), "answer_code": answer.code, "answer_message": answer.message}
+    if account.card_status != str(status) and (account.card_status is not None or not status.usable):
+        repo.add_event(conn, merchant_id=account.merchant_id, account_id=account.id, kind="status_changed",
+                       payload={**facts, "from": account.card_status, "to": str(status)}, actor=actor, now=now)
+    if status.usable:
+        summary.normal += 1
+        return
+    summary.unusable += 1
+    repo.add_event(conn, merchant_id=account.merchant_id, account_id=account.id, kind="marked_unusable",
+                   payload=facts, actor=actor, now=now)
+    zh = (f"您的结算卡 {account.bank_name} {account.pan_masked} 经银行查询状态为“{status.zh}”"
+          f"（{answer.code} {answer.message}），暂时无法收款，结算款将暂缓出款并挂账。"
+          f"{status.advice_zh}；换绑新卡后挂账款项将自动转出。")
+    en = (f"Your settlement card {account.bank_code} {account.pan_masked} is {status.en} according to the bank "
+          f"({answer.code}); it cannot receive money, so payouts are held. To fix: {status.advice_en}. "
+          "Held money is paid out once a new card is bound.")
+    if notifier.notify(conn, merchant_id=account.merchant_id, kind="card_unusable",
+                       dedupe_key=f"card_unusable:{account.id}:{status}", zh=zh, en=en, facts=facts, now=now):
+        summary.notified += 1
+
+
+def _inquire(verifier: CardVerifier, vault: Vault, account: repo.AccountRow) -> CardStatusResult:
+    try:
+        pan = vault.open(account.pan_cipher, account.pan_nonce, account.key_version)
+    except VaultError:
+        return CardStatusResult(None, "KEY", "卡号无法解密 card number does not decrypt with the current keys")
+    try:
+        return verifier.inquire_status(pan)
+    except Exception as exc:
+        return CardStatusResult(None, "ERROR", f"查询失败 inquiry failed: {type(exc).__name__}")
+
+
+def status_check(engine: Engine, verifier: CardVerifier, vault: Vault, *, now: datetime,
+                 settings: CardSettings = CardSettings(), due_only: bool = True,
+                 account_ids: Sequence[int] | None = None, actor: str = "status-check",
+                 progress: Progress | None = None, notifier: Notifier = OUTBOX) -> StatusCheckSummary:
+    """Inquire the status of active cards (only those due when ``due_only``) and act on the answers.
+
+    Each batch is read, inquired outside any transaction, then applied in one transaction."""
+    summary = StatusCheckSummary()
+    stale_before = settings.stale_before(now) if due_only else None
+    after_id = 0
+    while True:
+        with engine.connect() as conn:
+            accounts = repo.accounts_to_check(conn, stale_before=stale_before, after_id=after_id, limit=BATCH,
+                                              account_ids=account_ids)
+        if not accounts:
+            return summary
+        after_id = accounts[-1].id
+        answers = [(a, _inquire(verifier, vault, a)) for a in accounts]
+        with engine.begin() as conn:
+            for account, answer in answers:
+                _apply_status(conn, account, answer, now=now, actor=actor, summary=summary, notifier=notifier)
+        if progress:
+            progress(len(accounts))
+
+
+def count_due(engine: Engine, *, now: datetime, settings: CardSettings = CardSettings(),
+              due_only: bool = True) -> int:
+    with engine.connect() as conn:
+        return repo.count_to_check(conn, stale_before=settings.stale_before(now) if due_only else None)
+
+
+def ensure_fresh_status(conn: Connection, merchant_id: int, *, verifier: CardVerifier, vault: Vault,
+                        now: datetime, settings: CardSettings = CardSettings(), actor: str = "payout",
+                        notifier: Notifier = OUTBOX) -> repo.AccountRow | None:
+    """The merchant's usable card, inquired first when its last status check is stale.
+
+    Runs in the caller's transaction (the bank is asked inside it). Returns None when the
+    merchant has no active card or the inquiry just marked it unusable; the caller then holds
+    the payout as it does for "no card"."""
+    account = repo.active_account(conn, merchant_id)
+    if account is None:
+        return None
+    last = account.last_status_check_at
+    if last is not None and last >= settings.stale_before(now):
+        return account
+    answer = _inquire(verifier, vault, account)
+    _apply_status(conn, account, answer, now=now, actor=actor, summary=StatusCheckSummary(), notifier=notifier)
+    return repo.active_account(conn, merchant_id)
+
+
+def refresh_before_payouts(engine: Engine, verifier: CardVerifier, vault: Vault, *, as_of: date, now: datetime,
+                           settings: CardSettings = CardSettings()) -> StatusCheckSummary:
+    """Inquire the stale cards of merchants with a payout due by ``as_of`` before anything is sent."""
+    with engine.connect() as conn:
+        ids = repo.stale_accounts_with_due_payouts(conn, as_of=as_of, stale_before=settings.stale_before(now))
+    if not ids:
+        return StatusCheckSummary()
+    summary = StatusCheckSummary()
+    for start in range(0, len(ids), BATCH):
+        part = status_check(engine, verifier, vault, now=now, settings=settings, due_only=True,
+                            account_ids=ids[start:start + BATCH], actor="payout")
+        for name in ("checked", "normal", "unusable", "unanswered", "skipped", "notified"):
+            setattr(summary, name, getattr(summary, name) + getattr(part, name))
+        summary.by_status.update(part.by_status)
+    return summary

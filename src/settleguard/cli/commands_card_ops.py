@@ -1,0 +1,257 @@
+"""``settleguard card bind|show|status-check``, ``settleguard bins import`` and ``settleguard keys rotate``.
+
+The card commands are added to the ``card`` sub-app of :mod:`settleguard.cli.commands_card`;
+``bins_app`` and ``keys_app`` are registered in cli/main.py. Only masked card numbers are
+printed; a card number typed on the command line stays in the shell history, so ``card bind``
+asks for it (hidden) when ``--pan`` is left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import Engine
+
+from settleguard.cards import repository as card_repo
+from settleguard.cards.verifier import CardStatus
+from settleguard.cli.commands_card import app
+from settleguard.cli.output import bar, console, fail, print_json
+from settleguard.cli.runtime import Runtime
+from settleguard.db.engine import DatabaseError
+
+bins_app = typer.Typer(help="卡BIN表 Card BIN table: import the operator's official table.", no_args_is_help=True)
+keys_app = typer.Typer(help="卡号密钥 Card-number keys: rotation.", no_args_is_help=True)
+
+
+def _engine(rt: Runtime) -> Engine:
+    try:
+        return rt.engine
+    except DatabaseError as exc:
+        fail("无法打开数据库", "cannot open the database", str(exc))
+        raise  # pragma: no cover - fail() exits
+
+
+@app.command("bind")
+def bind_cmd(
+    ctx: typer.Context,
+    merchant: Annotated[str, typer.Argument(metavar="MERCHANT", help="商户编号 merchant number")],
+    name: Annotated[str, typer.Option("--name", help="户名 account holder's name")],
+    id_number: Annotated[str, typer.Option("--id", help="持卡人身份证号 holder's resident ID number")],
+    phone: Annotated[str, typer.Option("--phone", help="银行预留手机号 phone number reserved at the bank")],
+    pan: Annotated[str | None, typer.Option("--pan", help="卡号；省略时隐藏输入 card number; asked (hidden) "
+                                                          "when left out")] = None,
+    actor: Annotated[str, typer.Option("--actor", help="操作人 who binds (merchant or operator id)")] = "operator",
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """绑定或换绑结算卡 Bind (or re-bind) a merchant's settlement card: checks, then bank verification.
+
+    退出码 exit code: 0 已绑定 bound, 1 被拒绝 refused (reason printed), 2 错误 error.
+    """
+    from settleguard.cards.service import BindRefused, BindRequest, CardSettings, bind_card
+
+    rt: Runtime = ctx.obj
+    if pan is None:
+        pan = typer.prompt("卡号 card number", hide_input=True)
+    engine = _engine(rt)
+    req = BindRequest(merchant, pan, name, id_number, phone, actor=actor)
+    try:
+        res = bind_card(engine, rt.verifier, rt.vault, req, now=rt.now(),
+                        settings=CardSettings.from_settings(rt.settings))
+    except BindRefused as exc:
+        if json_out:
+            print_json({"bound": False, **exc.as_dict()})
+            raise typer.Exit(1) from None
+        detail = "\n".join(f"  · {p.zh}\n    {p.en}" for p in exc.problems)
+        if exc.bank_code:
+            detail = (detail + "\n" if detail else "") + f"  银行应答 bank answer: {exc.bank_code} {exc.bank_message}"
+        fail(f"未绑定：{exc.zh}", f"not bound: {exc.en}", detail, code=1)
+    if json_out:
+        print_json({"bound": True, **res.as_dict()})
+        return
+    verb_zh, verb_en = ("已换绑", "re-bound") if res.rebound else ("已绑定", "bound")
+    console.print(f"[bold green]{verb_zh}[/] {verb_en}: {escape(res.bank_name)} ({escape(res.bank_code)}) "
+                  f"{escape(res.masked)} · 账户 account #{res.account_id} · 银行验证 bank answer "
+                  f"{escape(res.bank_answer_code)} {escape(res.bank_answer_message)}")
+    if res.replaced_account_ids:
+        console.print(f"原结算卡保留在历史中 previous card(s) kept in history: "
+                      f"{', '.join('#' + str(i) for i in res.replaced_account_ids)}")
+    for w in res.warnings:
+        console.print(f"[yellow]提示[/] {escape(w.zh)}\n[yellow]Note[/] {escape(w.en)}")
+
+
+def _status_label(card_status: str | None) -> str:
+    if card_status is None:
+        return "未查询 not inquired"
+    try:
+        s = CardStatus(card_status)
+    except ValueError:
+        return card_status
+    return f"{s.zh} {s.en}"
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    merchant: Annotated[str, typer.Argument(metavar="MERCHANT", help="商户编号 merchant number")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """查看结算卡 Show a merchant's settlement cards (masked), history, statuses and verifications."""
+    rt: Runtime = ctx.obj
+    engine = _engine(rt)
+    with engine.connect() as conn:
+        m = card_repo.merchant_by_no(conn, merchant)
+        if m is None:
+            fail(f"商户 {merchant} 不存在", f"no merchant {merchant}")
+            return
+        accounts = card_repo.accounts_of(conn, m.id)
+        events = card_repo.events_of(conn, m.id)
+        attempts = card_repo.verifications_of(conn, m.id)
+        notes = card_repo.notifications_of(conn, m.id)
+    acc_rows: list[dict[str, Any]] = [
+        {"id": a.id, "status": a.status, "card_status": a.card_status, "masked": a.pan_masked,
+         "bank_code": a.bank_code, "bank_name": a.bank_name, "card_type": a.card_type, "holder_name": a.holder_name,
+         "account_kind": a.account_kind, "bound_at": a.bound_at, "replaced_at": a.replaced_at,
+         "verified_at": a.verified_at, "last_status_check_at": a.last_status_check_at, "key_version": a.key_version}
+        for a in accounts
+    ]
+    if json_out:
+        print_json({"merchant_no": m.merchant_no, "merchant_id": m.id, "kind": m.kind,
+                    "registered_name": m.registered_name, "accounts": acc_rows, "events": events,
+                    "verifications": attempts, "notifications": notes})
+        return
+    console.print(f"[bold]商户 merchant[/] {escape(m.merchant_no)} · {escape(m.registered_name)} · {m.kind}")
+    tbl = Table(title="结算卡 settlement cards")
+    for col in ("#", "卡号 card", "银行 bank", "户名 holder", "状态 status", "银行状态 bank status", "绑定 bound",
+                "最近查询 last inquiry"):
+        tbl.add_column(col)
+    for a in acc_rows:
+        style = {"active": "green", "unusable": "red"}.get(a["status"], "dim")
+        tbl.add_row(str(a["id"]), escape(a["masked"]), escape(f"{a['bank_name']} {a['bank_code']} {a['card_type']}"),
+                    escape(a["holder_name"]), f"[{style}]{a['status']}[/]", _status_label(a["card_status"]),
+                    f"{a['bound_at']:%Y-%m-%d %H:%M}",
+                    "" if a["last_status_check_at"] is None else f"{a['last_status_check_at']:%Y-%m-%d %H:%M}")
+    console.print(tbl)
+    if events:
+        ev = Table(title="卡事件 card events")
+        for col in ("时间 at", "事件 event", "账户 account", "操作人 actor"):
+            ev.add_column(col)
+        for e in reversed(events):
+            ev.add_row(f"{e['created_at']:%Y-%m-%d %H:%M}", e["kind"], str(e["account_id"] or ""), escape(e["actor"]))
+        console.print(ev)
+    if attempts:
+        vt = Table(title="验证记录 verifications")
+        for col in ("时间 at", "类型 kind", "卡号 card", "结果 result", "银行应答 bank answer", "操作人 actor"):
+            vt.add_column(col)
+        for v in reversed(attempts):
+            vt.add_row(f"{v['at']:%Y-%m-%d %H:%M}", v["kind"], escape(v["pan_masked"]), v["result"],
+                       escape(f"{v['bank_code'] or ''} {v['bank_message'] or ''}".strip()), escape(v["actor"]))
+        console.print(vt)
+    for n in notes:
+        state = "已送达 delivered" if n["delivered_at"] else "待发送 pending"
+        console.print(f"[bold]通知 notice[/] ({state}) {escape(n['payload'].get('zh', ''))}\n"
+                      f"  {escape(n['payload'].get('en', ''))}")
+
+
+@app.command("status-check")
+def status_check_cmd(
+    ctx: typer.Context,
+    due: Annotated[bool, typer.Option("--due/--all", help="只查询到期的卡（默认）或全部 only cards due (default), "
+                                                          "or every active card")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """查询结算卡状态 Inquire bound cards' status at the bank; mark bad ones unusable and notify merchants."""
+    from settleguard.cards.service import CardSettings, count_due, status_check
+
+    rt: Runtime = ctx.obj
+    engine = _engine(rt)
+    settings = CardSettings.from_settings(rt.settings)
+    now = rt.now()
+    total = count_due(engine, now=now, settings=settings, due_only=due)
+    with bar("卡状态查询 card status inquiry", total) as b:
+        s = status_check(engine, rt.verifier, rt.vault, now=now, settings=settings, due_only=due,
+                         progress=b.advance)
+    if json_out:
+        print_json({"checked": s.checked, "normal": s.normal, "unusable": s.unusable, "unanswered": s.unanswered,
+                    "skipped": s.skipped, "notified": s.notified, "by_status": dict(s.by_status),
+                    "interval_days": settings.status_check_days, "due_only": due})
+        return
+    tbl = Table(title=f"卡状态查询 card status check · 每 {settings.status_check_days} 天 every "
+                      f"{settings.status_check_days} days")
+    tbl.add_column("结果 result")
+    tbl.add_column("卡数 cards", justify="right")
+    tbl.add_row("已查询 inquired", f"{s.checked:,}")
+    tbl.add_row("正常 normal", f"{s.normal:,}")
+    tbl.add_row("标记为不可用 marked unusable", f"{s.unusable:,}")
+    tbl.add_row("银行未应答 no answer", f"{s.unanswered:,}")
+    tbl.add_row("已通知商户 merchants notified", f"{s.notified:,}")
+    for status, n in sorted(s.by_status.items()):
+        if status != "normal":
+            tbl.add_row(f"  {_status_label(status)}", f"{n:,}")
+    console.print(tbl)
+
+
+@bins_app.command("import")
+def bins_import_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV: bin,bank_code,bank_name_zh,bank_name_en,card_type,length")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """导入官方卡BIN表 Import the operator's BIN table (replaces the previous one; atomic; idempotent)."""
+    from settleguard.cards.bin_import import BinImportRejected, import_bins
+
+    rt: Runtime = ctx.obj
+    engine = _engine(rt)
+    try:
+        res = import_bins(engine, file, now=rt.now())
+    except (BinImportRejected, OSError) as exc:
+        fail("文件被拒绝，未导入任何数据", "file rejected, nothing was imported", str(exc))
+        return
+    if json_out:
+        print_json({"file": str(res.path), "rows": res.rows, "added": res.added, "removed": res.removed,
+                    "unchanged": res.unchanged, "banks": res.banks})
+    elif res.unchanged:
+        console.print(f"卡BIN表与已导入的相同，未做任何更改 same table as imported ({res.rows:,} rows); nothing changed")
+    else:
+        console.print(f"已导入卡BIN表 imported [bold]{res.rows:,}[/] 行 rows, {res.banks} 家银行 banks "
+                      f"(新增 added {res.added:,}, 删除 removed {res.removed:,})；绑卡时优先于内置表 "
+                      "takes precedence over the packaged table when binding")
+
+
+@keys_app.command("rotate")
+def keys_rotate_cmd(
+    ctx: typer.Context,
+    keep_old: Annotated[bool, typer.Option("--keep-old", help="轮换后保留旧密钥（其他数据库仍用旧密钥时）keep the "
+                                                              "old keys after rotation")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """轮换卡号密钥 Rotate the card-number key: re-encrypt every stored card under a new key version.
+
+    先停止出款任务 Stop payout runs first: they keep the keys they loaded.
+    """
+    from settleguard.cards.key_rotation import RotationError, rotate_keys
+
+    rt: Runtime = ctx.obj
+    engine = _engine(rt)
+    try:
+        with bar("重新加密 re-encrypting cards", None) as b:
+            res = rotate_keys(engine, rt.settings.key_file, env_key=rt.settings.key, keep_old=keep_old,
+                              progress=b.advance, total=lambda n: b.update(0, n))
+    except RotationError as exc:
+        fail("密钥未轮换", "keys not rotated", str(exc))
+        return
+    if json_out:
+        print_json({"new_version": res.new_version, "old_versions": list(res.old_versions),
+                    "reencrypted": res.reencrypted, "dropped_versions": list(res.dropped_versions),
+                    "key_file": str(rt.settings.key_file)})
+        return
+    console.print(f"已轮换密钥 key rotated: 新版本 new version {res.new_version}; 重新加密 re-encrypted "
+                  f"{res.reencrypted:,} 张卡 cards")
+    if res.dropped_versions:
+        console.print(f"旧密钥已从密钥文件删除 old key versions removed from the key file: "
+                      f"{', '.join(map(str, res.dropped_versions))}")
+    else:
+        console.print("旧密钥仍保留在密钥文件中 old keys kept in the key file")

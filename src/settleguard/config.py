@@ -24,8 +24,18 @@ class Settings(BaseSettings):
         timezone: the business time zone; cycles and cut-offs are computed in it.
         t1_cutoff_hour: T+1 day cut-over hour (日切): a sale at or after it belongs to the next day.
         d0_cutoff_hour: D+0 cut-over hour.
-        channel: bank channel used by ``payouts send`` ("simulator").
+        channel: bank channel used by ``payouts send`` and the worker: "simulator" (in process) or
+            "http" (a bank's JSON API at ``bank_url``, e.g. ``settleguard simulate bank``).
+        bank_url: base URL of the HTTP bank API.
         sim_seed: seed of the bank simulator.
+        card_verifier: bank verification service for cards ("simulator").
+        card_verifier_seed: seed of the simulated verification service.
+        card_attempts_per_day: four-element verifications a merchant may start per local calendar day.
+        card_status_check_days: a bound card's status is inquired again when the last inquiry is older.
+        payout_initiating_party, payout_debtor_name, payout_debtor_account, payout_debtor_bank: who pays
+            in pain.001 files (GrpHdr/InitgPty, Dbtr, DbtrAcct, DbtrAgt).
+        worker_stale_seconds: on PostgreSQL, a payout left submitted or in inquiry this long is taken
+            for one a dead worker left behind and inquired about.
     """
 
     model_config = SettingsConfigDict(env_prefix="SETTLEGUARD_", extra="ignore")
@@ -37,4 +47,14 @@ class Settings(BaseSettings):
     t1_cutoff_hour: int = Field(default=23, ge=0, le=24)
     d0_cutoff_hour: int = Field(default=22, ge=0, le=24)
     channel: str = "simulator"
+    bank_url: str = "http://127.0.0.1:8600"
     sim_seed: int = 20261127
+    card_verifier: str = "simulator"
+    card_verifier_seed: int = 20261127
+    card_attempts_per_day: int = Field(default=5, ge=1)
+    card_status_check_days: int = Field(default=90, ge=1)
+    payout_initiating_party: str = "结算卫士收单服务有限公司"
+    payout_debtor_name: str = "结算卫士收单服务有限公司备付金账户"
+    payout_debtor_account: str = "1100000000000000001"
+    payout_debtor_bank: str = "ICBC"
+    worker_stale_seconds: int = Field(default=300, ge=0)

@@ -3,13 +3,16 @@
 Builds a fresh database from a fixed seed: merchants with Chinese names and businesses,
 bound debit cards of the major banks, terminals; then for each day writes that day's
 transaction file, imports it through the real importer, settles the business day and
-sends the payouts that are due, exactly as an operator's daily run would.
+sends the payouts that are due, exactly as an operator's daily run would. After the week, the
+merchants whose payouts were held for a card problem bind a new card, and the worker pays the
+held money to the new card.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -18,7 +21,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from settleguard.cards.service import BindRefused, BindRequest, bind_card
 from settleguard.cards.vault import Vault
+from settleguard.cards.verifier_sim import SimulatedVerifier
 from settleguard.channels.base import BankChannel
 from settleguard.db import tables
 from settleguard.db.engine import create, normalise_url, open_engine
@@ -27,7 +32,10 @@ from settleguard.ledger import repository as ledger_repo
 from settleguard.merchants import repository as merchants_repo
 from settleguard.merchants.model import MerchantKind, NewMerchant
 from settleguard.payouts import repository as payouts_repo
+from settleguard.payouts.model import PayoutStatus
+from settleguard.payouts.policy import CARD_HOLDS
 from settleguard.payouts.service import SendSummary, send_due
+from settleguard.payouts.worker import cycle
 from settleguard.settlement.calendar import next_business_day
 from settleguard.settlement.engine import RunResult, settle
 from settleguard.settlement.model import CutOffs, Cycle
@@ -35,6 +43,7 @@ from settleguard.sim.generator import (
     SimMerchant,
     generate_merchants,
     generate_transactions,
+    replacement_card,
     write_transactions_csv,
 )
 
@@ -62,6 +71,11 @@ class DemoSummary:
     account_totals: dict[str, int] = field(default_factory=dict)
     ledger_problems: int = 0
     files: list[Path] = field(default_factory=list)
+    rebound: int = 0
+    rebind_refused: Counter[str] = field(default_factory=Counter)
+    released: int = 0
+    released_fen: int = 0
+    repaid_fen: int = 0
 
 
 def to_new_merchant(m: SimMerchant) -> NewMerchant:
@@ -142,6 +156,8 @@ def run_demo(
         now = datetime.combine(pay_day, time(hour, 0), tz)
         _merge(summary.send, send_due(engine, channel, vault, as_of=pay_day, now=now))
 
+    _recover(engine, channel, vault, sims, seed, datetime.combine(pay_day, time(14, 0), tz), summary, hooks)
+
     with engine.connect() as conn:
         summary.payouts_by_status = payouts_repo.counts_by_status(conn)
         summary.failures = payouts_repo.failures_by_reason(conn)
@@ -152,10 +168,45 @@ def run_demo(
     return summary
 
 
+def _recover(engine: Engine, channel: BankChannel, vault: Vault, sims: Sequence[SimMerchant], seed: int,
+             now: datetime, summary: DemoSummary, hooks: Hooks) -> None:
+    """Merchants whose payouts are held for a card problem bind a new card (checks and four-element
+    verification at the simulated bank); the next worker cycle releases the held payouts and pays
+    them to the new card with a new instruction."""
+    with engine.connect() as conn:
+        held = [r for r in payouts_repo.listing(conn, status=str(PayoutStatus.HELD), limit=10**9)
+                if r["category"] in CARD_HOLDS]
+    by_no = {m.merchant_no: m for m in sims}
+    merchants = sorted({str(r["merchant_no"]) for r in held})
+    verifier = SimulatedVerifier(seed)
+    hooks.stage("换卡并重新出款 re-bind cards, release and re-pay", len(merchants))
+    for no in merchants:
+        m = by_no[no]
+        if m.kind == "corporate":  # a company's new account is verified off-line (打款验证) by operations
+            summary.rebind_refused["corporate 对公账户需运营线下核实 corporate account awaits operations"] += 1
+            hooks.advance()
+            continue
+        req = BindRequest(merchant_no=no, pan=replacement_card(m, seed), name=m.holder_name, id_number=m.id_number,
+                          phone=m.phone, actor="demo-merchant")
+        try:
+            bind_card(engine, verifier, vault, req, now=now)
+            summary.rebound += 1
+        except BindRefused as exc:
+            summary.rebind_refused[f"{exc.code} {exc.zh}"] += 1
+        hooks.advance()
+    hooks.done()
+    c = cycle(engine, channel, vault, verifier, as_of=now.date(), now=now)
+    summary.released, summary.released_fen = c.released.released, c.released.released_fen
+    summary.repaid_fen = c.send.succeeded_fen
+    _merge(summary.send, c.send)
+
+
 def _merge(total: SendSummary, part: SendSummary) -> None:
-    for name in ("sent", "inquired", "succeeded", "succeeded_fen", "held", "held_fen", "retry_scheduled", "unknown"):
+    for name in ("sent", "inquired", "succeeded", "succeeded_fen", "held", "held_fen", "retry_scheduled", "unknown",
+                 "needs_review", "split"):
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.reasons.update(part.reasons)
+    total.categories.update(part.categories)
 
 
 def default_data_dir(url: str) -> Path:

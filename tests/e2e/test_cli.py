@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from settleguard.db.engine import create, head_revision
+
 
 def run(db: str, *args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SETTLEGUARD_DB": db, "SETTLEGUARD_KEY_FILE": str(cwd / "e2e.key"), "COLUMNS": "160"}
@@ -77,9 +79,10 @@ def test_a_rejected_file_prints_the_line_and_exits_2(tmp_path: Path, sqlite_url:
 
 def test_db_upgrade_migrates_a_fresh_database_and_then_says_it_is_current(tmp_path: Path, sqlite_url: str) -> None:
     first = run(sqlite_url, "db", "upgrade", cwd=tmp_path)
-    assert "-> 0001" in first.stdout
+    head = head_revision(create(sqlite_url))
+    assert f"-> {head}" in first.stdout
     second = run(sqlite_url, "db", "upgrade", cwd=tmp_path)
-    assert "already at revision 0001" in second.stdout
+    assert f"already at revision {head}" in second.stdout
 
 
 def test_the_sqlite_database_runs_in_wal_mode(tmp_path: Path, sqlite_url: str) -> None:

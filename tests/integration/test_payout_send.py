@@ -23,7 +23,8 @@ from settleguard.db import tables as t
 from settleguard.ledger import repository as ledger_repo
 from settleguard.ledger.model import Account
 from settleguard.payouts import repository as repo
-from settleguard.payouts.model import IN_TRANSIT, MAX_SEND_ATTEMPTS, TRANSITIONS, PayoutStatus, retry_at
+from settleguard.payouts.model import IN_TRANSIT, TRANSITIONS, PayoutStatus
+from settleguard.payouts.policy import DEFAULT_POLICY, retry_at
 from settleguard.payouts.service import send_due
 from settleguard.settlement.engine import settle
 from settleguard.settlement.model import CardType, TxnKind
@@ -33,12 +34,18 @@ DAY = date(2026, 11, 18)  # Wednesday
 VALUE_DAY = date(2026, 11, 19)  # T+1
 SEND_AT = datetime.combine(VALUE_DAY, time(9), ZoneInfo("Asia/Shanghai"))
 
-OK = BankOutcome(OutcomeStatus.SUCCEEDED, "0000", "交易成功", '{"RET_CODE":"0000","ERR_MSG":"交易成功"}')
-BUSY = BankOutcome(OutcomeStatus.FAILED, "3028", "系统忙，请稍后再提交", '{"RET_CODE":"3028"}', retryable=True)
-NAME_MISMATCH = BankOutcome(OutcomeStatus.FAILED, "3031", "账号户名不符", '{"RET_CODE":"3031"}')
+MAX_SEND_ATTEMPTS = DEFAULT_POLICY.max_attempts
+A = "allinpay"
+OK = BankOutcome(OutcomeStatus.SUCCEEDED, "0000", "交易成功", '{"RET_CODE":"0000","ERR_MSG":"交易成功"}', scheme=A)
+# 3024 日期切换正在处理: a definite system fault (retry); 3028 系统忙 is "not final" (inquire first).
+CUT_OVER = BankOutcome(OutcomeStatus.FAILED, "3024", "日期切换正在处理", '{"RET_CODE":"3024"}', retryable=True,
+                       scheme=A)
+BUSY = BankOutcome(OutcomeStatus.FAILED, "3028", "系统忙，请稍后再提交", '{"RET_CODE":"3028"}', retryable=True,
+                   scheme=A)
+NAME_MISMATCH = BankOutcome(OutcomeStatus.FAILED, "3031", "账号户名不符", '{"RET_CODE":"3031"}', scheme=A)
 NOT_FOUND = BankOutcome(OutcomeStatus.FAILED, "1002", "无法查询到该交易，可以重发", '{"RET_CODE":"1002"}',
-                        retryable=True)
-TIMEOUT = BankOutcome(OutcomeStatus.UNKNOWN, "TIMEOUT", "交易通讯超时，请发起查询交易", "")
+                        retryable=True, scheme=A)
+TIMEOUT = BankOutcome(OutcomeStatus.UNKNOWN, "TIMEOUT", "交易通讯超时，请发起查询交易", "", scheme=A)
 
 
 class ProcessDied(RuntimeError):
@@ -251,45 +258,71 @@ def test_a_retryable_failure_is_retried_later_with_the_same_key_and_one_submit_e
     engine: Engine, vault: Vault, tmp_path: Path,
 ) -> None:
     (d,) = make_payouts(engine, vault, tmp_path, [100_000])
-    bank = ScriptedBank(sends={d.key: [BUSY]})
+    bank = ScriptedBank(sends={d.key: [CUT_OVER]})
 
     summary = run(engine, bank, vault)
 
     p = payout(engine, d.payout_id)
-    assert (p["status"], p["attempt_count"], p["last_code"], p["last_message"]) == (
-        "retry_scheduled", 1, BUSY.code, BUSY.message)
-    assert p["next_attempt_at"] == retry_at(SEND_AT, 1) == SEND_AT + timedelta(minutes=10)
+    assert (p["status"], p["attempt_count"], p["last_code"], p["last_message"], p["category"]) == (
+        "retry_scheduled", 1, CUT_OVER.code, CUT_OVER.message, "system_or_network_fault")
+    due_at = retry_at(SEND_AT, 1, d.key)
+    assert p["next_attempt_at"] == due_at
+    assert SEND_AT + DEFAULT_POLICY.min_delay <= due_at <= SEND_AT + DEFAULT_POLICY.base
     assert summary.retry_scheduled == 1
     assert entries(engine, d.payout_id) == ["payout_submit"]
+    (first,) = attempts(engine, d.payout_id)
+    assert (first["category"], first["rule_id"], first["decision"]) == ("system_or_network_fault", "allinpay.3024",
+                                                                        "retry")
 
-    early = run(engine, bank, vault, SEND_AT + timedelta(minutes=9))
+    early = run(engine, bank, vault, due_at - timedelta(seconds=1))
     assert early.sent == 0
     assert status(engine, d.payout_id) is S.RETRY_SCHEDULED
 
-    run(engine, bank, vault, SEND_AT + timedelta(minutes=10))
+    run(engine, bank, vault, due_at)
 
     assert status(engine, d.payout_id) is S.SUCCEEDED
     assert bank.keys_called(d.key) == ["send", "send"]
     assert bank.paid[d.key] == 1
     assert [(a["attempt_no"], a["idempotency_key"], a["code"]) for a in attempts(engine, d.payout_id)] == [
-        (1, d.key, BUSY.code), (2, d.key, OK.code)]
+        (1, d.key, CUT_OVER.code), (2, d.key, OK.code)]
     assert entries(engine, d.payout_id) == ["payout_submit", "payout_confirm"]
     assert payout(engine, d.payout_id)["attempt_count"] == 2
 
 
-def test_a_payout_that_keeps_failing_retryably_is_held_after_the_last_attempt(
+def test_system_busy_on_a_send_is_inquired_about_before_the_same_key_is_resent(
+    engine: Engine, vault: Vault, tmp_path: Path,
+) -> None:
+    """3028 系统忙 is not a final answer (failure-codes.md §5.1): ask first; the bank then says it has
+    nothing under the key (1002), and only then is the instruction resent, with the same key."""
+    (d,) = make_payouts(engine, vault, tmp_path, [100_000])
+    bank = ScriptedBank(sends={d.key: [BUSY]}, inquiries={d.key: [NOT_FOUND]})
+
+    run(engine, bank, vault)
+    assert status(engine, d.payout_id) is S.RESULT_UNKNOWN
+    assert payout(engine, d.payout_id)["category"] == "result_unknown"
+
+    run(engine, bank, vault, SEND_AT + timedelta(minutes=1))
+    assert status(engine, d.payout_id) is S.RETRY_SCHEDULED
+    run(engine, bank, vault, SEND_AT + timedelta(hours=1))
+
+    assert bank.keys_called(d.key) == ["send", "inquire", "send"]
+    assert status(engine, d.payout_id) is S.SUCCEEDED
+    assert bank.paid[d.key] == 1
+
+
+def test_a_payout_that_keeps_failing_retryably_goes_to_review_after_the_last_attempt(
     engine: Engine, vault: Vault, tmp_path: Path,
 ) -> None:
     (d,) = make_payouts(engine, vault, tmp_path, [100_000])
-    bank = ScriptedBank(sends={d.key: [BUSY] * 20})
+    bank = ScriptedBank(sends={d.key: [CUT_OVER] * 20})
     now = SEND_AT
     for _ in range(MAX_SEND_ATTEMPTS + 2):
         run(engine, bank, vault, now)
-        now += timedelta(hours=7)
+        now += timedelta(days=1)
 
     assert bank.keys_called(d.key) == ["send"] * MAX_SEND_ATTEMPTS
-    assert status(engine, d.payout_id) is S.HELD
-    assert entries(engine, d.payout_id) == ["payout_submit", "payout_hold"]
+    assert status(engine, d.payout_id) is S.NEEDS_REVIEW
+    assert entries(engine, d.payout_id) == ["payout_submit"]  # still in transit: a person decides
 
 
 def test_a_permanent_failure_holds_the_funds_and_is_not_resent(engine: Engine, vault: Vault,

@@ -1,10 +1,11 @@
-"""The payout transition table, idempotency keys and the retry schedule (payouts/model.py)."""
+"""The payout transition table and idempotency keys (payouts/model.py); the retry schedule is in
+test_payout_policy.py."""
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +20,6 @@ from settleguard.payouts.model import (
     PayoutStatus,
     check_transition,
     idempotency_key,
-    retry_at,
     sources,
 )
 
@@ -89,6 +89,8 @@ def test_created_has_no_sources_so_nothing_turns_back_into_a_fresh_payout() -> N
 @pytest.mark.parametrize(("current", "target", "why"), [
     (S.RESULT_UNKNOWN, S.SUBMITTED, "an unknown outcome must be inquired about, never resent blind"),
     (S.RESULT_UNKNOWN, S.RETRY_SCHEDULED, "an unknown outcome must be inquired about, never retried blind"),
+    (S.RESULT_UNKNOWN, S.CANCELLED, "the bank may have paid: inquire before anyone cancels"),
+    (S.INQUIRY, S.CANCELLED, "the bank may have paid: inquire before anyone cancels"),
     (S.SUCCEEDED, S.SUBMITTED, "a paid payout is never sent again"),
     (S.SUCCEEDED, S.FAILED, "success is only undone by a bank return"),
     (S.HELD, S.SUBMITTED, "held funds go out only after an explicit release"),
@@ -184,38 +186,3 @@ def test_different_cycles_or_merchants_never_share_a_key(a: tuple[date, int], b:
     ka = idempotency_key(a[0].strftime("%Y%m%d"), a[1])
     kb = idempotency_key(b[0].strftime("%Y%m%d"), b[1])
     assert (ka == kb) == (a == b)
-
-
-attempts = st.integers(0, 30)
-
-
-@given(attempts, attempts)
-def test_retry_delay_never_shrinks_with_more_attempts(a: int, b: int) -> None:
-    lo, hi = sorted((a, b))
-    assert retry_at(NOW, lo) <= retry_at(NOW, hi)
-
-
-@given(attempts)
-def test_retry_delay_is_positive_and_capped_at_six_hours(attempt: int) -> None:
-    assert NOW < retry_at(NOW, attempt) <= NOW + timedelta(hours=6)
-
-
-@given(attempts, st.integers(1, 600), st.integers(1, 86_400))
-def test_retry_delay_respects_a_custom_base_and_cap(attempt: int, base_s: int, cap_s: int) -> None:
-    base, cap = timedelta(seconds=base_s), timedelta(seconds=cap_s)
-    delay = retry_at(NOW, attempt, base, cap) - NOW
-    assert delay == min(cap, base * 2 ** max(0, attempt - 1))
-
-
-def test_retry_delay_doubles_from_ten_minutes() -> None:
-    got = [retry_at(NOW, n) - NOW for n in range(1, 8)]
-    assert got == [timedelta(minutes=m) for m in (10, 20, 40, 80, 160, 320)] + [timedelta(hours=6)]
-
-
-def test_retry_time_keeps_the_time_zone() -> None:
-    assert retry_at(NOW, 1).tzinfo is not None
-
-
-@given(st.integers(39, 10_000))
-def test_retry_delay_stays_capped_for_any_number_of_attempts(attempt: int) -> None:
-    assert retry_at(NOW, attempt) == NOW + timedelta(hours=6)

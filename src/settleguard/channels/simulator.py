@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -109,13 +109,28 @@ class SimulatedBank:
         card_faults: account number -> response code to force for that card (for demos
             and tests), on top of the seeded ones.
         outage_banks: bank codes answering 3028 系统忙 to every send (see :meth:`set_outage`).
+        card_fault_rates, attempt_fault_rates, timeout_executed_rate: the fault model (defaults: the
+            module's realistic rates); the HTTP bank server (settleguard.sim.bank_server) scales them.
     """
 
     name = "simulator"
 
     def __init__(self, seed: int = 0, state_path: Path | None = None, *,
-                 card_faults: Mapping[str, str] | None = None, outage_banks: Iterable[str] = ()) -> None:
+                 card_faults: Mapping[str, str] | None = None, outage_banks: Iterable[str] = (),
+                 card_fault_rates: Sequence[tuple[str, float]] = CARD_FAULT_RATES,
+                 attempt_fault_rates: Sequence[tuple[str, float]] = ATTEMPT_FAULT_RATES,
+                 timeout_executed_rate: float = TIMEOUT_EXECUTED_RATE) -> None:
         self.seed = seed
+        for code, rate in (*card_fault_rates, *attempt_fault_rates):
+            if code not in MESSAGES or not 0.0 <= rate <= 1.0:
+                raise ValueError(f"bad fault rate {code!r}={rate!r}")
+        if sum(r for _, r in card_fault_rates) > 1.0 or sum(r for _, r in attempt_fault_rates) > 1.0:
+            raise ValueError("fault rates add up to more than 1")
+        if not 0.0 <= timeout_executed_rate <= 1.0:
+            raise ValueError(f"timeout_executed_rate must be in [0, 1], got {timeout_executed_rate!r}")
+        self._card_fault_rates = tuple(card_fault_rates)
+        self._attempt_fault_rates = tuple(attempt_fault_rates)
+        self._timeout_executed_rate = timeout_executed_rate
         self._salt = f"settleguard-sim|{seed}|".encode()
         self._state_path = state_path
         self._forced = dict(card_faults or {})
@@ -143,7 +158,7 @@ class SimulatedBank:
         if forced is not None:
             return forced
         u = self._unit("card", account_number)
-        for code, rate in CARD_FAULT_RATES:
+        for code, rate in self._card_fault_rates:
             if u < rate:
                 return code
             u -= rate
@@ -157,10 +172,15 @@ class SimulatedBank:
             return PERSONAL_LOW_LIMIT_FEN
         return PERSONAL_LIMIT_FEN
 
+    def payment_limit_fen(self, account_kind: str = "personal") -> int:
+        """The single-payment limit the channel publishes: the lowest any such account has, so
+        that a payout split into parts this size goes through."""
+        return CORPORATE_LIMIT_FEN if account_kind == "corporate" else PERSONAL_LOW_LIMIT_FEN
+
     def attempt_fault(self, idempotency_key: str, attempt: int) -> str | None:
         """The blip (3028, 3024 or TIMEOUT) hitting the ``attempt``-th send of a key, if any."""
         u = self._unit("attempt", idempotency_key, attempt)
-        for code, rate in ATTEMPT_FAULT_RATES:
+        for code, rate in self._attempt_fault_rates:
             if u < rate:
                 return code
             u -= rate
@@ -200,7 +220,7 @@ class SimulatedBank:
                     answer = inquiry_code = blip
                 elif blip == TIMEOUT:
                     answer = TIMEOUT
-                    if self._unit("executed", key, attempt) < TIMEOUT_EXECUTED_RATE:
+                    if self._unit("executed", key, attempt) < self._timeout_executed_rate:
                         inquiry_code = self._processing_code(instruction)
                     else:
                         inquiry_code = NOT_FOUND  # the request never reached the bank's books

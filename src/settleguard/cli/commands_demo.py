@@ -80,6 +80,9 @@ def render(s: DemoSummary, seconds: float) -> None:
     summ.add_row("在途金额 money in transit", format_yuan(acct.get("payout_in_transit", 0)))
     summ.add_row("待出款余额 still payable", format_yuan(acct.get("merchant_payable", 0)))
     summ.add_row("手续费收入 fee income", format_yuan(acct.get("fee_income", 0)))
+    summ.add_row("换卡商户 merchants re-bound", f"{s.rebound:,}"
+                 + (f"（{sum(s.rebind_refused.values())} 未换 not re-bound）" if s.rebind_refused else ""))
+    summ.add_row("换卡后重新出款 released and re-paid", f"{s.released:,} · {format_yuan(s.repaid_fen)}")
     summ.add_row("账务核对 ledger check", "平衡 balanced" if s.ledger_problems == 0 else f"{s.ledger_problems} 问题 problems")
     summ.add_row("耗时 elapsed", f"{seconds:.1f} s")
     console.print(summ)
@@ -97,4 +100,13 @@ def render(s: DemoSummary, seconds: float) -> None:
     for code, msg, n in s.failures:
         fails.add_row(code, msg, f"{n:,}")
     console.print(fails)
+    if s.send.categories:
+        cats = Table(title="失败分类 failures by category (diagnosis)")
+        for col in ("分类 category", "次数 count"):
+            cats.add_column(col)
+        for cat, n in s.send.categories.most_common():
+            cats.add_row(cat, f"{n:,}")
+        console.print(cats)
+    for reason, n in s.rebind_refused.most_common(5):
+        console.print(f"未换卡 not re-bound: {n} × {reason}")
     console.print(f"交易文件 day files: {s.files[0].parent}" if s.files else "")

@@ -1,41 +1,46 @@
-"""``settleguard payouts send|list``."""
+"""``settleguard payouts send|list|show|release|cancel|export``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy import select
 
-from settleguard.cli.output import bar, console, parse_date, print_json
+from settleguard.cli.output import bar, console, fail, parse_date, print_json
 from settleguard.cli.runtime import Runtime
-from settleguard.db import tables as t
 from settleguard.money import format_yuan
-from settleguard.payouts.service import send_due
+from settleguard.payouts import repository as repo
+from settleguard.payouts.model import PayoutStatus
+from settleguard.payouts.service import SendSummary
 
 app = typer.Typer(help="出款 Payouts.", no_args_is_help=True)
 
+STATUS_ZH = {
+    "created": "待出款", "submitted": "已提交", "succeeded": "成功", "failed": "失败", "result_unknown": "结果未明",
+    "inquiry": "查询中", "retry_scheduled": "待重试", "held": "挂账", "needs_review": "待复核", "split": "已拆分",
+    "returned": "退票", "released": "已放行", "cancelled": "已撤销",
+}
 
-@app.command("send")
-def send_cmd(
-    ctx: typer.Context,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="出款日 pay date YYYY-MM-DD (default today)")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
-) -> None:
-    """发送到期出款 Inquire about unclear payouts, then send every payout that is due."""
-    rt: Runtime = ctx.obj
-    now = rt.now()
-    day = parse_date(as_of) if as_of else now.astimezone(ZoneInfo(rt.settings.timezone)).date()
-    with bar("出款 sending payouts", None) as b:
-        s = send_due(rt.engine, rt.channel, rt.vault, as_of=day, now=now, progress=b.advance)
-    if json_out:
-        print_json({"sent": s.sent, "inquired": s.inquired, "succeeded": s.succeeded, "succeeded_fen": s.succeeded_fen,
-                    "held": s.held, "held_fen": s.held_fen, "retry_scheduled": s.retry_scheduled,
-                    "result_unknown": s.unknown, "reasons": dict(s.reasons)})
-        return
-    tbl = Table(title=f"出款结果 payout results · {day}")
+
+def _today(rt: Runtime, now: datetime) -> Any:
+    return now.astimezone(ZoneInfo(rt.settings.timezone)).date()
+
+
+def send_summary_json(s: SendSummary) -> dict[str, Any]:
+    return {"sent": s.sent, "inquired": s.inquired, "succeeded": s.succeeded, "succeeded_fen": s.succeeded_fen,
+            "held": s.held, "held_fen": s.held_fen, "retry_scheduled": s.retry_scheduled, "result_unknown": s.unknown,
+            "needs_review": s.needs_review, "split": s.split, "paused_banks": sorted(s.skipped_banks),
+            "categories": dict(s.categories), "reasons": dict(s.reasons)}
+
+
+def print_send_summary(s: SendSummary, title: str) -> None:
+    tbl = Table(title=title)
     tbl.add_column("结果 outcome")
     tbl.add_column("笔数 count", justify="right")
     tbl.add_column("金额 amount", justify="right")
@@ -45,9 +50,76 @@ def send_cmd(
     tbl.add_row("挂账 held", f"{s.held:,}", format_yuan(s.held_fen))
     tbl.add_row("待重试 retry scheduled", f"{s.retry_scheduled:,}", "")
     tbl.add_row("结果未明 result unknown", f"{s.unknown:,}", "")
+    tbl.add_row("待复核 needs review", f"{s.needs_review:,}", "")
+    tbl.add_row("已拆分 split", f"{s.split:,}", "")
     console.print(tbl)
+    if s.skipped_banks:
+        console.print(f"暂停出款的银行 paused banks (circuit open): {', '.join(sorted(s.skipped_banks))}")
     for reason, n in s.reasons.most_common(10):
         console.print(f"  {n:>5} × {reason}")
+
+
+@app.command("send")
+def send_cmd(
+    ctx: typer.Context,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="出款日 pay date YYYY-MM-DD (default today)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """运行一次出款：放行已换卡的挂账、检查卡状态、查询结果未明的、发送到期的。
+    One worker cycle: release card-held payouts, refresh stale card statuses, inquire, send."""
+    from settleguard.payouts.worker import cycle
+
+    rt: Runtime = ctx.obj
+    now = rt.now()
+    day = parse_date(as_of) if as_of else _today(rt, now)
+    with bar("出款 sending payouts", None) as b:
+        c = cycle(rt.engine, rt.channel, rt.vault, rt.verifier, as_of=day, now=now, opts=rt.payout_options(),
+                  cards=rt.card_settings(), progress=b.advance)
+    if json_out:
+        print_json({**send_summary_json(c.send), "released": c.released.released,
+                    "cards_checked": c.cards.checked, "cards_unusable": c.cards.unusable})
+        return
+    if c.released.released:
+        console.print(f"已放行 released {c.released.released:,} 笔挂账出款 held payouts "
+                      f"({format_yuan(c.released.released_fen)}) 换卡后重新出款 after card fixes")
+    if c.cards.checked:
+        console.print(f"已检查卡状态 card statuses checked: {c.cards.checked:,}; 不可用 unusable: {c.cards.unusable:,}")
+    print_send_summary(c.send, f"出款结果 payout results · {day}")
+
+
+class Fmt(StrEnum):
+    pain001 = "pain.001"
+
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="输出文件 output file")],
+    fmt: Annotated[Fmt, typer.Option("--format", help="文件格式 file format")] = Fmt.pain001,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="出款日 pay date YYYY-MM-DD (default today)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """把到期出款写成 pain.001.001.09 批量文件 Write every due payout into a pain.001.001.09 batch."""
+    from settleguard.channels.iso20022.pain001 import Pain001Error
+    from settleguard.payouts.files import export_pain001
+
+    rt: Runtime = ctx.obj
+    now = rt.now()
+    day = parse_date(as_of) if as_of else _today(rt, now)
+    try:
+        res = export_pain001(rt.engine, rt.vault, rt.batch_config(), out, as_of=day, now=now)
+    except Pain001Error as exc:
+        fail("无法生成出款文件，未做任何更改", "cannot write the payout file; nothing changed", str(exc))
+    if json_out:
+        print_json({"path": str(res.path) if res.path else None, "message_id": res.message_id, "count": res.count,
+                    "total_fen": res.total_fen, "held_no_card": res.held_no_card})
+        return
+    if res.path is None:
+        console.print(f"没有到期的出款 nothing due on {day}" + (f"; 无卡挂账 held (no card): {res.held_no_card}"
+                                                          if res.held_no_card else ""))
+        return
+    console.print(f"已写出 wrote {res.path}: MsgId {res.message_id}, {res.count:,} 笔 payouts, "
+                  f"合计 total {format_yuan(res.total_fen)}. 文件含完整卡号，权限 0600 (full account numbers).")
 
 
 @app.command("list")
@@ -55,28 +127,122 @@ def list_cmd(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="状态 status filter")] = None,
     merchant: Annotated[str | None, typer.Option(help="商户编号 merchant number")] = None,
-    limit: Annotated[int, typer.Option(help="最多行数 max rows")] = 50,
+    category: Annotated[str | None, typer.Option(help="失败分类 failure category")] = None,
+    limit: Annotated[int, typer.Option(help="每页行数 rows per page")] = 50,
+    after: Annotated[int, typer.Option(help="从此 ID 之后开始 start after this id (paging)")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
-    """列出出款 List payouts."""
+    """列出出款 List payouts (paginated with --after)."""
     rt: Runtime = ctx.obj
-    p, m = t.payouts, t.merchants
-    q = (select(p.c.id, m.c.merchant_no, p.c.merchant_id, p.c.cycle_date, p.c.value_date, p.c.amount_fen, p.c.status,
-                p.c.idempotency_key, p.c.attempt_count, p.c.last_code, p.c.last_message)
-         .join(m, m.c.id == p.c.merchant_id).order_by(p.c.id).limit(limit))
-    if status:
-        q = q.where(p.c.status == status)
-    if merchant:
-        q = q.where(m.c.merchant_no == merchant)
+    if status is not None and status not in {s.value for s in PayoutStatus}:
+        fail(f"未知状态 {status}", f"unknown status {status!r}", ", ".join(s.value for s in PayoutStatus))
     with rt.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(q)]
+        rows = repo.listing(conn, status=status, merchant_no=merchant, category=category, limit=limit, after_id=after)
     if json_out:
         print_json(rows)
         return
     tbl = Table(title="出款 payouts")
-    for col in ("ID", "商户 merchant", "周期 cycle", "出款日 value", "金额 amount", "状态 status", "最近应答 last answer"):
+    for col in ("ID", "商户 merchant", "出款日 value", "金额 amount", "状态 status", "分类 category", "最近应答 last answer"):
         tbl.add_column(col)
     for r in rows:
-        tbl.add_row(str(r["id"]), r["merchant_no"], str(r["cycle_date"]), str(r["value_date"]),
-                    format_yuan(r["amount_fen"]), r["status"], f"{r['last_code'] or ''} {r['last_message'] or ''}")
+        st = str(r["status"])
+        tbl.add_row(str(r["id"]), str(r["merchant_no"]), str(r["value_date"]), format_yuan(int(r["amount_fen"])),
+                    f"{STATUS_ZH.get(st, st)} {st}", str(r["category"] or ""),
+                    f"{r['last_code'] or ''} {r['last_message'] or ''}")
     console.print(tbl)
+    if len(rows) == limit:
+        console.print(f"下一页 next page: --after {rows[-1]['id']}")
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id")],
+    lang: Annotated[str, typer.Option(help="指引语言 guidance language zh|en")] = "zh",
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """出款详情：全部状态变化、每次尝试、诊断与处理指引 Full history with diagnoses and guidance."""
+    from settleguard.diagnosis import SCHEMES, classify
+
+    rt: Runtime = ctx.obj
+    with rt.engine.connect() as conn:
+        rows = repo.listing(conn, after_id=payout_id - 1, limit=1)
+        if not rows or rows[0]["id"] != payout_id:
+            fail(f"没有出款 {payout_id}", f"no payout {payout_id}", code=1)
+        p = rows[0]
+        events, attempts = repo.history(conn, payout_id)
+        parts = repo.parts_of(conn, payout_id)
+    diagnosis = None
+    failed = [a for a in attempts if a["outcome"] not in (None, "succeeded")]
+    if failed:  # the latest failure, diagnosed again in the scheme its rule came from, for the guidance
+        last = failed[-1]
+        rule = str(last["rule_id"] or "")
+        scheme = rule.split(".", 1)[0] if rule.split(".", 1)[0] in SCHEMES else None
+        diagnosis = classify(scheme, last["code"] or None, last["message"] or None).to_dict(lang)
+    if json_out:
+        print_json({"payout": p, "events": events, "attempts": attempts, "parts": parts, "diagnosis": diagnosis})
+        return
+    st = str(p["status"])
+    console.print(Panel.fit(
+        f"商户 merchant {p['merchant_no']} {p['registered_name']}\n金额 amount {format_yuan(int(p['amount_fen']))} · "
+        f"出款日 value date {p['value_date']}\n状态 status {STATUS_ZH.get(st, st)} {st}"
+        + (f" · 分类 category {p['category']}" if p["category"] else "")
+        + (f"\n下次尝试 next attempt {p['next_attempt_at']}" if p["next_attempt_at"] else ""),
+        title=f"出款 payout {payout_id}"))
+    tl = Table(title="状态变化 timeline")
+    for col in ("时间 at", "从 from", "到 to", "原因 reason"):
+        tl.add_column(col)
+    for e in events:
+        tl.add_row(str(e["created_at"]), str(e["from_status"] or ""), str(e["to_status"]), str(e["reason"]))
+    console.print(tl)
+    at = Table(title="尝试 attempts")
+    for col in ("#", "类型 kind", "幂等键 key", "结果 outcome", "应答 answer", "分类 category", "决定 decision"):
+        at.add_column(col)
+    for a in attempts:
+        at.add_row(str(a["attempt_no"]), str(a["kind"]), str(a["idempotency_key"]), str(a["outcome"] or "…"),
+                   f"{a['code'] or ''} {a['message'] or ''}", str(a["category"] or ""), str(a["decision"] or ""))
+    console.print(at)
+    if parts:
+        console.print("拆分 parts: " + ", ".join(f"#{x['id']} {format_yuan(int(x['amount_fen']))} {x['status']}"
+                                                for x in parts))
+    if diagnosis:
+        steps = "\n".join(f"{i}. {g}" for i, g in enumerate(diagnosis["guidance"], 1))
+        console.print(Panel(f"{diagnosis['category']} · {diagnosis.get('meaning', '')}\n{steps}",
+                            title="诊断与处理 diagnosis and what to do"))
+
+
+@app.command("release")
+def release_cmd(
+    ctx: typer.Context,
+    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id")],
+    note: Annotated[str, typer.Option(help="备注 note")] = "",
+    actor: Annotated[str, typer.Option(help="操作员 operator")] = "operator",
+) -> None:
+    """放行：挂账出款按当前结算卡重新出款；待复核出款立即重试 Release a held payout (new instruction to the
+    current card) or retry a payout under review now."""
+    from settleguard.payouts.release import PayoutActionRefused, release
+
+    rt: Runtime = ctx.obj
+    try:
+        new = release(rt.engine, payout_id, actor, rt.now(), note)
+    except PayoutActionRefused as exc:
+        fail(exc.zh, exc.en, code=1)
+    console.print(f"出款 {payout_id} 已放行 released -> {STATUS_ZH.get(str(new), '')} {new}")
+
+
+@app.command("cancel")
+def cancel_cmd(
+    ctx: typer.Context,
+    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id")],
+    reason: Annotated[str, typer.Option(help="原因（必填）reason (required)")],
+    actor: Annotated[str, typer.Option(help="操作员 operator")] = "operator",
+) -> None:
+    """撤销出款，资金转入挂账 Cancel a payout with a reason; its money is held."""
+    from settleguard.payouts.release import PayoutActionRefused, cancel
+
+    rt: Runtime = ctx.obj
+    try:
+        cancel(rt.engine, payout_id, reason, actor, rt.now())
+    except PayoutActionRefused as exc:
+        fail(exc.zh, exc.en, code=1)
+    console.print(f"出款 {payout_id} 已撤销 cancelled; 资金已挂账 funds held")

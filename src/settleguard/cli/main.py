@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from settleguard import __version__
-from settleguard.cli import commands_demo, commands_ledger, commands_payouts, commands_settle
+from settleguard.cli import (
+    commands_card,
+    commands_card_ops,
+    commands_demo,
+    commands_diagnose,
+    commands_ledger,
+    commands_payouts,
+    commands_settle,
+    commands_simulate,
+    commands_worker,
+)
 from settleguard.cli.output import fail
 from settleguard.cli.runtime import Runtime
 from settleguard.config import Settings
@@ -27,6 +37,13 @@ app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(commands_ledger.app, name="ledger")
 app.add_typer(commands_payouts.app, name="payouts")
+app.add_typer(commands_simulate.app, name="simulate")
+app.add_typer(commands_card.app, name="card")
+app.add_typer(commands_card_ops.bins_app, name="bins")  # also adds card bind|show|status-check
+app.add_typer(commands_card_ops.keys_app, name="keys")
+app.add_typer(commands_worker.channels_app, name="channels")
+app.add_typer(commands_worker.returns_app, name="returns")
+app.command("worker")(commands_worker.worker_cmd)
 
 
 def _version(value: bool) -> None:
@@ -104,6 +121,7 @@ def import_transactions_cmd(
 
 app.command("settle")(commands_settle.settle_cmd)
 app.command("demo")(commands_demo.demo_cmd)
+app.command("diagnose")(commands_diagnose.diagnose_cmd)
 
 
 def main() -> None:

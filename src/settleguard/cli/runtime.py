@@ -10,15 +10,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from settleguard.cards.vault import Vault, load_vault
+from settleguard.cards.verifier import CardVerifier
 from settleguard.channels.base import BankChannel
 from settleguard.config import Settings
 from settleguard.db.engine import normalise_url, open_engine
 from settleguard.settlement.model import CutOffs
+
+if TYPE_CHECKING:
+    from settleguard.cards.service import CardSettings
+    from settleguard.channels.iso20022.pain001 import BatchConfig
+    from settleguard.payouts.service import Options as PayoutOptions
 
 
 @dataclass
@@ -49,8 +56,44 @@ class Runtime:
 
     @cached_property
     def channel(self) -> BankChannel:
+        if self.settings.channel == "http":
+            from settleguard.channels.http_bank import HttpBankChannel
+
+            return HttpBankChannel(self.settings.bank_url)
         if self.settings.channel != "simulator":
-            raise ValueError(f"unknown channel {self.settings.channel!r}; available: simulator")
+            raise ValueError(f"unknown channel {self.settings.channel!r}; available: simulator, http")
         from settleguard.channels.simulator import SimulatedBank
 
         return SimulatedBank(self.settings.sim_seed, state_path=self.sim_state_path())
+
+    @cached_property
+    def verifier(self) -> CardVerifier:
+        """The bank's card verification service named in the settings."""
+        if self.settings.card_verifier != "simulator":
+            raise ValueError(f"unknown card verifier {self.settings.card_verifier!r}; available: simulator")
+        from settleguard.cards.verifier_sim import SimulatedVerifier
+
+        return SimulatedVerifier(self.settings.card_verifier_seed)
+
+    def payout_options(self) -> PayoutOptions:
+        """Retry, breaker and staleness settings of payout runs for this database."""
+        from datetime import timedelta
+
+        from settleguard.payouts.service import Options
+
+        stale = timedelta(seconds=self.settings.worker_stale_seconds) if self.engine.dialect.name == "postgresql" else None
+        return Options(stale_after=stale)
+
+    def card_settings(self) -> CardSettings:
+        from settleguard.cards.service import CardSettings
+
+        return CardSettings.from_settings(self.settings)
+
+    def batch_config(self) -> BatchConfig:
+        """Who pays in pain.001 files."""
+        from settleguard.channels.iso20022.pain001 import Agent, BatchConfig, DebtorAccount
+
+        s = self.settings
+        return BatchConfig(initiating_party=s.payout_initiating_party,
+                           debtor=DebtorAccount(s.payout_debtor_name, s.payout_debtor_account,
+                                                Agent(bank_code=s.payout_debtor_bank)))

@@ -13,6 +13,7 @@ grouped by merchant.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     Date,
@@ -92,7 +93,12 @@ settlement_accounts = Table(
     Column("status", String(16), nullable=False),  # active | replaced | unusable
     Column("bound_at", UTCDateTime, nullable=False),
     Column("replaced_at", UTCDateTime, nullable=True),
+    # Added by migration 0002 (cards): the bank's answer to the last status inquiry.
+    Column("card_status", String(16), nullable=True),  # normal | lost | stolen | frozen | closed | ...
+    Column("last_status_check_at", UTCDateTime, nullable=True),
+    Column("verified_at", UTCDateTime, nullable=True),  # four-element verification passed
     Index("ix_settlement_accounts_merchant_status", "merchant_id", "status"),
+    Index("ix_settlement_accounts_status_checked", "status", "last_status_check_at"),
 )
 
 terminals = Table(
@@ -217,8 +223,15 @@ payouts = Table(
     Column("last_message", String(512), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Added by migration 0003 (payout lifecycle):
+    # a part of a split payout names its parent; its key is the parent's key + "S<n>".
+    Column("parent_id", Integer, nullable=True),
+    # each new instruction after a release gets a new key: idempotency_key + "R<n>" (n > 0).
+    Column("instruction_no", Integer, nullable=False, server_default="0"),
+    Column("category", String(32), nullable=True),  # latest diagnosis (failure-taxonomy.md)
     Index("ix_payouts_status_value_date", "status", "value_date"),
     Index("ix_payouts_merchant", "merchant_id"),
+    Index("ix_payouts_parent", "parent_id"),
 )
 
 payout_attempts = Table(
@@ -238,8 +251,14 @@ payout_attempts = Table(
     Column("code", String(32), nullable=True),
     Column("message", String(512), nullable=True),
     Column("raw_response", Text, nullable=True),
+    # Added by migration 0003: the diagnosis of this answer and what was decided.
+    Column("category", String(32), nullable=True),
+    Column("rule_id", String(64), nullable=True),
+    Column("decision", String(16), nullable=True),
+    Column("batch_ref", String(80), nullable=True),  # file channels: "<MsgId>|<PmtInfId>" of the pain.001
     UniqueConstraint("payout_id", "attempt_no", name="uq_payout_attempts_payout_no"),
     Index("ix_payout_attempts_key", "idempotency_key"),
+    Index("ix_payout_attempts_batch_ref", "batch_ref"),
 )
 
 payout_events = Table(
@@ -252,4 +271,119 @@ payout_events = Table(
     Column("reason", String(256), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_payout_events_payout", "payout_id"),
+)
+
+
+# --- Settlement cards (migration 0002) -------------------------------------------------
+
+card_bins = Table(
+    "card_bins",
+    metadata,
+    # The operator's official BIN table (`settleguard bins import`); it takes precedence over the
+    # packaged cards/bins.csv: longest prefix across both, this table wins on an equal prefix.
+    Column("bin", String(10), primary_key=True),
+    Column("length", SmallInteger, primary_key=True),
+    Column("bank_code", String(16), nullable=False),
+    Column("bank_name_zh", String(64), nullable=False),
+    Column("bank_name_en", String(128), nullable=False),
+    Column("card_type", String(4), nullable=False),  # DC | CC | SCC | PC
+    Column("imported_at", UTCDateTime, nullable=False),
+)
+
+card_verifications = Table(
+    "card_verifications",
+    metadata,
+    # Every four-element verification and status inquiry attempt, including refused ones (audit).
+    Column("id", Integer, primary_key=True),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("account_id", Integer, ForeignKey("settlement_accounts.id"), nullable=True),
+    Column("kind", String(16), nullable=False),  # four_elements | status
+    Column("pan_masked", String(32), nullable=False),
+    Column("result", String(24), nullable=False),  # pending | match | mismatch | card_problem | error | ...
+    Column("bank_code", String(32), nullable=True),
+    Column("bank_message", String(256), nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Index("ix_card_verifications_merchant_kind_at", "merchant_id", "kind", "at"),
+)
+
+card_events = Table(
+    "card_events",
+    metadata,
+    # card_bound | card_rebound | status_changed | marked_unusable; issue 5 releases held payouts
+    # on card_rebound.
+    Column("id", Integer, primary_key=True),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("account_id", Integer, ForeignKey("settlement_accounts.id"), nullable=True),
+    Column("kind", String(24), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_card_events_merchant", "merchant_id"),
+    Index("ix_card_events_kind_id", "kind", "id"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    # Outbox: written in the same transaction as the event that causes it; delivery comes later.
+    Column("id", Integer, primary_key=True),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("dedupe_key", String(128), nullable=False, unique=True),
+    Column("payload", JSON, nullable=False),  # {"zh": ..., "en": ..., plus facts}
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Index("ix_notifications_delivered_at", "delivered_at"),
+)
+
+
+# --- Payout lifecycle (migration 0003) --------------------------------------------------
+
+bank_circuits = Table(
+    "bank_circuits",
+    metadata,
+    # One circuit breaker per receiving bank (payouts.model.Circuit): closed, open or half_open.
+    Column("bank_code", String(16), primary_key=True),
+    Column("state", String(12), nullable=False),
+    Column("failures", Integer, nullable=False),  # system faults in the current window
+    Column("window_started_at", UTCDateTime, nullable=True),
+    Column("opened_at", UTCDateTime, nullable=True),
+    Column("probe_payout_id", Integer, nullable=True),  # the one payout sent while half open
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ops_alerts = Table(
+    "ops_alerts",
+    metadata,
+    # Alerts for the platform's own staff (treasury: provisions account short; ops: bank paused).
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),  # insufficient_funds | circuit_open | ...
+    Column("dedupe_key", String(128), nullable=False, unique=True),
+    Column("bank_code", String(16), nullable=True),
+    Column("message", Text, nullable=False),  # zh first, then en
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+)
+
+worker_cursors = Table(
+    "worker_cursors",
+    metadata,
+    # How far the worker has read an append-only table (e.g. card_events for releases).
+    Column("name", String(32), primary_key=True),
+    Column("last_id", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+report_imports = Table(
+    "report_imports",
+    metadata,
+    # Bank status reports applied (pain.002, camt.054): a file is applied once, by SHA-256.
+    Column("id", Integer, primary_key=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("filename", String(256), nullable=False),
+    Column("kind", String(16), nullable=False),  # pain.002 | camt.054
+    Column("statuses", Integer, nullable=False),
+    Column("applied", Integer, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
 )

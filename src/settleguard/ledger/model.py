@@ -12,6 +12,8 @@ Entries (architecture.md):
     hold         Dr payout_in_transit / Cr merchant_held      (permanent failure, 挂账)
     release      Dr merchant_held / Cr payout_in_transit       (re-pay after the fix)
     return       Dr bank_provisions / Cr merchant_held         (退票 after success)
+    cancel       Dr merchant_payable or payout_in_transit / Cr merchant_held
+                                                               (an operator cancelled the payout)
 
 Invariant per merchant: settled net = paid + held + in transit + still payable.
 """
@@ -39,6 +41,7 @@ class EntryKind(enum.StrEnum):
     HOLD = "payout_hold"
     RELEASE = "payout_release"
     RETURN = "payout_return"
+    CANCEL = "payout_cancel"
 
 
 class UnbalancedEntry(ValueError):
@@ -108,6 +111,14 @@ def release(merchant_id: int, payout_id: int, amount_fen: int) -> Entry:
 def returned(merchant_id: int, payout_id: int, amount_fen: int) -> Entry:
     return _move(EntryKind.RETURN, "退票挂账 payout returned, funds held", Account.BANK_PROVISIONS,
                  Account.MERCHANT_HELD, merchant_id, amount_fen, payout_id)
+
+
+def cancel(merchant_id: int, payout_id: int, amount_fen: int, source: Account) -> Entry:
+    """An operator cancelled a payout: its money waits in merchant_held for a decision."""
+    if source not in (Account.MERCHANT_PAYABLE, Account.PAYOUT_IN_TRANSIT):
+        raise ValueError(f"cannot cancel from {source}")
+    return _move(EntryKind.CANCEL, "出款撤销转挂账 payout cancelled, funds held", source, Account.MERCHANT_HELD,
+                 merchant_id, amount_fen, payout_id)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 
 
 class PayoutStatus(enum.StrEnum):
@@ -31,7 +30,8 @@ S = PayoutStatus
 TRANSITIONS: Mapping[PayoutStatus, frozenset[PayoutStatus]] = {
     S.CREATED: frozenset({S.SUBMITTED, S.CANCELLED}),
     S.SUBMITTED: frozenset({S.SUCCEEDED, S.FAILED, S.RESULT_UNKNOWN}),
-    S.RESULT_UNKNOWN: frozenset({S.INQUIRY, S.CANCELLED}),
+    # No cancel while the outcome is unknown: the bank may have paid (inquire first).
+    S.RESULT_UNKNOWN: frozenset({S.INQUIRY}),
     S.INQUIRY: frozenset({S.SUCCEEDED, S.FAILED, S.RESULT_UNKNOWN}),
     S.FAILED: frozenset({S.RETRY_SCHEDULED, S.HELD, S.NEEDS_REVIEW, S.SPLIT}),
     S.RETRY_SCHEDULED: frozenset({S.SUBMITTED, S.CANCELLED}),
@@ -47,7 +47,9 @@ FINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 # Money of a payout in these statuses sits in payout_in_transit.
 IN_TRANSIT = frozenset({S.SUBMITTED, S.RESULT_UNKNOWN, S.INQUIRY, S.FAILED, S.RETRY_SCHEDULED, S.RELEASED,
                         S.NEEDS_REVIEW})
-MAX_SEND_ATTEMPTS = 5
+# An operator may cancel a payout in these statuses; its money moves to merchant_held from
+# wherever it is (ledger.cancel), so that nothing pays it again without a decision.
+CANCELLABLE = frozenset(s for s, targets in TRANSITIONS.items() if S.CANCELLED in targets)
 
 
 class IllegalTransition(ValueError):
@@ -66,19 +68,20 @@ def sources(target: PayoutStatus) -> frozenset[PayoutStatus]:
 
 
 def idempotency_key(cycle_day_yyyymmdd: str, merchant_id: int) -> str:
-    """The key sent to the bank (EndToEndId, at most 35 characters) for a cycle's payout."""
+    """The key of a cycle's payout (EndToEndId, at most 35 characters)."""
     return f"SG{cycle_day_yyyymmdd}M{merchant_id}"
 
 
-def retry_at(now: datetime, attempt: int, base: timedelta = timedelta(minutes=10),
-             cap: timedelta = timedelta(hours=6)) -> datetime:
-    """When to resend after the ``attempt``-th definite, retryable failure (exponential, capped).
+def instruction_key(payout_key: str, instruction_no: int) -> str:
+    """The key sent to the bank for the payout's ``instruction_no``-th instruction.
 
-    Jitter and bank business days come with the payout-lifecycle work; the delay here is
-    deterministic so that runs are reproducible.
+    The first instruction uses the payout's key; a release after a hold pays the current card
+    with a new instruction, under a new key (``R1``, ``R2``, ...), so the bank can never take
+    it for a resend of the old one.
     """
-    exponent = max(0, attempt - 1)
-    if exponent >= (cap // base).bit_length():  # 2**exponent * base would pass the cap (or overflow)
-        return now + cap
-    delay: timedelta = min(cap, base * (2**exponent))
-    return now + delay
+    return payout_key if instruction_no == 0 else f"{payout_key}R{instruction_no}"
+
+
+def part_key(payout_key: str, part_no: int) -> str:
+    """The key of the ``part_no``-th part (1-based) of a split payout."""
+    return f"{payout_key}S{part_no}"

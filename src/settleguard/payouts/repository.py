@@ -6,11 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from settleguard.db import tables as t
-from settleguard.payouts.model import PayoutStatus, sources
+from settleguard.payouts.circuit import Circuit, CircuitState
+from settleguard.payouts.model import PayoutStatus, instruction_key, part_key, sources
 
 
 class ConcurrentChange(RuntimeError):
@@ -34,6 +38,8 @@ class DuePayout:
     idempotency_key: str
     attempt_count: int
     value_date: date
+    instruction_no: int
+    parent_id: int | None
     account_id: int | None
     holder_name: str | None
     bank_code: str | None
@@ -42,12 +48,17 @@ class DuePayout:
     pan_nonce: bytes | None
     key_version: int | None
 
+    @property
+    def key(self) -> str:
+        """The key of the current instruction (EndToEndId sent to the bank)."""
+        return instruction_key(self.idempotency_key, self.instruction_no)
+
 
 def _due_query(statuses: Sequence[PayoutStatus]):  # type: ignore[no-untyped-def]
     p, a = t.payouts, t.settlement_accounts
     return (
         select(p.c.id, p.c.merchant_id, p.c.amount_fen, p.c.currency, p.c.status, p.c.idempotency_key,
-               p.c.attempt_count, p.c.value_date, a.c.id.label("account_id"), a.c.holder_name, a.c.bank_code,
+               p.c.attempt_count, p.c.value_date, p.c.instruction_no, p.c.parent_id, a.c.id.label("account_id"), a.c.holder_name, a.c.bank_code,
                a.c.account_kind, a.c.pan_cipher, a.c.pan_nonce, a.c.key_version)
         .select_from(p.outerjoin(a, and_(a.c.merchant_id == p.c.merchant_id, a.c.status == "active")))
         .where(p.c.status.in_([str(s) for s in statuses]))
@@ -55,27 +66,39 @@ def _due_query(statuses: Sequence[PayoutStatus]):  # type: ignore[no-untyped-def
     )
 
 
-def due(conn: Connection, as_of: date, now: datetime, limit: int) -> list[DuePayout]:
-    """Created or retry-scheduled payouts whose value date has come and whose retry time has passed."""
-    p = t.payouts
+def due(conn: Connection, as_of: date, now: datetime, limit: int, *, exclude_banks: Sequence[str] = (),
+        only_bank: str | None = None) -> list[DuePayout]:
+    """Created, retry-scheduled or released payouts whose value date has come and whose retry
+    time has passed; not those paying into ``exclude_banks`` (circuit open); with ``only_bank``,
+    only those paying into that bank."""
+    p, a = t.payouts, t.settlement_accounts
     q = _due_query([PayoutStatus.CREATED, PayoutStatus.RETRY_SCHEDULED, PayoutStatus.RELEASED]).where(
         p.c.value_date <= as_of, or_(p.c.next_attempt_at.is_(None), p.c.next_attempt_at <= now)
     ).limit(limit)
+    if exclude_banks:
+        q = q.where(or_(a.c.bank_code.is_(None), a.c.bank_code.not_in(list(exclude_banks))))
+    if only_bank is not None:
+        q = q.where(a.c.bank_code == only_bank)
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(of=p, skip_locked=True)
     return [_due(r) for r in conn.execute(q)]
 
 
-def unresolved(conn: Connection, limit: int, after_id: int = 0) -> list[DuePayout]:
-    """Payouts whose outcome is unknown: result_unknown, or submitted by a run that died.
+def unresolved(conn: Connection, limit: int, *, after_id: int = 0, stale_before: datetime | None = None
+               ) -> list[DuePayout]:
+    """Payouts whose outcome is unknown: result_unknown, or submitted / in inquiry by a run that died.
 
-    Single-process use (SQLite) only: with several workers a ``submitted`` payout may be
-    one another worker is sending right now; the worker issue adds a staleness bound.
+    With several workers, a ``submitted`` or ``inquiry`` payout may be one another worker is
+    talking to the bank about right now: only those last changed before ``stale_before`` are
+    taken (``None``: all, for a single process).
     """
+    p = t.payouts
     q = _due_query([PayoutStatus.RESULT_UNKNOWN, PayoutStatus.SUBMITTED, PayoutStatus.INQUIRY]).where(
-        t.payouts.c.id > after_id).limit(limit)
+        p.c.id > after_id).limit(limit)
+    if stale_before is not None:
+        q = q.where(or_(p.c.status == str(PayoutStatus.RESULT_UNKNOWN), p.c.updated_at < stale_before))
     if conn.dialect.name == "postgresql":
-        q = q.with_for_update(of=t.payouts, skip_locked=True)
+        q = q.with_for_update(of=p, skip_locked=True)
     return [_due(r) for r in conn.execute(q)]
 
 
@@ -84,7 +107,8 @@ def _due(r: object) -> DuePayout:
     return DuePayout(
         id=m["id"], merchant_id=m["merchant_id"], amount_fen=m["amount_fen"], currency=m["currency"],
         status=PayoutStatus(m["status"]), idempotency_key=m["idempotency_key"], attempt_count=m["attempt_count"],
-        value_date=m["value_date"], account_id=m["account_id"], holder_name=m["holder_name"],
+        value_date=m["value_date"], instruction_no=m["instruction_no"], parent_id=m["parent_id"],
+        account_id=m["account_id"], holder_name=m["holder_name"],
         bank_code=m["bank_code"], account_kind=m["account_kind"], pan_cipher=m["pan_cipher"],
         pan_nonce=m["pan_nonce"], key_version=m["key_version"],
     )
@@ -139,12 +163,21 @@ def start_attempts(conn: Connection, rows: Sequence[dict[str, object]]) -> list[
 
 def finish_attempts(conn: Connection, rows: Sequence[dict[str, object]]) -> None:
     a = t.payout_attempts
+    if not rows:
+        return
     conn.execute(
         update(a).where(a.c.id == bindparam("aid")).values(
             responded_at=bindparam("v_responded_at"), outcome=bindparam("v_outcome"), code=bindparam("v_code"),
-            message=bindparam("v_message"), raw_response=bindparam("v_raw")),
+            message=bindparam("v_message"), raw_response=bindparam("v_raw"), category=bindparam("v_category"),
+            rule_id=bindparam("v_rule"), decision=bindparam("v_decision")),
         list(rows),
     )
+
+
+def add_finished_attempts(conn: Connection, rows: Sequence[dict[str, object]]) -> None:
+    """Record answers that came without a request of ours (a bank's status file)."""
+    if rows:
+        conn.execute(insert(t.payout_attempts), list(rows))
 
 
 def next_attempt_no(conn: Connection, payout_ids: Sequence[int]) -> dict[int, int]:
@@ -176,3 +209,158 @@ def merchants_paid(conn: Connection) -> int:
     return int(conn.execute(
         select(func.count(func.distinct(p.c.merchant_id))).where(p.c.status == str(PayoutStatus.SUCCEEDED))
     ).scalar_one())
+
+
+def by_ids(conn: Connection, ids: Sequence[int], *, lock: bool = False) -> list[DuePayout]:
+    """Payouts by id, whatever their status, with the merchant's current card."""
+    q = _due_query(list(PayoutStatus)).where(t.payouts.c.id.in_(list(ids)))
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update(of=t.payouts)
+    return [_due(r) for r in conn.execute(q)]
+
+
+def held_for(conn: Connection, merchant_ids: Sequence[int], categories: Sequence[str]) -> list[DuePayout]:
+    """Held payouts of these merchants whose hold has one of these diagnosis categories."""
+    p = t.payouts
+    q = _due_query([PayoutStatus.HELD]).where(p.c.merchant_id.in_(list(merchant_ids)),
+                                              p.c.category.in_(list(categories)))
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(of=p, skip_locked=True)
+    return [_due(r) for r in conn.execute(q)]
+
+
+def by_instruction_keys(conn: Connection, keys: Sequence[str]) -> dict[str, DuePayout]:
+    """Which payout each instruction key (EndToEndId) belongs to: the latest attempt under that key."""
+    a = t.payout_attempts
+    found = dict(conn.execute(
+        select(a.c.idempotency_key, func.max(a.c.payout_id)).where(a.c.idempotency_key.in_(list(keys)))
+        .group_by(a.c.idempotency_key)).all())
+    payouts = {p.id: p for p in by_ids(conn, list(set(found.values())), lock=True)} if found else {}
+    return {k: payouts[pid] for k, pid in found.items() if pid in payouts}
+
+
+def create_parts(conn: Connection, parent: DuePayout, amounts: Sequence[int], now: datetime) -> list[int]:
+    """Insert the parts of a split payout (status created, already funded: their money is in transit)."""
+    p = t.payouts
+    parent_row = conn.execute(select(p.c.cycle_date).where(p.c.id == parent.id)).one()
+    ids = [int(r[0]) for r in conn.execute(insert(p).returning(p.c.id, sort_by_parameter_order=True), [
+        {"merchant_id": parent.merchant_id, "settlement_id": None, "cycle_date": parent_row.cycle_date,
+         "value_date": parent.value_date, "amount_fen": amount, "currency": parent.currency,
+         "status": str(PayoutStatus.CREATED), "idempotency_key": part_key(parent.key, i),
+         "attempt_count": 0, "parent_id": parent.id, "created_at": now, "updated_at": now}
+        for i, amount in enumerate(amounts, start=1)])]
+    conn.execute(insert(t.payout_events), [
+        {"payout_id": pid, "from_status": None, "to_status": str(PayoutStatus.CREATED),
+         "reason": f"拆分自出款 {parent.id} part of split payout {parent.id}", "created_at": now} for pid in ids])
+    return ids
+
+
+def _upsert(conn: Connection, table: object):  # type: ignore[no-untyped-def]
+    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)  # type: ignore[arg-type]
+
+
+def circuits(conn: Connection, bank_codes: Sequence[str] | None = None, *, lock: bool = False) -> dict[str, Circuit]:
+    c = t.bank_circuits
+    q = select(c)
+    if bank_codes is not None:
+        q = q.where(c.c.bank_code.in_(list(bank_codes)))
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    return {r.bank_code: Circuit(r.bank_code, CircuitState(r.state), r.failures, r.window_started_at, r.opened_at,
+                                 r.probe_payout_id) for r in conn.execute(q)}
+
+
+def save_circuits(conn: Connection, items: Sequence[Circuit], now: datetime) -> None:
+    if not items:
+        return
+    stmt = _upsert(conn, t.bank_circuits)
+    rows = [{"bank_code": c.bank_code, "state": str(c.state), "failures": c.failures,
+             "window_started_at": c.window_started_at, "opened_at": c.opened_at,
+             "probe_payout_id": c.probe_payout_id, "updated_at": now} for c in items]
+    conn.execute(stmt.on_conflict_do_update(index_elements=["bank_code"], set_={
+        k: stmt.excluded[k] for k in ("state", "failures", "window_started_at", "opened_at", "probe_payout_id",
+                                      "updated_at")}), rows)
+
+
+def add_alert(conn: Connection, kind: str, dedupe_key: str, message: str, now: datetime,
+              bank_code: str | None = None) -> None:
+    """Record an alert for the platform's staff once per ``dedupe_key``."""
+    stmt = _upsert(conn, t.ops_alerts).values(kind=kind, dedupe_key=dedupe_key[:128], bank_code=bank_code,
+                                              message=message, created_at=now)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["dedupe_key"]))
+
+
+def cursor(conn: Connection, name: str) -> int:
+    c = t.worker_cursors
+    q = select(c.c.last_id).where(c.c.name == name)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    got = conn.execute(q).scalar_one_or_none()
+    return int(got or 0)
+
+
+def set_cursor(conn: Connection, name: str, last_id: int, now: datetime) -> None:
+    stmt = _upsert(conn, t.worker_cursors).values(name=name, last_id=last_id, updated_at=now)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
+                                            set_={"last_id": stmt.excluded.last_id, "updated_at": now}))
+
+
+def listing(conn: Connection, *, status: str | None = None, merchant_no: str | None = None,
+            category: str | None = None, limit: int = 50, after_id: int = 0) -> list[dict[str, Any]]:
+    """Payouts for people: merchant number, amount, status, latest diagnosis and the latest
+    attempt's key (EndToEndId), ordered by id, paginated by ``after_id``."""
+    p, m, a = t.payouts, t.merchants, t.payout_attempts
+    latest = (select(a.c.payout_id, func.max(a.c.id).label("aid")).group_by(a.c.payout_id).subquery("latest"))
+    q = (select(p.c.id, p.c.merchant_id, m.c.merchant_no, m.c.registered_name, p.c.cycle_date, p.c.value_date,
+                p.c.amount_fen, p.c.status, p.c.category, p.c.parent_id, p.c.idempotency_key, p.c.attempt_count,
+                p.c.last_code,
+                p.c.last_message, p.c.next_attempt_at, p.c.updated_at, a.c.idempotency_key.label("end_to_end_id"))
+         .select_from(p.join(m, m.c.id == p.c.merchant_id).outerjoin(latest, latest.c.payout_id == p.c.id)
+                      .outerjoin(a, a.c.id == latest.c.aid))
+         .where(p.c.id > after_id).order_by(p.c.id).limit(limit))
+    if status:
+        q = q.where(p.c.status == status)
+    if merchant_no:
+        q = q.where(m.c.merchant_no == merchant_no)
+    if category:
+        q = q.where(p.c.category == category)
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def history(conn: Connection, payout_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(status events, attempts) of one payout, oldest first."""
+    ev, a = t.payout_events, t.payout_attempts
+    events = [dict(r._mapping) for r in conn.execute(
+        select(ev.c.from_status, ev.c.to_status, ev.c.reason, ev.c.created_at)
+        .where(ev.c.payout_id == payout_id).order_by(ev.c.id))]
+    attempts = [dict(r._mapping) for r in conn.execute(
+        select(a.c.attempt_no, a.c.kind, a.c.idempotency_key, a.c.channel, a.c.amount_fen, a.c.requested_at,
+               a.c.responded_at, a.c.outcome, a.c.code, a.c.message, a.c.category, a.c.rule_id, a.c.decision,
+               a.c.batch_ref)
+        .where(a.c.payout_id == payout_id).order_by(a.c.attempt_no))]
+    return events, attempts
+
+
+def parts_of(conn: Connection, payout_id: int) -> list[dict[str, Any]]:
+    p = t.payouts
+    return [dict(r._mapping) for r in conn.execute(
+        select(p.c.id, p.c.amount_fen, p.c.status, p.c.idempotency_key).where(p.c.parent_id == payout_id)
+        .order_by(p.c.id))]
+
+
+def alerts(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
+    o = t.ops_alerts
+    return [dict(r._mapping) for r in conn.execute(
+        select(o.c.id, o.c.kind, o.c.bank_code, o.c.message, o.c.created_at, o.c.acknowledged_at)
+        .order_by(o.c.id.desc()).limit(limit))]
+
+
+def due_counts_by_bank(conn: Connection) -> dict[str, int]:
+    """Payouts waiting to be sent (created, retry scheduled, released), per receiving bank."""
+    p, a = t.payouts, t.settlement_accounts
+    q = (select(func.coalesce(a.c.bank_code, "-"), func.count())
+         .select_from(p.outerjoin(a, and_(a.c.merchant_id == p.c.merchant_id, a.c.status == "active")))
+         .where(p.c.status.in_([str(PayoutStatus.CREATED), str(PayoutStatus.RETRY_SCHEDULED),
+                                str(PayoutStatus.RELEASED)]))
+         .group_by(a.c.bank_code))
+    return {str(b): int(n) for b, n in conn.execute(q)}

@@ -1,33 +1,40 @@
-"""Sending payouts safely: record first, send, then apply the outcome.
+"""Sending payouts safely: record first, send, then apply the diagnosed outcome.
 
-For each batch: (1) in one transaction, mark the payouts submitted, post
+For each batch: (1) in one transaction, claim the payouts (submitted), post
 Dr merchant_payable / Cr payout_in_transit for first submissions, and record an attempt
-row per payout under its idempotency key; (2) send to the bank channel; (3) in one
-transaction, store each answer (code, message, raw response, time) and move the payout
-on: succeeded (confirm entry), definite retryable failure (retry later with the same
-key), other definite failure (funds held, 挂账), unknown (result_unknown: no resend until
-an inquiry says it failed). A process that dies between (1) and (3) leaves payouts in
-``submitted``; the next run inquires about them before sending anything.
+row per payout under the current instruction's key; (2) send to the bank channel; (3) in one
+transaction, store each answer (code, message, raw response, diagnosis) and move the payout on
+as payouts.policy plans it: succeeded (confirm entry), result_unknown (inquire, never resend
+first), retry_scheduled (backoff with jitter, same key), held (挂账, hold entry), needs_review,
+or split into parts within the channel's single-payment limit. A process that dies between (1)
+and (3) leaves payouts in ``submitted``; a later run inquires about them before sending anything.
+
+Per bank, a circuit breaker (payouts.circuit) stops sending to a bank whose system keeps
+failing and probes it with one payout after a cool-down.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
 from settleguard.cards.vault import Vault
 from settleguard.channels.base import BankChannel, BankOutcome, OutcomeStatus, PayoutInstruction
+from settleguard.diagnosis import UnknownScheme, classify
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
 from settleguard.payouts import repository as repo
-from settleguard.payouts.model import MAX_SEND_ATTEMPTS, PayoutStatus, retry_at
+from settleguard.payouts.circuit import BreakerPolicy, Circuit, CircuitState
+from settleguard.payouts.model import PayoutStatus
+from settleguard.payouts.policy import DEFAULT_POLICY, Action, Plan, RetryPolicy, plan
 
 Progress = Callable[[int], None]
 BATCH = 500
+S = PayoutStatus
 
 
 @dataclass
@@ -40,93 +47,248 @@ class SendSummary:
     held_fen: int = 0
     retry_scheduled: int = 0
     unknown: int = 0
+    needs_review: int = 0
+    split: int = 0
+    skipped_banks: set[str] = field(default_factory=set)
     reasons: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
 
 
-def _apply(
-    p: repo.DuePayout, outcome: BankOutcome, attempt_no: int, summary: SendSummary,
-    changes: list[repo.StatusChange], entries: list[ledger.Entry], now: datetime,
-) -> None:
-    reason = f"{outcome.code} {outcome.message}".strip()
+@dataclass(frozen=True)
+class Options:
+    """How a run behaves.
+
+    Attributes:
+        retry: backoff and attempt limits.
+        breaker: circuit-breaker thresholds.
+        stale_after: with several workers (PostgreSQL), a payout left ``submitted`` or in
+            ``inquiry`` is taken for a dead worker's only after this long; ``None`` = at once
+            (a single process, e.g. on SQLite).
+    """
+
+    retry: RetryPolicy = DEFAULT_POLICY
+    breaker: BreakerPolicy = BreakerPolicy()
+    stale_after: timedelta | None = None
+
+
+DEFAULT_OPTIONS = Options()
+
+
+@dataclass(frozen=True)
+class Answer:
+    payout: repo.DuePayout
+    attempt_id: int
+    attempt_no: int  # sends of the current instruction, this one included (inquiries: unchanged)
+    outcome: BankOutcome
+    inquiry: bool
+    bank_code: str | None
+
+
+def diagnose(outcome: BankOutcome) -> tuple[str, str | None]:
+    """(category, rule id) of a bank's answer; a success is not diagnosed."""
     if outcome.status is OutcomeStatus.SUCCEEDED:
-        changes.append(repo.StatusChange(p.id, PayoutStatus.SUCCEEDED, reason, {"last_code": outcome.code,
-                                                                               "last_message": outcome.message}))
-        entries.append(ledger.confirm(p.merchant_id, p.id, p.amount_fen))
-        summary.succeeded += 1
-        summary.succeeded_fen += p.amount_fen
+        return "succeeded", None
+    try:
+        d = classify(outcome.scheme, outcome.code or None, outcome.message or None)
+    except UnknownScheme:
+        d = classify(None, outcome.code or None, outcome.message or None)
+    if outcome.status is OutcomeStatus.UNKNOWN and d.category.value not in ("result_unknown", "duplicate"):
+        return "result_unknown", d.rule
+    return d.category.value, d.rule
+
+
+def _plan(a: Answer, category: str, single_limit: int | None, now: datetime, opts: Options) -> Plan:
+    return plan(succeeded=a.outcome.status is OutcomeStatus.SUCCEEDED,
+                unknown=a.outcome.status is OutcomeStatus.UNKNOWN, category=category, attempt=a.attempt_no,
+                amount_fen=a.payout.amount_fen, single_limit_fen=single_limit, key=a.payout.key, now=now,
+                inquiry=a.inquiry, resend_safe=a.outcome.status is OutcomeStatus.FAILED and a.outcome.retryable,
+                policy=opts.retry)
+
+
+def _single_limit(channel: BankChannel, p: repo.DuePayout) -> int | None:
+    """The channel's single-payment limit for this payout's card, if the channel knows it."""
+    fn = getattr(channel, "payment_limit_fen", None)  # optional: (account_kind) -> fen or None
+    if fn is None:
+        return None
+    limit = fn(p.account_kind or "personal")
+    return int(limit) if limit is not None else None
+
+
+@dataclass
+class _Batch:
+    changes: list[repo.StatusChange] = field(default_factory=list)
+    follow: list[repo.StatusChange] = field(default_factory=list)
+    entries: list[ledger.Entry] = field(default_factory=list)
+    attempts: list[dict[str, object]] = field(default_factory=list)
+    splits: list[tuple[repo.DuePayout, tuple[int, ...]]] = field(default_factory=list)
+    alerts: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    faults: list[tuple[str, int, bool]] = field(default_factory=list)
+
+
+def _apply(a: Answer, pl: Plan, b: _Batch, s: SendSummary, now: datetime) -> None:
+    p, o = a.payout, a.outcome
+    reason = f"{o.code} {o.message}".strip() or str(o.status)
+    last: dict[str, object] = {"last_code": o.code[:32], "last_message": o.message[:512], "category": pl.category[:32]}
+    if pl.action is Action.CONFIRM:
+        b.changes.append(repo.StatusChange(p.id, S.SUCCEEDED, reason, {"last_code": o.code[:32],
+                                                                        "last_message": o.message[:512]}))
+        b.entries.append(ledger.confirm(p.merchant_id, p.id, p.amount_fen))
+        s.succeeded += 1
+        s.succeeded_fen += p.amount_fen
         return
-    if outcome.status is OutcomeStatus.UNKNOWN:
-        changes.append(repo.StatusChange(p.id, PayoutStatus.RESULT_UNKNOWN, reason,
-                                         {"last_code": outcome.code, "last_message": outcome.message}))
-        summary.unknown += 1
-        summary.reasons[reason] += 1
+    s.reasons[reason] += 1
+    s.categories[pl.category] += 1
+    if pl.action is Action.INQUIRE:
+        if p.status is not S.RESULT_UNKNOWN:
+            b.changes.append(repo.StatusChange(p.id, S.RESULT_UNKNOWN, f"{reason} · 先查询 inquire first", last))
+        s.unknown += 1
         return
-    summary.reasons[reason] += 1
-    changes.append(repo.StatusChange(p.id, PayoutStatus.FAILED, reason,
-                                     {"last_code": outcome.code, "last_message": outcome.message}))
-    if outcome.retryable and attempt_no < MAX_SEND_ATTEMPTS:
-        changes.append(repo.StatusChange(p.id, PayoutStatus.RETRY_SCHEDULED, f"retry #{attempt_no + 1}",
-                                         {"next_attempt_at": retry_at(now, attempt_no)}))
-        summary.retry_scheduled += 1
+    b.changes.append(repo.StatusChange(p.id, S.FAILED, reason, last))
+    if pl.action is Action.RETRY:
+        b.follow.append(repo.StatusChange(p.id, S.RETRY_SCHEDULED, f"重试 retry #{a.attempt_no + 1} ({pl.category})",
+                                          {"next_attempt_at": pl.next_attempt_at}))
+        s.retry_scheduled += 1
+        if pl.alert == "treasury":
+            day = now.date().isoformat()
+            b.alerts.append(("insufficient_funds", f"insufficient_funds:{day}",
+                             f"备付金/出款账户余额不足，请财务补足资金后系统将自动重试。Payout account short of funds "
+                             f"({reason}); fund it and payouts are retried automatically.", a.bank_code))
+        elif pl.alert == "ops":
+            b.alerts.append(("verification_failed", f"verification_failed:{a.bank_code}:{now.date().isoformat()}",
+                             f"通道签到或验证失败：{reason}，请检查密钥与证书后重新签到。Channel sign-in or verification "
+                             f"failed: {reason}; check keys and certificates and sign in again.", a.bank_code))
+    elif pl.action is Action.HOLD:
+        b.follow.append(repo.StatusChange(p.id, S.HELD, f"挂账 held ({pl.category}): {reason}"))
+        b.entries.append(ledger.hold(p.merchant_id, p.id, p.amount_fen))
+        s.held += 1
+        s.held_fen += p.amount_fen
+    elif pl.action is Action.SPLIT:
+        b.follow.append(repo.StatusChange(p.id, S.SPLIT, f"拆分为 {len(pl.parts)} 笔 split into {len(pl.parts)} parts"))
+        b.splits.append((p, pl.parts))
+        s.split += 1
     else:
-        changes.append(repo.StatusChange(p.id, PayoutStatus.HELD, f"挂账 held: {reason}"))
-        entries.append(ledger.hold(p.merchant_id, p.id, p.amount_fen))
-        summary.held += 1
-        summary.held_fen += p.amount_fen
+        why = "重试次数用尽 attempts exhausted" if pl.exhausted else "需人工复核 needs review"
+        b.follow.append(repo.StatusChange(p.id, S.NEEDS_REVIEW, f"{why} ({pl.category}): {reason}"))
+        s.needs_review += 1
 
 
-def _finish(engine: Engine, batch: list[tuple[repo.DuePayout, int, int, BankOutcome]],
-            summary: SendSummary, now: datetime) -> None:
-    changes: list[repo.StatusChange] = []
-    entries: list[ledger.Entry] = []
-    attempts: list[dict[str, object]] = []
-    for p, attempt_id, attempt_no, outcome in batch:
-        attempts.append({"aid": attempt_id, "v_responded_at": now, "v_outcome": str(outcome.status),
-                         "v_code": outcome.code[:32], "v_message": outcome.message[:512], "v_raw": outcome.raw})
-        _apply(p, outcome, attempt_no, summary, changes, entries, now)
+def _finish(engine: Engine, channel: BankChannel, answers: Sequence[Answer], s: SendSummary, now: datetime,
+            opts: Options) -> set[str]:
+    """Store the answers and apply their plans in one transaction; returns banks whose circuit opened."""
     with engine.begin() as conn:
-        repo.finish_attempts(conn, attempts)
-        # A payout may take two steps (failed, then held or retry_scheduled): apply the answers first.
-        answers = (PayoutStatus.SUCCEEDED, PayoutStatus.FAILED, PayoutStatus.RESULT_UNKNOWN)
-        repo.change_status(conn, [c for c in changes if c.to in answers], now)
-        repo.change_status(conn, [c for c in changes if c.to not in answers], now)
-        ledger_repo.post(conn, entries, now)
+        return apply_answers(conn, answers, s, now, opts, lambda p: _single_limit(channel, p))
 
 
-def inquire_unresolved(engine: Engine, channel: BankChannel, now: datetime, summary: SendSummary) -> None:
+def apply_answers(conn: Connection, answers: Sequence[Answer], s: SendSummary, now: datetime, opts: Options,
+                  single_limit: Callable[[repo.DuePayout], int | None]) -> set[str]:
+    """Diagnose each answer, store it on its attempt (``attempt_id`` 0: a new attempt row of kind
+    "report", for answers that came in a bank's file), and move each payout on as planned."""
+    b = _Batch()
+    reports: list[dict[str, object]] = []
+    report_payouts = [a.payout.id for a in answers if a.attempt_id == 0]
+    numbers = repo.next_attempt_no(conn, report_payouts) if report_payouts else {}
+    for a in answers:
+        category, rule = diagnose(a.outcome)
+        pl = _plan(a, category, single_limit(a.payout), now, opts)
+        result = {"v_responded_at": now, "v_outcome": str(a.outcome.status), "v_code": a.outcome.code[:32],
+                  "v_message": a.outcome.message[:512], "v_raw": a.outcome.raw,
+                  "v_category": None if category == "succeeded" else category, "v_rule": rule,
+                  "v_decision": str(pl.action)}
+        if a.attempt_id:
+            b.attempts.append({"aid": a.attempt_id, **result})
+        else:
+            reports.append({"payout_id": a.payout.id, "attempt_no": numbers[a.payout.id], "kind": "report",
+                            "idempotency_key": a.payout.key, "channel": "report", "account_id": a.payout.account_id,
+                            "amount_fen": a.payout.amount_fen, "requested_at": now, "responded_at": now,
+                            "outcome": result["v_outcome"], "code": result["v_code"], "message": result["v_message"],
+                            "raw_response": result["v_raw"], "category": result["v_category"],
+                            "rule_id": rule, "decision": result["v_decision"]})
+            numbers[a.payout.id] += 1
+        _apply(a, pl, b, s, now)
+        if a.bank_code and not a.inquiry:
+            fault = a.outcome.status is OutcomeStatus.UNKNOWN or category == "system_or_network_fault"
+            b.faults.append((a.bank_code, a.payout.id, fault))
+    repo.finish_attempts(conn, b.attempts)
+    repo.add_finished_attempts(conn, reports)
+    repo.change_status(conn, b.changes, now)
+    repo.change_status(conn, b.follow, now)
+    for parent, parts in b.splits:
+        repo.create_parts(conn, parent, parts, now)
+    ledger_repo.post(conn, b.entries, now)
+    for kind, key, message, bank in b.alerts:
+        repo.add_alert(conn, kind, key, message, now, bank)
+    return _record_circuits(conn, b.faults, now, opts)
+
+
+def _record_circuits(conn: Connection, faults: Sequence[tuple[str, int, bool]], now: datetime,
+                     opts: Options) -> set[str]:
+    if not faults:
+        return set()
+    banks = sorted({bank for bank, _, _ in faults})
+    current = repo.circuits(conn, banks, lock=True)
+    changed: dict[str, Circuit] = {}
+    for bank, payout_id, fault in faults:
+        before = changed.get(bank) or current.get(bank) or Circuit(bank)
+        after = before.record(payout_id, fault, now, opts.breaker)
+        if after != before:
+            changed[bank] = after
+    repo.save_circuits(conn, list(changed.values()), now)
+    opened = {b for b, c in changed.items() if c.state is CircuitState.OPEN}
+    for bank in opened:
+        repo.add_alert(conn, "circuit_open", f"circuit_open:{bank}:{now.isoformat(timespec='minutes')}",
+                       f"银行 {bank} 系统故障频发，已暂停向其出款，冷却后将试探恢复。Bank {bank} keeps failing; payouts "
+                       f"to it are paused and will be probed after the cool-down.", now, bank)
+    return opened
+
+
+def inquire_unresolved(engine: Engine, channel: BankChannel, now: datetime, summary: SendSummary,
+                       opts: Options = DEFAULT_OPTIONS) -> None:
     """Ask the bank once about every payout whose outcome is not known, before any resend.
 
-    Each payout is asked about at most once per run (pages move forward by id): a bank
-    that keeps answering "unknown" leaves the payout in result_unknown for the next run
-    instead of being asked again and again.
+    Each payout is asked about at most once per run (pages move forward by id): a bank that
+    keeps answering "unknown" leaves the payout in result_unknown for the next run.
     """
     after_id = 0
+    stale_before = None if opts.stale_after is None else now - opts.stale_after
     while True:
         with engine.begin() as conn:
-            rows = repo.unresolved(conn, BATCH, after_id=after_id)
+            rows = repo.unresolved(conn, BATCH, after_id=after_id, stale_before=stale_before)
             if not rows:
                 return
             after_id = rows[-1].id
-            to_inquiry = [p for p in rows if p.status is not PayoutStatus.INQUIRY]
+            to_inquiry = [p for p in rows if p.status is not S.INQUIRY]
             # submitted (a run died mid-flight) -> result_unknown -> inquiry
-            repo.change_status(conn, [repo.StatusChange(p.id, PayoutStatus.RESULT_UNKNOWN, "outcome not recorded; "
-                                                        "inquire before resending")
-                                      for p in to_inquiry if p.status is PayoutStatus.SUBMITTED], now)
-            repo.change_status(conn, [repo.StatusChange(p.id, PayoutStatus.INQUIRY, "status inquiry 状态查询")
+            repo.change_status(conn, [repo.StatusChange(p.id, S.RESULT_UNKNOWN, "outcome not recorded; "
+                                                        "inquire before resending") for p in to_inquiry
+                                      if p.status is S.SUBMITTED], now)
+            repo.change_status(conn, [repo.StatusChange(p.id, S.INQUIRY, "status inquiry 状态查询")
                                       for p in to_inquiry], now)
             numbers = repo.next_attempt_no(conn, [p.id for p in rows])
             attempt_ids = repo.start_attempts(conn, [
-                {"payout_id": p.id, "attempt_no": numbers[p.id], "kind": "inquiry",
-                 "idempotency_key": p.idempotency_key, "channel": channel.name, "account_id": p.account_id,
-                 "amount_fen": p.amount_fen, "requested_at": now}
+                {"payout_id": p.id, "attempt_no": numbers[p.id], "kind": "inquiry", "idempotency_key": p.key,
+                 "channel": channel.name, "account_id": p.account_id, "amount_fen": p.amount_fen, "requested_at": now}
                 for p in rows
             ])
-        batch = []
+        rows = [_as_status(p, S.INQUIRY) for p in rows]
+        answers = []
         for p, aid in zip(rows, attempt_ids, strict=True):
-            outcome = channel.inquire(p.idempotency_key)
-            batch.append((p, aid, p.attempt_count, outcome))
+            answers.append(Answer(p, aid, p.attempt_count, channel.inquire(p.key), True, p.bank_code))
             summary.inquired += 1
-        _finish(engine, batch, summary, now)
+        _finish(engine, channel, answers, summary, now, opts)
+
+
+def _as_status(p: repo.DuePayout, status: PayoutStatus) -> repo.DuePayout:
+    from dataclasses import replace
+    return replace(p, status=status)
+
+
+def _blocked_banks(engine: Engine, now: datetime, opts: Options) -> tuple[set[str], list[str]]:
+    """(banks not to send to now, banks whose cool-down is over and may take one probe)."""
+    with engine.connect() as conn:
+        cs = repo.circuits(conn)
+    blocked = {b for b, c in cs.items() if c.state is not CircuitState.CLOSED}
+    probes = [b for b, c in cs.items() if c.allows(now, opts.breaker) == 1]
+    return blocked, probes
 
 
 def send_due(
@@ -137,61 +299,86 @@ def send_due(
     as_of: date,
     now: datetime,
     progress: Progress | None = None,
+    opts: Options = DEFAULT_OPTIONS,
 ) -> SendSummary:
     """Inquire about unresolved payouts, then send every payout due on ``as_of``."""
     summary = SendSummary()
-    inquire_unresolved(engine, channel, now, summary)
+    inquire_unresolved(engine, channel, now, summary, opts)
+    blocked, probes = _blocked_banks(engine, now, opts)
+    for bank in probes:  # one payout alone to a bank whose cool-down is over
+        _send_batch(engine, channel, vault, as_of, now, summary, opts, only_bank=bank, blocked=blocked)
     while True:
-        with engine.begin() as conn:
-            rows = repo.due(conn, as_of, now, BATCH)
-            if not rows:
-                break
-            sendable = [p for p in rows if p.account_id is not None]
-            no_card = [p for p in rows if p.account_id is None]
-            numbers = repo.next_attempt_no(conn, [p.id for p in sendable])
-            repo.change_status(conn, [
-                repo.StatusChange(p.id, PayoutStatus.SUBMITTED, f"attempt {p.attempt_count + 1} via {channel.name}",
-                                  {"attempt_count": p.attempt_count + 1, "account_id": p.account_id,
-                                   "next_attempt_at": None})
-                for p in sendable
-            ], now)
-            ledger_repo.post(conn, [ledger.submit(p.merchant_id, p.id, p.amount_fen)
-                                    for p in sendable if p.status is PayoutStatus.CREATED], now)
-            attempt_ids = repo.start_attempts(conn, [
-                {"payout_id": p.id, "attempt_no": numbers[p.id], "kind": "send",
-                 "idempotency_key": p.idempotency_key, "channel": channel.name, "account_id": p.account_id,
-                 "amount_fen": p.amount_fen, "requested_at": now}
-                for p in sendable
-            ])
-            if no_card:
-                # No usable card: hold right away (created -> submitted is skipped; nothing is sent).
-                _hold_without_card(conn, no_card, now, summary)
-        batch = []
-        for p, aid in zip(sendable, attempt_ids, strict=True):
-            assert p.pan_cipher is not None
-            assert p.pan_nonce is not None
-            assert p.key_version is not None
-            instruction = PayoutInstruction(
-                idempotency_key=p.idempotency_key, amount_fen=p.amount_fen, currency=p.currency,
-                creditor_name=p.holder_name or "", account_number=vault.open(p.pan_cipher, p.pan_nonce, p.key_version),
-                bank_code=p.bank_code or "", account_kind=p.account_kind or "personal", value_date=p.value_date,
-            )
-            batch.append((p, aid, p.attempt_count + 1, channel.send(instruction)))
-            summary.sent += 1
-        _finish(engine, batch, summary, now)
+        n = _send_batch(engine, channel, vault, as_of, now, summary, opts, blocked=blocked)
+        if n == 0:
+            break
         if progress:
-            progress(len(rows))
+            progress(n)
+    summary.skipped_banks |= blocked
     return summary
 
 
-def _hold_without_card(conn: Connection, rows: list[repo.DuePayout], now: datetime, summary: SendSummary) -> None:
-    """A payout whose merchant has no usable card cannot be sent: hold its funds (挂账)."""
+def _send_batch(engine: Engine, channel: BankChannel, vault: Vault, as_of: date, now: datetime,
+                summary: SendSummary, opts: Options, *, blocked: set[str], only_bank: str | None = None) -> int:
+    with engine.begin() as conn:
+        if only_bank is not None:
+            circuit = repo.circuits(conn, [only_bank], lock=True).get(only_bank)
+            if circuit is None or circuit.allows(now, opts.breaker) != 1:
+                return 0  # another worker took the probe
+            rows = repo.due(conn, as_of, now, 1, only_bank=only_bank)
+            if rows:
+                repo.save_circuits(conn, [circuit.probe(rows[0].id)], now)
+        else:
+            rows = repo.due(conn, as_of, now, BATCH, exclude_banks=sorted(blocked))
+        if not rows:
+            return 0
+        sendable = [p for p in rows if p.account_id is not None]
+        no_card = [p for p in rows if p.account_id is None]
+        numbers = repo.next_attempt_no(conn, [p.id for p in sendable])
+        repo.change_status(conn, [
+            repo.StatusChange(p.id, S.SUBMITTED, f"attempt {p.attempt_count + 1} via {channel.name}",
+                              {"attempt_count": p.attempt_count + 1, "account_id": p.account_id,
+                               "next_attempt_at": None})
+            for p in sendable
+        ], now)
+        ledger_repo.post(conn, [ledger.submit(p.merchant_id, p.id, p.amount_fen)
+                                for p in sendable if p.status is S.CREATED and p.parent_id is None], now)
+        attempt_ids = repo.start_attempts(conn, [
+            {"payout_id": p.id, "attempt_no": numbers[p.id], "kind": "send", "idempotency_key": p.key,
+             "channel": channel.name, "account_id": p.account_id, "amount_fen": p.amount_fen, "requested_at": now}
+            for p in sendable
+        ])
+        if no_card:
+            hold_without_card(conn, no_card, now, summary)
+    answers = []
+    for p, aid in zip(sendable, attempt_ids, strict=True):
+        assert p.pan_cipher is not None
+        assert p.pan_nonce is not None
+        assert p.key_version is not None
+        instruction = PayoutInstruction(
+            idempotency_key=p.key, amount_fen=p.amount_fen, currency=p.currency,
+            creditor_name=p.holder_name or "", account_number=vault.open(p.pan_cipher, p.pan_nonce, p.key_version),
+            bank_code=p.bank_code or "", account_kind=p.account_kind or "personal", value_date=p.value_date,
+        )
+        answers.append(Answer(_as_status(p, S.SUBMITTED), aid, p.attempt_count + 1, channel.send(instruction), False,
+                              p.bank_code))
+        summary.sent += 1
+    blocked |= _finish(engine, channel, answers, summary, now, opts)
+    return len(rows)
+
+
+def hold_without_card(conn: Connection, rows: list[repo.DuePayout], now: datetime, summary: SendSummary) -> None:
+    """A payout whose merchant has no usable card cannot be sent: hold its funds (挂账).
+
+    Held as card_info_error, so that binding a card releases it.
+    """
     reason = "未发送：无可用结算卡 not sent: no usable settlement card"
-    for target in (PayoutStatus.SUBMITTED, PayoutStatus.FAILED, PayoutStatus.HELD):
-        repo.change_status(conn, [repo.StatusChange(p.id, target, reason) for p in rows], now)
+    for target in (S.SUBMITTED, S.FAILED, S.HELD):
+        repo.change_status(conn, [repo.StatusChange(p.id, target, reason, {"category": "card_info_error"})
+                                  for p in rows], now)
     ledger_repo.post(conn, [ledger.submit(p.merchant_id, p.id, p.amount_fen)
-                            for p in rows if p.status is PayoutStatus.CREATED]
+                            for p in rows if p.status is S.CREATED and p.parent_id is None]
                      + [ledger.hold(p.merchant_id, p.id, p.amount_fen) for p in rows], now)
     summary.held += len(rows)
     summary.held_fen += sum(p.amount_fen for p in rows)
     summary.reasons[reason] += len(rows)
+    summary.categories["card_info_error"] += len(rows)

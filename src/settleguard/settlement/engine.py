@@ -163,7 +163,8 @@ def _settle(conn: Connection, day: date, now: datetime) -> RunResult:
     )
     pending = (
         select(po.c.merchant_id, func.sum(po.c.amount_fen).label("pending"))
-        .where(po.c.status == str(PayoutStatus.CREATED), po.c.merchant_id.in_(run_merchants))
+        .where(po.c.status == str(PayoutStatus.CREATED), po.c.parent_id.is_(None),  # parts are already in transit
+               po.c.merchant_id.in_(run_merchants))
         .group_by(po.c.merchant_id).subquery("pending")
     )
     amount = payable.c.payable - func.coalesce(pending.c.pending, 0)

@@ -289,6 +289,16 @@ def _pan(rng: np.random.Generator, bins: Sequence[BinInfo], taken: set[str]) -> 
             return pan, info
 
 
+def replacement_card(m: SimMerchant, seed: int) -> str:
+    """A new settlement account after a card problem (deterministic): a debit card of the merchant's
+    bank for a personal merchant, a 17-digit corporate account number (no card BIN) for a company."""
+    rng = np.random.default_rng([seed, int(m.merchant_no), 0x5242])
+    if m.kind == "corporate":
+        return "1" + "".join(str(d) for d in rng.integers(0, 10, size=16).tolist())
+    pan, _ = _pan(rng, load_packaged_bins().debit_bins(m.bank_code), {m.pan})
+    return pan
+
+
 def generate_merchants(n: int, seed: int) -> list[SimMerchant]:
     """``n`` merchants, the same for the same ``(n, seed)``; about 85% personal, 90% T+1."""
     if n < 0:

@@ -1,0 +1,332 @@
+"""Payouts over bank files: a pain.001 batch out, pain.002 and camt.054 reports back.
+
+Export follows the same record-then-send rule as the API channels: in one transaction the due
+payouts are claimed (submitted, ledger submit entry, an attempt per payout under its
+instruction key with the file's ``MsgId|PmtInfId``); the file is written to a temporary name
+first and appears at its final name only after that transaction committed. A payout in a file
+is ``submitted`` until a report says what became of it.
+
+Import applies a report as a whole, in one transaction, once per file (SHA-256). Each status
+is an answer about one instruction key (EndToEndId) and goes through the same diagnosis and
+plan as an inquiry's answer (payouts.service.apply_answers):
+
+- pain.002 ``ACSC``/``ACCC`` succeeded; ``RJCT``/``CANC`` failed, with StsRsnInf/Rsn/Cd (scheme
+  iso20022) and AddtlInf as the message; everything else (ACTC, ACCP, ACSP, PDNG, ...) is not
+  final: the payout stays (or becomes) result_unknown. Transactions the report does not list
+  take their payment information's or the group's status (reports.implied_statuses).
+- camt.054: a booked debit of our account for the instruction confirms it was paid; a return
+  (RtrInf, 退票) moves a paid payout to returned and then held, with the return reason's
+  diagnosis (scheme iso20022_return) and a return ledger entry.
+
+Reports are duplicated and reordered in real life: an answer about an instruction that is no
+longer the payout's current one, or for a payout already past that point, changes nothing; an
+answer that contradicts what is recorded (paid vs rejected) raises an alert for operations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from settleguard.cards.vault import Vault
+from settleguard.channels.base import BankOutcome, OutcomeStatus, PayoutInstruction
+from settleguard.channels.iso20022.pain001 import BatchConfig, write_pain001
+from settleguard.channels.iso20022.reports import (
+    CheckedReport,
+    NotificationEntry,
+    TransactionStatus,
+    check_report,
+    implied_statuses,
+)
+from settleguard.db import tables as t
+from settleguard.ledger import model as ledger
+from settleguard.ledger import repository as ledger_repo
+from settleguard.payouts import repository as repo
+from settleguard.payouts.model import PayoutStatus
+from settleguard.payouts.service import (
+    DEFAULT_OPTIONS,
+    Answer,
+    Options,
+    SendSummary,
+    apply_answers,
+    diagnose,
+    hold_without_card,
+)
+
+S = PayoutStatus
+CHANNEL = "pain.001"
+CHUNK = 5_000
+SUCCEEDED = frozenset({"ACSC", "ACCC"})
+FAILED = frozenset({"RJCT", "CANC"})
+OPEN = frozenset({S.SUBMITTED, S.RESULT_UNKNOWN, S.INQUIRY})
+
+
+@dataclass
+class ExportResult:
+    path: Path | None
+    message_id: str
+    count: int = 0
+    total_fen: int = 0
+    held_no_card: int = 0
+
+
+def export_pain001(engine: Engine, vault: Vault, config: BatchConfig, out: Path, *, as_of: date, now: datetime,
+                   exclude_banks: Sequence[str] = ()) -> ExportResult:
+    """Claim every due payout and write them as one pain.001.001.09 file at ``out``."""
+    message_id = f"SGB{now:%Y%m%d%H%M%S%f}"[:35]
+    result = ExportResult(None, message_id)
+    out = Path(out)
+    staged = out.with_name(f".{out.name}.staged")
+    summary = SendSummary()
+    with engine.begin() as conn:
+        rows = repo.due(conn, as_of, now, 10**9, exclude_banks=exclude_banks)
+        sendable = [p for p in rows if p.account_id is not None]
+        no_card = [p for p in rows if p.account_id is None]
+        if no_card:
+            hold_without_card(conn, no_card, now, summary)
+            result.held_no_card = len(no_card)
+        if not sendable:
+            return result
+        instructions = [_instruction(vault, p) for p in sendable]
+        batch = write_pain001(staged, instructions, config, message_id=message_id, created_at=now)
+        os.chmod(staged, 0o600)  # the file carries full account numbers
+        group_of = {key: g.payment_information_id for g in batch.groups for key in g.end_to_end_ids}
+        numbers = repo.next_attempt_no(conn, [p.id for p in sendable])
+        repo.change_status(conn, [
+            repo.StatusChange(p.id, S.SUBMITTED, f"文件出款 in pain.001 {message_id}",
+                              {"attempt_count": p.attempt_count + 1, "account_id": p.account_id,
+                               "next_attempt_at": None})
+            for p in sendable], now)
+        ledger_repo.post(conn, [ledger.submit(p.merchant_id, p.id, p.amount_fen)
+                                for p in sendable if p.status is S.CREATED and p.parent_id is None], now)
+        conn.execute(insert(t.payout_attempts), [
+            {"payout_id": p.id, "attempt_no": numbers[p.id], "kind": "send", "idempotency_key": p.key,
+             "channel": CHANNEL, "account_id": p.account_id, "amount_fen": p.amount_fen, "requested_at": now,
+             "batch_ref": f"{message_id}|{group_of[p.key]}"} for p in sendable])
+    os.replace(staged, out)
+    result.path, result.count, result.total_fen = out, batch.count, batch.total_fen
+    return result
+
+
+def _instruction(vault: Vault, p: repo.DuePayout) -> PayoutInstruction:
+    assert p.pan_cipher is not None
+    assert p.pan_nonce is not None
+    assert p.key_version is not None
+    return PayoutInstruction(
+        idempotency_key=p.key, amount_fen=p.amount_fen, currency=p.currency, creditor_name=p.holder_name or "",
+        account_number=vault.open(p.pan_cipher, p.pan_nonce, p.key_version), bank_code=p.bank_code or "",
+        account_kind=p.account_kind or "personal", value_date=p.value_date)
+
+
+# --------------------------------------------------------------------------------------- import
+
+
+@dataclass
+class ImportSummary:
+    path: Path
+    kind: str
+    sha256: str
+    statuses: int = 0
+    applied: int = 0
+    ignored: int = 0
+    conflicts: int = 0
+    returned: int = 0
+    returned_fen: int = 0
+    already_imported: bool = False
+    send: SendSummary = field(default_factory=SendSummary)
+
+
+def _outcome(st: TransactionStatus) -> BankOutcome:
+    code = st.reason_code or st.reason_proprietary or ""
+    status = (OutcomeStatus.SUCCEEDED if st.status in SUCCEEDED
+              else OutcomeStatus.FAILED if st.status in FAILED else OutcomeStatus.UNKNOWN)
+    raw = f'{{"TxSts":"{st.status}","Rsn":"{code}","source":"{st.status_source}"}}'
+    return BankOutcome(status, code or st.status, st.additional_info, raw, retryable=False, scheme="iso20022")
+
+
+def _original(conn: Connection, message_id: str) -> dict[str, list[str]]:
+    """PmtInfId -> EndToEndIds of our pain.001 ``message_id``, from the attempts recorded at export."""
+    a = t.payout_attempts
+    out: dict[str, list[str]] = {}
+    for ref, key in conn.execute(select(a.c.batch_ref, a.c.idempotency_key)
+                                 .where(a.c.batch_ref.like(f"{message_id}|%"))):
+        out.setdefault(ref.split("|", 1)[1], []).append(key)
+    return out
+
+
+def import_report(engine: Engine, path: Path, *, now: datetime, opts: Options = DEFAULT_OPTIONS,
+                  progress: Callable[[int], None] | None = None) -> ImportSummary:
+    """Apply a pain.002 or camt.054 file: all of it in one transaction, or nothing (ReportRejected)."""
+    checked = check_report(Path(path))
+    summary = ImportSummary(Path(path), checked.header.kind, checked.sha256, statuses=checked.count)
+    with engine.begin() as conn:
+        done = conn.execute(select(t.report_imports.c.id).where(t.report_imports.c.sha256 == checked.sha256)).first()
+        if done is not None:
+            summary.already_imported = True
+            return summary
+        items: Iterable[TransactionStatus | NotificationEntry] = checked.items()
+        if checked.header.kind == "pain.002":
+            items = _with_implied(conn, checked, items)
+        for chunk in _chunks(items, CHUNK):
+            if checked.header.kind == "pain.002":
+                _apply_statuses(conn, [i for i in chunk if isinstance(i, TransactionStatus)], summary, now, opts)
+            else:
+                _apply_entries(conn, [i for i in chunk if isinstance(i, NotificationEntry)], summary, now, opts)
+            if progress:
+                progress(len(chunk))
+        conn.execute(insert(t.report_imports).values(
+            sha256=checked.sha256, filename=Path(path).name[:256], kind=checked.header.kind,
+            statuses=summary.statuses, applied=summary.applied, imported_at=now))
+    return summary
+
+
+def _with_implied(conn: Connection, checked: CheckedReport, items: Iterable[TransactionStatus | NotificationEntry]
+                  ) -> Iterator[TransactionStatus | NotificationEntry]:
+    listed: set[str] = set()
+    for item in items:
+        if isinstance(item, TransactionStatus):
+            listed.add(item.end_to_end_id)
+        yield item
+    group = checked.header.group
+    if group is not None:
+        original = _original(conn, group.original_message_id)
+        yield from implied_statuses(checked.header, checked.payment_informations, original, listed)
+
+
+def _chunks(items: Iterable[TransactionStatus | NotificationEntry], n: int
+            ) -> Iterator[list[TransactionStatus | NotificationEntry]]:
+    chunk: list[TransactionStatus | NotificationEntry] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _conflict(conn: Connection, p: repo.DuePayout, what: str, now: datetime, summary: ImportSummary) -> None:
+    summary.conflicts += 1
+    digest = hashlib.sha256(f"{p.key}:{what}".encode()).hexdigest()[:16]
+    repo.add_alert(conn, "conflicting_report", f"conflicting_report:{p.id}:{digest}",
+                   f"出款 {p.id}（{p.key}）的银行报告与记录矛盾：{what}，请人工核对。Payout {p.id} ({p.key}): the bank's "
+                   f"report contradicts what is recorded ({what}); check by hand.", now, p.bank_code)
+
+
+def _apply_statuses(conn: Connection, statuses: Sequence[TransactionStatus], summary: ImportSummary,
+                    now: datetime, opts: Options) -> None:
+    found = repo.by_instruction_keys(conn, [s.end_to_end_id for s in statuses])
+    answers: list[Answer] = []
+    seen: set[int] = set()
+    to_inquiry: list[repo.StatusChange] = []
+    for st in statuses:
+        p = found.get(st.end_to_end_id)
+        if p is None or p.key != st.end_to_end_id or p.id in seen:
+            summary.ignored += 1
+            continue
+        outcome = _outcome(st)
+        if p.status not in OPEN:
+            paid = p.status in (S.SUCCEEDED, S.RETURNED)
+            if (outcome.status is OutcomeStatus.SUCCEEDED and not paid and p.status is not S.CANCELLED) or (
+                    outcome.status is OutcomeStatus.FAILED and paid):
+                _conflict(conn, p, f"{st.status} vs {p.status}", now, summary)
+            else:
+                summary.ignored += 1
+            continue
+        seen.add(p.id)
+        if p.status is S.RESULT_UNKNOWN:
+            to_inquiry.append(repo.StatusChange(p.id, S.INQUIRY, "银行状态报告 status report"))
+            p = _with_status(p, S.INQUIRY)
+        answers.append(Answer(p, 0, p.attempt_count, outcome, True, p.bank_code))
+    repo.change_status(conn, to_inquiry, now)
+    apply_answers(conn, answers, summary.send, now, opts, lambda _p: None)
+    summary.applied += len(answers)
+
+
+def _with_status(p: repo.DuePayout, status: PayoutStatus) -> repo.DuePayout:
+    from dataclasses import replace
+    return replace(p, status=status)
+
+
+def _apply_entries(conn: Connection, entries: Sequence[NotificationEntry], summary: ImportSummary,
+                   now: datetime, opts: Options) -> None:
+    keyed = [e for e in entries if e.end_to_end_id]
+    summary.ignored += len(entries) - len(keyed)
+    found = repo.by_instruction_keys(conn, [e.end_to_end_id for e in keyed if e.end_to_end_id])
+    confirms: list[Answer] = []
+    returns: list[tuple[repo.DuePayout, NotificationEntry]] = []
+    for e in keyed:
+        p = found.get(e.end_to_end_id or "")
+        if p is None or p.key != e.end_to_end_id or e.entry_status != "BOOK":
+            summary.ignored += 1
+            continue
+        if e.is_return:
+            if p.status in OPEN or p.status is S.SUCCEEDED:
+                returns.append((p, e))
+            else:
+                summary.ignored += 1  # returned already, or never paid (then the return is a conflict)
+                if p.status not in (S.HELD, S.RETURNED, S.RELEASED):
+                    _conflict(conn, p, f"return for a payout in {p.status}", now, summary)
+            continue
+        if e.credit_debit == "DBIT" and not e.reversal and p.status in OPEN:
+            if p.status is S.RESULT_UNKNOWN:
+                conn_change = repo.StatusChange(p.id, S.INQUIRY, "银行借记通知 debit notification")
+                repo.change_status(conn, [conn_change], now)
+                p = _with_status(p, S.INQUIRY)
+            outcome = BankOutcome(OutcomeStatus.SUCCEEDED, "BOOK", "银行已记账 booked by the bank",
+                                  f'{{"NtfctnId":"{e.notification_id}"}}', scheme="iso20022")
+            confirms.append(Answer(p, 0, p.attempt_count, outcome, True, p.bank_code))
+        else:
+            summary.ignored += 1
+    apply_answers(conn, confirms, summary.send, now, opts, lambda _p: None)
+    summary.applied += len(confirms)
+    _apply_returns(conn, returns, summary, now)
+
+
+def _apply_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, NotificationEntry]],
+                   summary: ImportSummary, now: datetime) -> None:
+    """Paid, then returned (退票): succeeded -> returned -> held, with a return entry."""
+    if not returns:
+        return
+    first: list[repo.StatusChange] = []
+    confirm: list[repo.StatusChange] = []
+    back: list[repo.StatusChange] = []
+    held: list[repo.StatusChange] = []
+    entries: list[ledger.Entry] = []
+    reports: list[dict[str, object]] = []
+    numbers = repo.next_attempt_no(conn, [p.id for p, _ in returns])
+    for p, e in returns:
+        reason = e.return_reason
+        code = (reason.code or reason.proprietary or "") if reason else ""
+        info = reason.additional_info if reason else ""
+        outcome = BankOutcome(OutcomeStatus.FAILED, code or "RTRN", info, f'{{"NtfctnId":"{e.notification_id}",'
+                              f'"Rtr":"{code}"}}', scheme="iso20022_return")
+        category, rule = diagnose(outcome)
+        if p.status is S.RESULT_UNKNOWN:
+            first.append(repo.StatusChange(p.id, S.INQUIRY, "银行退票通知 return notification"))
+        if p.status is not S.SUCCEEDED:  # the return proves it had been paid
+            confirm.append(repo.StatusChange(p.id, S.SUCCEEDED, "退票证明已付款 the return shows it was paid"))
+            entries.append(ledger.confirm(p.merchant_id, p.id, p.amount_fen))
+        text = f"退票 returned {code} {info}".strip()
+        back.append(repo.StatusChange(p.id, S.RETURNED, text, {"last_code": (code or "RTRN")[:32],
+                                                               "last_message": info[:512], "category": category}))
+        held.append(repo.StatusChange(p.id, S.HELD, f"退票挂账 held after return ({category})"))
+        entries.append(ledger.returned(p.merchant_id, p.id, p.amount_fen))
+        reports.append({"payout_id": p.id, "attempt_no": numbers[p.id], "kind": "report", "idempotency_key": p.key,
+                        "channel": "report", "account_id": p.account_id, "amount_fen": p.amount_fen,
+                        "requested_at": now, "responded_at": now, "outcome": "returned", "code": (code or "RTRN")[:32],
+                        "message": info[:512], "raw_response": outcome.raw, "category": category, "rule_id": rule,
+                        "decision": "hold"})
+        summary.returned += 1
+        summary.returned_fen += p.amount_fen
+    for changes in (first, confirm, back, held):
+        repo.change_status(conn, changes, now)
+    ledger_repo.post(conn, entries, now)
+    repo.add_finished_attempts(conn, reports)
+    summary.applied += len(returns)

@@ -1,0 +1,141 @@
+"""Releasing held payouts and cancelling payouts.
+
+A held payout (挂账) is released when what held it is fixed:
+
+- the merchant binds a new card (``card_rebound`` / ``card_bound`` card events) or the bank
+  says the card is back to normal (``status_changed`` to ``normal``): every payout of the
+  merchant held for a card reason (card_info_error, card_status_abnormal) is released;
+- an operator releases it (any category, risk holds included: a person decided).
+
+A released payout is paid to the merchant's *current* card with a new instruction under a new
+key (payouts.model.instruction_key): never to the old card, never as a resend of the old
+instruction. Release and its ledger entry (Dr merchant_held / Cr payout_in_transit) are one
+transaction; the worker sends released payouts like any due payout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, select
+
+from settleguard.db import tables as t
+from settleguard.ledger import model as ledger
+from settleguard.ledger import repository as ledger_repo
+from settleguard.payouts import repository as repo
+from settleguard.payouts.model import CANCELLABLE, IN_TRANSIT, PayoutStatus
+from settleguard.payouts.policy import CARD_HOLDS
+
+S = PayoutStatus
+CARD_EVENTS_CURSOR = "card_events"
+RELEASING_EVENTS = ("card_bound", "card_rebound", "status_changed")
+
+
+class PayoutActionRefused(ValueError):
+    """An operator's action that the payout's status does not allow; nothing changed."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(f"{zh} / {en}")
+        self.zh, self.en = zh, en
+
+
+def _release(conn: Connection, rows: Sequence[repo.DuePayout], reason: str, now: datetime) -> None:
+    repo.change_status(conn, [
+        repo.StatusChange(p.id, S.RELEASED, reason, {"instruction_no": p.instruction_no + 1, "attempt_count": 0,
+                                                     "next_attempt_at": None})
+        for p in rows], now)
+    ledger_repo.post(conn, [ledger.release(p.merchant_id, p.id, p.amount_fen) for p in rows], now)
+
+
+def _restores(kind: str, payload: object) -> bool:
+    if kind in ("card_bound", "card_rebound"):
+        return True
+    if isinstance(payload, dict):
+        new = payload.get("to") or payload.get("new_status") or payload.get("card_status") or payload.get("status")
+        return new == "normal"
+    return False
+
+
+@dataclass
+class ReleaseSummary:
+    events: int = 0
+    released: int = 0
+    released_fen: int = 0
+
+
+def release_for_card_events(engine: Engine, now: datetime, batch: int = 500) -> ReleaseSummary:
+    """Release the card-held payouts of merchants whose card was re-bound or restored.
+
+    Reads card_events after the worker's cursor; the cursor moves in the same transaction as
+    the releases, so each event is acted on once even if the worker dies.
+    """
+    out = ReleaseSummary()
+    e = t.card_events
+    while True:
+        with engine.begin() as conn:
+            after = repo.cursor(conn, CARD_EVENTS_CURSOR)
+            events = conn.execute(select(e.c.id, e.c.merchant_id, e.c.kind, e.c.payload).where(e.c.id > after)
+                                  .order_by(e.c.id).limit(batch)).all()
+            if not events:
+                return out
+            merchants = sorted({ev.merchant_id for ev in events
+                                if ev.kind in RELEASING_EVENTS and _restores(ev.kind, ev.payload)})
+            rows = repo.held_for(conn, merchants, sorted(CARD_HOLDS)) if merchants else []
+            if rows:
+                _release(conn, rows, "结算卡已更新，重新出款 card re-bound or restored: paid to the current card "
+                                     "with a new instruction", now)
+            repo.set_cursor(conn, CARD_EVENTS_CURSOR, int(events[-1].id), now)
+            out.events += len(events)
+            out.released += len(rows)
+            out.released_fen += sum(p.amount_fen for p in rows)
+
+
+def release(engine: Engine, payout_id: int, actor: str, now: datetime, note: str = "") -> PayoutStatus:
+    """An operator releases one payout: held -> released (new instruction to the current card),
+    or needs_review -> retry_scheduled (due now, same instruction). Returns the new status."""
+    with engine.begin() as conn:
+        found = repo.by_ids(conn, [payout_id], lock=True)
+        if not found:
+            raise PayoutActionRefused(f"没有出款 {payout_id}", f"no payout {payout_id}")
+        p = found[0]
+        why = f"人工放行 released by {actor}" + (f": {note}" if note else "")
+        if p.status is S.HELD:
+            if p.account_id is None:
+                raise PayoutActionRefused("商户没有可用的结算卡，请先绑定新卡", "the merchant has no usable card; bind one first")
+            _release(conn, [p], why, now)
+            return S.RELEASED
+        if p.status is S.NEEDS_REVIEW:
+            repo.change_status(conn, [repo.StatusChange(p.id, S.RETRY_SCHEDULED, why, {"next_attempt_at": now})], now)
+            return S.RETRY_SCHEDULED
+        raise PayoutActionRefused(f"状态为 {p.status} 的出款不能放行（只有挂账或待复核的可以）",
+                                  f"a payout in status {p.status} cannot be released (only held or needs_review)")
+
+
+def cancel(engine: Engine, payout_id: int, reason: str, actor: str, now: datetime) -> None:
+    """An operator cancels a payout with a reason; its money moves to merchant_held.
+
+    Refused while the outcome is unknown (submitted, result_unknown, inquiry): the bank may
+    have paid; inquire first.
+    """
+    if not reason.strip():
+        raise PayoutActionRefused("撤销必须填写原因", "a cancellation needs a reason")
+    with engine.begin() as conn:
+        found = repo.by_ids(conn, [payout_id], lock=True)
+        if not found:
+            raise PayoutActionRefused(f"没有出款 {payout_id}", f"no payout {payout_id}")
+        p = found[0]
+        if p.status not in CANCELLABLE:
+            raise PayoutActionRefused(
+                f"状态为 {p.status} 的出款不能撤销" + ("（结果未明，请先查询）" if p.status in IN_TRANSIT else ""),
+                f"a payout in status {p.status} cannot be cancelled"
+                + (" (outcome unknown: inquire first)" if p.status in IN_TRANSIT else ""))
+        repo.change_status(conn, [repo.StatusChange(p.id, S.CANCELLED, f"撤销 cancelled by {actor}: {reason}")], now)
+        source = None
+        if p.status is S.CREATED:
+            source = ledger.Account.PAYOUT_IN_TRANSIT if p.parent_id is not None else ledger.Account.MERCHANT_PAYABLE
+        elif p.status in IN_TRANSIT:
+            source = ledger.Account.PAYOUT_IN_TRANSIT
+        if source is not None:
+            ledger_repo.post(conn, [ledger.cancel(p.merchant_id, p.id, p.amount_fen, source)], now)

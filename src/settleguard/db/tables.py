@@ -15,6 +15,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -386,4 +387,133 @@ report_imports = Table(
     Column("statuses", Integer, nullable=False),
     Column("applied", Integer, nullable=False),
     Column("imported_at", UTCDateTime, nullable=False),
+)
+
+
+# --- People in the loop: notices, cases, audit (migration 0004) -------------------------
+
+notification_preferences = Table(
+    "notification_preferences",
+    metadata,
+    # How a merchant wants to be told. The webhook secret is sealed like a card number (vault).
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), primary_key=True),
+    Column("webhook_url", String(512), nullable=True),
+    Column("webhook_secret_cipher", LargeBinary, nullable=True),
+    Column("webhook_secret_nonce", LargeBinary, nullable=True),
+    Column("webhook_key_version", Integer, nullable=True),
+    Column("email", String(254), nullable=True),
+    Column("sms_phone", String(20), nullable=True),
+    Column("channels", JSON, nullable=False),  # e.g. ["webhook", "email", "sms"]
+    Column("lang", String(8), nullable=False, server_default="zh"),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    # The delivery queue: one row per notification and channel. A worker claims a row with a lease
+    # (lease_until); a worker killed mid-delivery leaves the lease to expire and the row is retried.
+    Column("id", Integer, primary_key=True),
+    Column("notification_id", Integer, ForeignKey("notifications.id"), nullable=False),
+    Column("channel", String(16), nullable=False),  # webhook | email | sms
+    Column("target", String(512), nullable=False),  # URL, address or masked phone
+    Column("status", String(16), nullable=False),  # pending | delivering | delivered | gave_up
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("notification_id", "channel", name="uq_notification_deliveries_notification_channel"),
+    Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+)
+
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    # The delivery log: every try, with its outcome.
+    Column("id", Integer, primary_key=True),
+    Column("delivery_id", Integer, ForeignKey("notification_deliveries.id"), nullable=False),
+    Column("attempt_no", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("ok", Boolean, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("detail", String(512), nullable=True),
+    Index("ix_notification_attempts_delivery", "delivery_id"),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    # 工单. status: open | waiting_bank | waiting_merchant | resolved | closed.
+    Column("id", Integer, primary_key=True),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("category", String(32), nullable=False),  # failure taxonomy, or returned / repeated_failures
+    Column("priority", String(8), nullable=False),  # p1 (urgent) .. p4
+    Column("status", String(20), nullable=False),
+    Column("title", String(256), nullable=False),
+    Column("source", String(16), nullable=False),  # auto | manual
+    Column("dedupe_key", String(128), nullable=True, unique=True),  # auto cases: one per cause
+    Column("assignee", String(64), nullable=True),
+    Column("sla_due_at", UTCDateTime, nullable=False),
+    Column("resolution", Text, nullable=True),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Index("ix_cases_status_sla", "status", "sla_due_at"),
+    Index("ix_cases_merchant", "merchant_id"),
+)
+
+case_payouts = Table(
+    "case_payouts",
+    metadata,
+    Column("case_id", Integer, ForeignKey("cases.id"), primary_key=True),
+    Column("payout_id", Integer, ForeignKey("payouts.id"), primary_key=True),
+    Index("ix_case_payouts_payout", "payout_id"),
+)
+
+case_contacts = Table(
+    "case_contacts",
+    metadata,
+    # 联系记录: who was contacted, how, when, what was said.
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
+    Column("party", String(24), nullable=False),  # bank_support | platform_hotline | merchant
+    Column("method", String(16), nullable=False),  # phone | online | on_site
+    Column("contact_name", String(128), nullable=True),  # e.g. the bank agent's name or number
+    Column("at", UTCDateTime, nullable=False),  # when the contact happened
+    Column("summary", Text, nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index("ix_case_contacts_case", "case_id"),
+)
+
+case_notes = Table(
+    "case_notes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_case_notes_case", "case_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    # Append-only, hash-chained: hash = SHA-256(prev_hash + canonical JSON of the event). Bulk
+    # changes (a settlement run's payouts, a batch of status changes) are one event whose payload
+    # carries the id range and a digest of the rows it covers (e.g. payout_events).
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("kind", String(48), nullable=False),
+    Column("subject_type", String(24), nullable=True),
+    Column("subject_id", String(64), nullable=True),
+    Column("payload", Text, nullable=False),  # canonical JSON (sorted keys, no spaces)
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Index("ix_audit_events_subject", "subject_type", "subject_id"),
 )

@@ -46,8 +46,8 @@ NOW = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
 SETTLE_TARGET_S = 5.0
 RSS_TARGET_MB = 1024.0
 IMPORT_TARGET_RPS = 500_000
-OUTPUT_TABLES = ("payout_attempts", "payout_events", "payouts", "ledger_postings", "ledger_entries",
-                 "settlements", "settlement_runs")
+OUTPUT_TABLES = ("case_payouts", "audit_events", "payout_attempts", "payout_events", "payouts", "ledger_postings",
+                 "ledger_entries", "settlements", "settlement_runs")
 ROOT = Path(__file__).resolve().parent.parent
 
 

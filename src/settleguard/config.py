@@ -36,6 +36,15 @@ class Settings(BaseSettings):
             in pain.001 files (GrpHdr/InitgPty, Dbtr, DbtrAcct, DbtrAgt).
         worker_stale_seconds: on PostgreSQL, a payout left submitted or in inquiry this long is taken
             for one a dead worker left behind and inquired about.
+        smtp_host, smtp_port, smtp_from: the SMTP server merchant emails go through, and the sender
+            address (``SETTLEGUARD_SMTP_HOST`` ...); smtp_starttls, smtp_user, smtp_password optional.
+        webhook_timeout_seconds: timeout of one webhook POST (and of one SMTP conversation).
+        notify_max_attempts: tries of one delivery before it is given up (gave_up).
+        notify_backoff_base_seconds, notify_backoff_cap_seconds: exponential backoff with full jitter
+            between tries: a draw from [1 s, min(cap, base * 2**(n-1))] after n failed tries.
+        notify_lease_seconds: a claimed delivery whose worker died is taken again after this long.
+        notify_batch: deliveries claimed per transaction.
+        notify_cycle_seconds: time box of notice delivery inside one payout worker cycle.
     """
 
     model_config = SettingsConfigDict(env_prefix="SETTLEGUARD_", extra="ignore")
@@ -58,3 +67,16 @@ class Settings(BaseSettings):
     payout_debtor_account: str = "1100000000000000001"
     payout_debtor_bank: str = "ICBC"
     worker_stale_seconds: int = Field(default=300, ge=0)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "noreply@settleguard.invalid"
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    notify_max_attempts: int = Field(default=8, ge=1)
+    notify_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    notify_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    notify_lease_seconds: float = Field(default=60.0, gt=0)
+    notify_batch: int = Field(default=20, ge=1)
+    notify_cycle_seconds: float = Field(default=20.0, gt=0)

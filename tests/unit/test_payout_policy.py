@@ -194,14 +194,24 @@ def test_after_the_cool_down_one_probe_closes_the_circuit_on_success() -> None:
     c = Circuit("ICBC", CircuitState.OPEN, 3, NOW, NOW)
     assert c.allows(NOW + timedelta(minutes=9), BP) == 0
     assert c.allows(NOW + timedelta(minutes=10), BP) == 1
-    c = c.probe(42)
+    c = c.probe(42, NOW + timedelta(minutes=10))
     assert c.allows(NOW + timedelta(minutes=10), BP) == 0  # only the probe is in flight
     assert c.record(7, False, NOW, BP) == c  # another payout's answer does not decide
     assert c.record(42, False, NOW + timedelta(minutes=11), BP) == Circuit("ICBC")
 
 
+def test_a_probe_that_never_answers_is_given_up_after_a_cool_down_and_another_payout_probes() -> None:
+    sent = NOW + timedelta(minutes=10)
+    c = Circuit("ICBC", CircuitState.OPEN, 3, NOW, NOW).probe(42, sent)
+    assert c.allows(sent + timedelta(minutes=9, seconds=59), BP) == 0
+    assert c.allows(sent + timedelta(minutes=10), BP) == 1
+    c = c.probe(43, sent + timedelta(minutes=10))
+    assert c.record(42, True, sent + timedelta(minutes=11), BP) == c  # the lost probe's late answer
+    assert c.record(43, False, sent + timedelta(minutes=11), BP) == Circuit("ICBC")
+
+
 def test_a_failed_probe_opens_the_circuit_for_another_cool_down() -> None:
-    c = Circuit("ICBC", CircuitState.OPEN, 3, NOW, NOW).probe(42)
+    c = Circuit("ICBC", CircuitState.OPEN, 3, NOW, NOW).probe(42, NOW + timedelta(minutes=10))
     later = NOW + timedelta(minutes=11)
     c = c.record(42, True, later, BP)
     assert (c.state, c.opened_at) == (CircuitState.OPEN, later)
@@ -215,7 +225,7 @@ def test_the_breaker_only_ever_takes_known_states_and_opens_only_on_faults(event
     for i, (fault, dt) in enumerate(events):
         t += timedelta(seconds=dt)
         if c.allows(t, BP) == 1:
-            c = c.probe(i)
+            c = c.probe(i, t)
         before = c
         c = c.record(i, fault, t, BP)
         assert c.state in CircuitState

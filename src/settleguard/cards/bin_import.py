@@ -66,7 +66,7 @@ def read_bin_file(path: Path) -> list[BinInfo]:
     return rows
 
 
-def import_bins(engine: Engine, path: Path, *, now: datetime) -> BinImportResult:
+def import_bins(engine: Engine, path: Path, *, now: datetime, actor: str = "operator") -> BinImportResult:
     """Replace the operator BIN table with the file's rows, atomically; a no-op for the same content."""
     rows = read_bin_file(path)
     new = {_key(r): r for r in rows}
@@ -75,5 +75,10 @@ def import_bins(engine: Engine, path: Path, *, now: datetime) -> BinImportResult
         unchanged = old == new
         if not unchanged:
             repo.replace_bins(conn, rows, now)
+            from settleguard.audit import service as audit
+
+            audit.record(conn, actor, "operator.bins_import", None, {
+                "file": path.name, "rows": len(rows), "added": len(new.keys() - old.keys()),
+                "removed": len(old.keys() - new.keys())}, now)
     return BinImportResult(path, len(rows), len(new.keys() - old.keys()), len(old.keys() - new.keys()), unchanged,
                            len({r.bank_code for r in rows}))

@@ -18,6 +18,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -58,7 +59,8 @@ def _lines(key_file: Path) -> list[str]:
 
 def rotate_keys(engine: Engine, key_file: Path, *, env_key: str | None = None, keep_old: bool = False,
                 progress: Callable[[int], None] | None = None,
-                total: Callable[[int], None] | None = None) -> RotationResult:
+                total: Callable[[int], None] | None = None, actor: str = "operator",
+                now: datetime | None = None) -> RotationResult:
     """Add a key version, re-encrypt every card under it in one transaction, then retire the old keys."""
     if env_key:
         raise RotationError("密钥来自环境变量 SETTLEGUARD_KEY，无法轮换；请改用密钥文件 (SETTLEGUARD_KEY_FILE)。"
@@ -94,6 +96,13 @@ def rotate_keys(engine: Engine, key_file: Path, *, env_key: str | None = None, k
             done += len(rows)
             if progress:
                 progress(len(rows))
+        from datetime import UTC
+
+        from settleguard.audit import service as audit  # versions and counts only, never key material
+
+        audit.record(conn, actor, "operator.keys_rotate", None, {
+            "old_versions": list(old_versions), "new_version": new_version, "reencrypted": done,
+            "keep_old": keep_old}, now or datetime.now(UTC))
     dropped: tuple[int, ...] = ()
     if not keep_old:
         _write_key_file(key_file, [line for line in _lines(key_file) if line.startswith(f"{new_version}:")])

@@ -118,12 +118,27 @@ def add_verification(conn: Connection, *, merchant_id: int, kind: str, pan_maske
         bank_message=None if bank_message is None else bank_message[:256], at=at, actor=actor[:64]))
     pk = res.inserted_primary_key
     assert pk is not None
+    _audit_verification(conn, int(pk[0]), merchant_id=merchant_id, kind=kind, pan_masked=pan_masked[:32],
+                        result=result, bank_code=bank_code, actor=actor, at=at)
     return int(pk[0])
+
+
+def _audit_verification(conn: Connection, verification_id: int | None, *, merchant_id: int, kind: str,
+                        pan_masked: str, result: str, bank_code: str | None, actor: str, at: datetime) -> None:
+    """One audit event per verification attempt (settleguard.audit); the card number stays masked."""
+    from settleguard.audit import service as audit
+
+    audit.record(conn, actor, f"card.verification.{kind}", ("merchant", merchant_id), {
+        "verification_id": verification_id, "pan_masked": pan_masked, "result": result, "bank_code": bank_code}, at)
 
 
 def add_verifications(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(t.card_verifications), list(rows))
+        for r in rows:
+            _audit_verification(conn, None, merchant_id=int(r["merchant_id"]), kind=str(r["kind"]),
+                                pan_masked=str(r["pan_masked"]), result=str(r["result"]), bank_code=r.get("bank_code"),
+                                actor=str(r["actor"]), at=r["at"])
 
 
 def finish_verification(conn: Connection, verification_id: int, *, result: str, bank_code: str | None,
@@ -132,6 +147,14 @@ def finish_verification(conn: Connection, verification_id: int, *, result: str, 
     conn.execute(update(v).where(v.c.id == verification_id).values(
         result=result, bank_code=None if bank_code is None else bank_code[:32],
         bank_message=None if bank_message is None else bank_message[:256], account_id=account_id))
+    from settleguard.audit import service as audit
+
+    row = conn.execute(select(v.c.merchant_id, v.c.kind, v.c.pan_masked, v.c.actor, v.c.at)
+                       .where(v.c.id == verification_id)).first()
+    if row is not None:
+        audit.record(conn, row.actor, f"card.verification.{row.kind}.result", ("merchant", row.merchant_id), {
+            "verification_id": verification_id, "pan_masked": row.pan_masked, "result": result,
+            "bank_code": bank_code, "account_id": account_id}, row.at)
 
 
 def link_verifications(conn: Connection, ids: Sequence[int], account_id: int) -> None:
@@ -156,10 +179,14 @@ def insert_account(conn: Connection, row: dict[str, Any]) -> int:
 
 def add_event(conn: Connection, *, merchant_id: int, account_id: int | None, kind: str,
               payload: dict[str, Any], actor: str, now: datetime) -> int:
+    from settleguard.audit import service as audit
+
     res = conn.execute(insert(t.card_events).values(merchant_id=merchant_id, account_id=account_id, kind=kind,
                                                     payload=payload, actor=actor[:64], created_at=now))
     pk = res.inserted_primary_key
     assert pk is not None
+    audit.record(conn, actor, f"card.{kind}", ("merchant", merchant_id),
+                 {"card_event_id": int(pk[0]), "account_id": account_id, "event": payload}, now)
     return int(pk[0])
 
 

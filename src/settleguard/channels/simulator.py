@@ -15,20 +15,26 @@ is a pure function of the seed and the instruction, so runs are reproducible:
 
 The simulator records what really happened to each key, so :meth:`SimulatedBank.inquire`
 answers truthfully. With ``state_path`` the record is appended to a JSON-lines file (masked
-account numbers only) and read back by a new instance, so a later process can inquire.
+account numbers only) that is the bank's one book: every send and inquiry first takes an
+exclusive lock on the file and reads what other instances appended since (several worker
+processes share one simulated bank, as they would share a real one), so a key is never
+executed twice whichever process sends it, and a later process can inquire.
 Codes and messages are Allinpay's (scheme ``allinpay``); ``raw`` mimics an AIPG response.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 from settleguard.cards.vault import mask_pan
 from settleguard.channels.base import BankOutcome, OutcomeStatus, PayoutInstruction
@@ -140,9 +146,12 @@ class SimulatedBank:
         self._outages = set(outage_banks)
         self._records: dict[str, _KeyRecord] = {}
         self._lock = threading.Lock()
-        self._out: IO[str] | None = None
+        self._fd: int | None = None  # the state file, opened for appending and reading
+        self._offset = 0  # bytes of the state file already applied
+        self._line = 0
         if state_path is not None and state_path.exists():
-            self._replay(state_path)
+            with self._shared():
+                pass
 
     # ---------------------------------------------------------------- deterministic draws
 
@@ -207,7 +216,7 @@ class SimulatedBank:
         """Submit one payout; never raises for the bank's answer, never pays a key twice."""
         key = instruction.idempotency_key
         masked = mask_pan(instruction.account_number)
-        with self._lock:
+        with self._shared():
             rec = self._records.setdefault(key, _KeyRecord())
             attempt = rec.attempts + 1
             paid = 0
@@ -236,7 +245,7 @@ class SimulatedBank:
 
     def inquire(self, idempotency_key: str) -> BankOutcome:
         """What became of a key: 0000 if paid, else the failure, else 1002 (never received)."""
-        with self._lock:
+        with self._shared():
             rec = self._records.get(idempotency_key)
             if rec is None:
                 code, masked, amount = NOT_FOUND, "", 0
@@ -262,27 +271,27 @@ class SimulatedBank:
 
     def paid_total_fen(self, idempotency_key: str) -> int:
         """Total fen the bank has paid for a key (0 or the instruction's amount)."""
-        with self._lock:
+        with self._shared():
             rec = self._records.get(idempotency_key)
             return rec.paid_fen if rec else 0
 
     def executed_keys(self) -> frozenset[str]:
         """Keys the bank has paid."""
-        with self._lock:
+        with self._shared():
             return frozenset(k for k, r in self._records.items() if r.executed)
 
     def attempts(self, idempotency_key: str) -> int:
-        """How many times a key has been sent (including by earlier instances sharing the state file)."""
-        with self._lock:
+        """How many times a key has been sent (including by other instances sharing the state file)."""
+        with self._shared():
             rec = self._records.get(idempotency_key)
             return rec.attempts if rec else 0
 
     def close(self) -> None:
         """Close the state file, if one is open."""
         with self._lock:
-            if self._out is not None:
-                self._out.close()
-                self._out = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> SimulatedBank:
         return self
@@ -308,26 +317,54 @@ class SimulatedBank:
             rec.executed = True
             rec.paid_fen = int(entry["paid_fen"])
 
-    def _persist(self, entry: Mapping[str, Any]) -> None:
-        if self._state_path is None:
-            return
-        if self._out is None:
-            self._out = self._state_path.open("a", encoding="utf-8")
-        self._out.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._out.flush()
+    @contextmanager
+    def _shared(self) -> Iterator[None]:
+        """Hold this instance's lock and, with a state file, the file's exclusive lock, having
+        applied every record other instances appended since the last call."""
+        with self._lock:
+            if self._state_path is None:
+                yield
+                return
+            if self._fd is None:
+                self._fd = os.open(self._state_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                self._catch_up(self._fd)
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _replay(self, path: Path) -> None:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for n, line in enumerate(lines, 1):
+    def _catch_up(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size <= self._offset:
+            return
+        data = os.pread(fd, size - self._offset, self._offset)
+        end = data.rfind(b"\n") + 1  # a last line without its newline: a write cut short by a crash
+        lines = data[:end].decode("utf-8").split("\n")[:-1]
+        for line in lines:
+            self._line += 1
             if not line.strip():
                 continue
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
-                if n == len(lines):  # a write cut short by a crash: that send never answered
-                    break
-                raise ValueError(f"{path}:{n}: not a simulator state record") from None
+                if line.startswith('{"key":'):  # cut short by a crash, then closed by a later writer
+                    continue
+                raise ValueError(f"{self._state_path}:{self._line}: not a simulator state record") from None
             self._apply(entry)
+        self._offset += end
+
+    def _persist(self, entry: Mapping[str, Any]) -> None:
+        """Append one record (called within :meth:`_shared`, so the file is locked)."""
+        if self._fd is None:
+            return
+        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+        size = os.fstat(self._fd).st_size
+        if size > self._offset:  # a torn last line: end it, so the next record stays readable
+            line = "\n" + line
+        data = line.encode("utf-8")
+        os.write(self._fd, data)  # one write: a process killed now leaves the record whole or absent
+        self._offset = size + len(data)
 
     def _send_outcome(self, key: str, code: str, masked: str, amount_fen: int) -> BankOutcome:
         message = MESSAGES[code]

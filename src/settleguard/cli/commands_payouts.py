@@ -110,6 +110,9 @@ def export_cmd(
         res = export_pain001(rt.engine, rt.vault, rt.batch_config(), out, as_of=day, now=now)
     except Pain001Error as exc:
         fail("无法生成出款文件，未做任何更改", "cannot write the payout file; nothing changed", str(exc))
+    except OSError as exc:  # e.g. a missing directory: the claim was rolled back with the file
+        fail(f"无法写入 {out}，未做任何更改", f"cannot write {out}; nothing changed",
+             f"{type(exc).__name__}: {exc.strerror or exc}")
     if json_out:
         print_json({"path": str(res.path) if res.path else None, "message_id": res.message_id, "count": res.count,
                     "total_fen": res.total_fen, "held_no_card": res.held_no_card})
@@ -172,13 +175,15 @@ def show_cmd(
         p = rows[0]
         events, attempts = repo.history(conn, payout_id)
         parts = repo.parts_of(conn, payout_id)
-    diagnosis = None
+    diagnosis = english = None
     failed = [a for a in attempts if a["outcome"] not in (None, "succeeded")]
     if failed:  # the latest failure, diagnosed again in the scheme its rule came from, for the guidance
         last = failed[-1]
         rule = str(last["rule_id"] or "")
         scheme = rule.split(".", 1)[0] if rule.split(".", 1)[0] in SCHEMES else None
-        diagnosis = classify(scheme, last["code"] or None, last["message"] or None).to_dict(lang)
+        found = classify(scheme, last["code"] or None, last["message"] or None)
+        diagnosis = found.to_dict(lang)
+        english = found.to_dict("en") if lang != "en" else None  # people read zh first, then en
     if json_out:
         print_json({"payout": p, "events": events, "attempts": attempts, "parts": parts, "diagnosis": diagnosis})
         return
@@ -206,8 +211,11 @@ def show_cmd(
         console.print("拆分 parts: " + ", ".join(f"#{x['id']} {format_yuan(int(x['amount_fen']))} {x['status']}"
                                                 for x in parts))
     if diagnosis:
-        steps = "\n".join(f"{i}. {g}" for i, g in enumerate(diagnosis["guidance"], 1))
-        console.print(Panel(f"{diagnosis['category']} · {diagnosis.get('meaning', '')}\n{steps}",
+        en_steps = list(english["guidance"]) if english else []
+        steps = "\n".join(f"{i}. {g}" + (f"\n   {en_steps[i - 1]}" if i <= len(en_steps) else "")
+                          for i, g in enumerate(diagnosis["guidance"], 1))
+        meaning = str(diagnosis.get("meaning", "")) + (f" · {english['meaning']}" if english else "")
+        console.print(Panel(f"{diagnosis['category']} · {meaning}\n{steps}",
                             title="诊断与处理 diagnosis and what to do"))
 
 

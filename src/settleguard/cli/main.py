@@ -9,11 +9,15 @@ import typer
 
 from settleguard import __version__
 from settleguard.cli import (
+    commands_audit,
     commands_card,
     commands_card_ops,
+    commands_cases,
     commands_demo,
     commands_diagnose,
+    commands_evidence,
     commands_ledger,
+    commands_notify,
     commands_payouts,
     commands_settle,
     commands_simulate,
@@ -44,6 +48,10 @@ app.add_typer(commands_card_ops.keys_app, name="keys")
 app.add_typer(commands_worker.channels_app, name="channels")
 app.add_typer(commands_worker.returns_app, name="returns")
 app.command("worker")(commands_worker.worker_cmd)
+app.add_typer(commands_audit.app, name="audit")
+app.add_typer(commands_notify.app, name="notify")
+app.add_typer(commands_cases.app, name="cases")
+app.add_typer(commands_evidence.app, name="evidence")
 
 
 def _version(value: bool) -> None:

@@ -22,6 +22,7 @@ err = Console(stderr=True, width=_WIDTH)
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()  # a worker printing one line per cycle must not hold them in a buffer
 
 
 def fail(zh: str, en: str, detail: str = "", code: int = 2) -> None:

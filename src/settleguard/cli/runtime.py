@@ -34,7 +34,12 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return open_engine(self.settings.db)
+        engine = open_engine(self.settings.db)
+        from settleguard.audit.service import snapshot_config
+
+        # config_snapshot / config_changed in the audit trail when the non-secret settings differ.
+        snapshot_config(engine, self.settings.model_dump(), self.now())
+        return engine
 
     @cached_property
     def vault(self) -> Vault:

@@ -7,6 +7,8 @@ foreign keys on.
 
 from __future__ import annotations
 
+import sys
+from types import FrameType
 from typing import Any
 
 from alembic import command
@@ -43,8 +45,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _explicit_begin() -> bool:
+    """Was the transaction begun with ``engine.begin()`` / ``conn.begin()`` (a unit of work), rather
+    than by SQLAlchemy's autobegin on the first statement of ``engine.connect()`` (a read)?"""
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(8):
+        if frame is None:
+            return True
+        if frame.f_code.co_name == "_autobegin":
+            return False
+        frame = frame.f_back
+    return True
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # A unit of work takes the write lock when it starts (IMMEDIATE): a deferred transaction that
+    # reads and then writes after another process committed fails at once with "database is
+    # locked" (SQLite cannot wait for a newer snapshot), an immediate one waits (busy_timeout).
+    # Reads through engine.connect() stay deferred, so WAL readers never wait for a writer.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if _explicit_begin() else "BEGIN")
 
 
 def create(url: str) -> Engine:

@@ -6,7 +6,9 @@ open       nothing is sent to the bank; after ``cool_down`` the next payout is s
            probe (half_open).
 half_open  exactly one payout (the probe) is in flight; its success closes the circuit, a
            fault opens it again for another cool-down; any other answer (a card problem, say)
-           says the bank is up and closes it.
+           says the bank is up and closes it. A probe whose answer never came (its worker was
+           killed; the payout is then inquired about, which does not count here) is given up
+           after a cool-down counted from when it went out, and another payout probes.
 
 Only ``system_or_network_fault`` counts: a wrong card number is not the bank's fault.
 """
@@ -37,20 +39,22 @@ class Circuit:
     state: CircuitState = CircuitState.CLOSED
     failures: int = 0
     window_started_at: datetime | None = None
-    opened_at: datetime | None = None
+    opened_at: datetime | None = None  # when it opened; while half open, when the probe went out
     probe_payout_id: int | None = None
 
     def allows(self, now: datetime, policy: BreakerPolicy) -> int:
         """How many payouts may be sent now: unlimited (-1), one probe (1) or none (0)."""
         if self.state is CircuitState.CLOSED:
             return -1
-        if self.state is CircuitState.OPEN and self.opened_at is not None and now - self.opened_at >= policy.cool_down:
+        # Open: the cool-down is over. Half open: the probe has had a whole cool-down to answer and
+        # did not (lost with its worker): another payout probes.
+        if self.opened_at is not None and now - self.opened_at >= policy.cool_down:
             return 1
         return 0
 
-    def probe(self, payout_id: int) -> Circuit:
-        """The cool-down is over and ``payout_id`` goes out alone."""
-        return replace(self, state=CircuitState.HALF_OPEN, probe_payout_id=payout_id)
+    def probe(self, payout_id: int, now: datetime) -> Circuit:
+        """The cool-down is over and ``payout_id`` goes out alone at ``now``."""
+        return replace(self, state=CircuitState.HALF_OPEN, probe_payout_id=payout_id, opened_at=now)
 
     def record(self, payout_id: int, fault: bool, now: datetime, policy: BreakerPolicy) -> Circuit:
         """Count one answer of the bank (``fault``: a system or network fault)."""

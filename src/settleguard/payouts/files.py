@@ -6,9 +6,12 @@ instruction key with the file's ``MsgId|PmtInfId``); the file is written to a te
 first and appears at its final name only after that transaction committed. A payout in a file
 is ``submitted`` until a report says what became of it.
 
-Import applies a report as a whole, in one transaction, once per file (SHA-256). Each status
-is an answer about one instruction key (EndToEndId) and goes through the same diagnosis and
-plan as an inquiry's answer (payouts.service.apply_answers):
+Import applies a report as a whole, in one transaction, once per file (SHA-256), reading it in one
+streaming pass (a bad element anywhere rolls back everything). Each status is an answer about one
+instruction key (EndToEndId) and goes through the same diagnosis and plan as an inquiry's answer
+(payouts.service.apply_answers); a million-status pain.002 is applied in chunks, each distinct answer
+planned once and applied with set-based SQL where its plan does not depend on the payout
+(payouts.report_repository, docs/benchmarks.md):
 
 - pain.002 ``ACSC``/``ACCC`` succeeded; ``RJCT``/``CANC`` failed, with StsRsnInf/Rsn/Cd (scheme
   iso20022) and AddtlInf as the message; everything else (ACTC, ACCP, ACSP, PDNG, ...) is not
@@ -27,10 +30,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, insert, select
 
@@ -38,17 +45,22 @@ from settleguard.cards.vault import Vault
 from settleguard.channels.base import BankOutcome, OutcomeStatus, PayoutInstruction
 from settleguard.channels.iso20022.pain001 import BatchConfig, write_pain001
 from settleguard.channels.iso20022.reports import (
-    CheckedReport,
     NotificationEntry,
+    ReportRejected,
+    ReportStream,
     TransactionStatus,
-    check_report,
+    file_sha256,
     implied_statuses,
 )
 from settleguard.db import tables as t
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
+from settleguard.notify.outbox import diagnosis_of, notify_answer, notify_payout
+from settleguard.payouts import report_repository as report_repo
 from settleguard.payouts import repository as repo
+from settleguard.payouts import service
 from settleguard.payouts.model import PayoutStatus
+from settleguard.payouts.policy import Action, Plan
 from settleguard.payouts.service import (
     DEFAULT_OPTIONS,
     Answer,
@@ -60,8 +72,10 @@ from settleguard.payouts.service import (
 )
 
 S = PayoutStatus
+_Item = TypeVar("_Item")
 CHANNEL = "pain.001"
 CHUNK = 5_000
+STATUS_CHUNK = 50_000  # pain.002 statuses applied with set-based SQL per chunk (report_repository)
 SUCCEEDED = frozenset({"ACSC", "ACCC"})
 FAILED = frozenset({"RJCT", "CANC"})
 OPEN = frozenset({S.SUBMITTED, S.RESULT_UNKNOWN, S.INQUIRY})
@@ -150,58 +164,223 @@ def _outcome(st: TransactionStatus) -> BankOutcome:
     return BankOutcome(status, code or st.status, st.additional_info, raw, retryable=False, scheme="iso20022")
 
 
-def _original(conn: Connection, message_id: str) -> dict[str, list[str]]:
-    """PmtInfId -> EndToEndIds of our pain.001 ``message_id``, from the attempts recorded at export."""
+def _original(conn: Connection, message_id: str, pmt_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """PmtInfId -> EndToEndIds of our pain.001 ``message_id`` (only of ``pmt_ids`` if given), from the
+    attempts recorded at export."""
     a = t.payout_attempts
     out: dict[str, list[str]] = {}
-    for ref, key in conn.execute(select(a.c.batch_ref, a.c.idempotency_key)
-                                 .where(a.c.batch_ref.like(f"{message_id}|%"))):
+    which = (a.c.batch_ref.in_([f"{message_id}|{p}" for p in pmt_ids]) if pmt_ids is not None
+             else a.c.batch_ref.like(f"{message_id}|%"))
+    for ref, key in conn.execute(select(a.c.batch_ref, a.c.idempotency_key).where(which)):
         out.setdefault(ref.split("|", 1)[1], []).append(key)
     return out
 
 
 def import_report(engine: Engine, path: Path, *, now: datetime, opts: Options = DEFAULT_OPTIONS,
                   progress: Callable[[int], None] | None = None) -> ImportSummary:
-    """Apply a pain.002 or camt.054 file: all of it in one transaction, or nothing (ReportRejected)."""
-    checked = check_report(Path(path))
-    summary = ImportSummary(Path(path), checked.header.kind, checked.sha256, statuses=checked.count)
+    """Apply a pain.002 or camt.054 file: all of it in one transaction, or nothing (ReportRejected).
+
+    One streaming pass: the file is parsed, checked and applied chunk by chunk inside a single
+    database transaction, so a ReportRejected at any point (the last element included) rolls back
+    everything applied before it. The SHA-256 is taken first (a file imported before changes
+    nothing) and again while the file is parsed (a file changed in between is rejected).
+    """
+    path = Path(path)
+    sha256 = file_sha256(path)
+    stream = ReportStream(path)
+    summary = ImportSummary(path, stream.kind, sha256)
     with engine.begin() as conn:
-        done = conn.execute(select(t.report_imports.c.id).where(t.report_imports.c.sha256 == checked.sha256)).first()
+        done = conn.execute(select(t.report_imports.c.id).where(t.report_imports.c.sha256 == sha256)).first()
         if done is not None:
             summary.already_imported = True
             return summary
-        items: Iterable[TransactionStatus | NotificationEntry] = checked.items()
-        if checked.header.kind == "pain.002":
-            items = _with_implied(conn, checked, items)
-        for chunk in _chunks(items, CHUNK):
-            if checked.header.kind == "pain.002":
-                _apply_statuses(conn, [i for i in chunk if isinstance(i, TransactionStatus)], summary, now, opts)
-            else:
-                _apply_entries(conn, [i for i in chunk if isinstance(i, NotificationEntry)], summary, now, opts)
-            if progress:
-                progress(len(chunk))
+        if stream.kind == "pain.002":
+            bulk = _BulkStatuses(conn, summary, now, opts)
+            listed: set[str] = set()
+            # The file is parsed and checked on a second thread, a chunk ahead, while this one
+            # applies the previous chunk (SQLite and libpq release the GIL while they work).
+            last: list[TransactionStatus] = []
+            with closing(_read_ahead(_chunks(_listing(stream, listed), STATUS_CHUNK))) as chunks:
+                for chunk in chunks:
+                    bulk.apply(last)
+                    if progress and last:
+                        progress(len(last))
+                    last = chunk
+            # The last chunk goes together with the implied statuses: a report that fits in one chunk
+            # locks its payouts (PostgreSQL) in one ordered statement, as concurrent workers do.
+            for chunk in _chunks([*last, *_implied(conn, stream, listed)], STATUS_CHUNK):
+                bulk.apply(chunk)
+            if progress and last:
+                progress(len(last))
+            bulk.close()
+        else:
+            for entries in _chunks(stream.items(), CHUNK):
+                _apply_entries(conn, [i for i in entries if isinstance(i, NotificationEntry)], summary, now, opts)
+                if progress:
+                    progress(len(entries))
+        if stream.sha256 != sha256:
+            raise ReportRejected(path, None, None, "file changed while it was read 文件在读取过程中被修改")
+        summary.statuses = stream.count
         conn.execute(insert(t.report_imports).values(
-            sha256=checked.sha256, filename=Path(path).name[:256], kind=checked.header.kind,
+            sha256=sha256, filename=path.name[:256], kind=stream.kind,
             statuses=summary.statuses, applied=summary.applied, imported_at=now))
     return summary
 
 
-def _with_implied(conn: Connection, checked: CheckedReport, items: Iterable[TransactionStatus | NotificationEntry]
-                  ) -> Iterator[TransactionStatus | NotificationEntry]:
-    listed: set[str] = set()
-    for item in items:
+def _undecided(status: str | None) -> bool:
+    return status is None or status == "PART"
+
+
+def _listing(stream: ReportStream, listed: set[str]) -> Iterator[TransactionStatus]:
+    """The report's statuses; remembers in ``listed`` the keys under a decided group or
+    payment-information status (only those matter for the implied statuses, see :func:`_implied`)."""
+    for item in stream.items():
         if isinstance(item, TransactionStatus):
-            listed.add(item.end_to_end_id)
-        yield item
-    group = checked.header.group
-    if group is not None:
-        original = _original(conn, group.original_message_id)
-        yield from implied_statuses(checked.header, checked.payment_informations, original, listed)
+            group, pmt = stream.group, stream.current_payment_information
+            if (group is not None and not _undecided(group.status)) or (pmt is not None
+                                                                       and not _undecided(pmt.status)):
+                listed.add(item.end_to_end_id)
+            yield item
 
 
-def _chunks(items: Iterable[TransactionStatus | NotificationEntry], n: int
-            ) -> Iterator[list[TransactionStatus | NotificationEntry]]:
-    chunk: list[TransactionStatus | NotificationEntry] = []
+def _implied(conn: Connection, stream: ReportStream, listed: set[str]) -> list[TransactionStatus]:
+    """After the whole report was read: the statuses implied for the transactions of our pain.001
+    it does not list (their payment information's or the group's status)."""
+    group = stream.group
+    if group is None:
+        return []
+    decided = [p.original_payment_information_id for p in stream.payment_informations if not _undecided(p.status)]
+    if _undecided(group.status) and not decided:
+        return []
+    original = _original(conn, group.original_message_id, decided if _undecided(group.status) else None)
+    return implied_statuses(stream.header, stream.payment_informations, original, listed)
+
+
+def _read_ahead(chunks: Generator[list[TransactionStatus], None, None], depth: int = 2
+                ) -> Generator[list[TransactionStatus], None, None]:
+    """``chunks`` as a background thread produces them, up to ``depth`` ahead; an exception raised
+    while producing (ReportRejected) is raised here. Closing this generator stops the thread."""
+    q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                q.put(("chunk", chunk))
+            q.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            q.put(("error", exc))
+        finally:
+            chunks.close()
+
+    thread = threading.Thread(target=work, name="report-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            what, value = q.get()
+            if what == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            if what == "end":
+                return
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a blocked put() return so the thread can see ``stop``
+            with suppress(queue.Empty):
+                q.get_nowait()
+            thread.join(0.05)
+
+
+class _BulkStatuses:
+    """Applies pain.002 statuses chunk by chunk: answers whose plan does not depend on the payout
+    (confirm, inquire, hold, review) with set-based SQL (payouts.report_repository), the rest, and answers about
+    payouts no longer open, one by one through :func:`_apply_statuses` (apply_answers).
+
+    Each distinct answer (status, reason, AddtlInf, source) is diagnosed and planned once, on a
+    prototype payout, through the same functions as every other answer (service.diagnose, _plan,
+    _apply); the status change, event reason, ledger entry and counters it yields are then applied
+    to every open payout that received that answer.
+    """
+
+    def __init__(self, conn: Connection, summary: ImportSummary, now: datetime, opts: Options) -> None:
+        self.conn, self.summary, self.now, self.opts = conn, summary, now, opts
+        self.ids: dict[tuple[str, str | None, str | None, str, str], int] = {}
+        self.fast: dict[int, tuple[report_repo.Kind, SendSummary, BankOutcome, Plan]] = {}
+        report_repo.begin(conn)
+
+    def close(self) -> None:
+        report_repo.end(self.conn)
+
+    def _kind(self, st: TransactionStatus, sig: tuple[str, str | None, str | None, str, str]) -> int:
+        kid = self.ids[sig] = len(self.ids) + 1
+        outcome = _outcome(st)
+        category, rule = diagnose(outcome)
+        # The plan for two very different payouts (first vs. last attempt, small vs. huge amount,
+        # other key): if it is the same and needs nothing per payout, it is the plan for all.
+        plans = []
+        for attempt, amount, key in ((1, 1, "PROTOTYPE1"), (10**6, 10**15, "PROTOTYPE2")):
+            proto = repo.DuePayout(0, 0, amount, "CNY", S.SUBMITTED, key, attempt, self.now.date(), 0, None, None,
+                                   None, None, None, None, None, None)
+            answer = Answer(proto, 0, proto.attempt_count, outcome, True, None)
+            plans.append(service._plan(answer, category, None, self.now, self.opts))
+        pl = plans[0]
+        if (plans[1] != pl or pl.next_attempt_at is not None or pl.alert or pl.parts or pl.exhausted
+                or pl.action not in (Action.CONFIRM, Action.INQUIRE, Action.HOLD, Action.REVIEW)):
+            return kid
+        proto = repo.DuePayout(0, 0, 1, "CNY", S.SUBMITTED, "PROTOTYPE", 1, self.now.date(), 0, None, None, None,
+                               None, None, None, None, None)
+        batch, counts = service._Batch(), SendSummary()
+        service._apply(Answer(proto, 0, 1, outcome, True, None), pl, batch, counts, self.now)
+        if len(batch.changes) != 1 or len(batch.follow) > 1 or batch.splits or batch.alerts or len(batch.entries) > 1:
+            return kid
+        self.fast[kid] = (report_repo.Kind(
+            kid, str(outcome.status), outcome.code[:32], outcome.message[:512], outcome.raw,
+            None if category == "succeeded" else category, rule, str(pl.action),
+            tuple((c.to, c.reason, dict(c.values or {})) for c in (*batch.changes, *batch.follow)),
+            batch.entries[0] if batch.entries else None), counts, outcome, pl)
+        return kid
+
+    def apply(self, statuses: Sequence[TransactionStatus]) -> None:
+        if not statuses:
+            return
+        rows: list[tuple[int, str, int]] = []
+        ids = self.ids
+        for i, st in enumerate(statuses):
+            sig = (st.status, st.reason_code, st.reason_proprietary, st.additional_info, st.status_source)
+            kid = ids.get(sig) or self._kind(st, sig)
+            rows.append((i, st.end_to_end_id, kid))
+        conn, s = self.conn, self.summary
+        kinds = [k for k, *_ in self.fast.values()]
+        report_repo.stage(conn, rows, kinds)
+        matched, _dropped = report_repo.resolve(conn, list(self.fast), sorted(OPEN))
+        s.ignored += len(statuses) - matched
+        rest = report_repo.others(conn)
+        for done in report_repo.apply_fast(conn, kinds, self.now, "银行状态报告 status report"):
+            _kind, counts, outcome, pl = self.fast[done.kind]
+            if pl.action is Action.HOLD:  # the merchant's notice, as apply_answers writes it
+                for target in report_repo.fast_targets(conn, done.kind):
+                    notify_answer(conn, target, str(pl.action), pl.category, outcome.scheme, outcome.code,
+                                  outcome.message, self.now, target.amount_fen)
+            s.applied += done.count
+            s.send.succeeded += counts.succeeded * done.count
+            s.send.succeeded_fen += done.amount_fen if counts.succeeded else 0
+            s.send.unknown += counts.unknown * done.count
+            s.send.held += counts.held * done.count
+            s.send.held_fen += done.amount_fen if counts.held else 0
+            s.send.needs_review += counts.needs_review * done.count
+            for reason, n in counts.reasons.items():
+                s.send.reasons[reason] += n * done.count
+            for category, n in counts.categories.items():
+                s.send.categories[category] += n * done.count
+        for start in range(0, len(rest), CHUNK):
+            _apply_statuses(conn, [statuses[i] for i in rest[start:start + CHUNK]], s, self.now, self.opts)
+
+
+def _chunks(items: Iterable[_Item], n: int) -> Generator[list[_Item], None, None]:
+    chunk: list[_Item] = []
     for item in items:
         chunk.append(item)
         if len(chunk) >= n:
@@ -325,6 +504,8 @@ def _apply_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, Not
                         "decision": "hold"})
         summary.returned += 1
         summary.returned_fen += p.amount_fen
+        notify_payout(conn, p, "returned", diagnosis_of("iso20022_return", code, info), p.amount_fen, now,
+                      code=code or "RTRN", message=info)  # the merchant's notice, in this transaction
     for changes in (first, confirm, back, held):
         repo.change_status(conn, changes, now)
     ledger_repo.post(conn, entries, now)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from settleguard.settlement.calendar import business_day_on_or_after, is_business_day
@@ -132,6 +132,8 @@ class Plan:
         next_attempt_at: for retry.
         parts: for split, the part amounts.
         alert: for insufficient funds and sign-in failures, who to alert ("treasury", "ops").
+        alert_day: the banks' local calendar day of the alert (alerts are deduplicated per
+            local day; ``now`` is in UTC, whose date differs before 08:00 in Shanghai).
         exhausted: a retry that ran out of attempts (the plan is then review).
     """
 
@@ -141,6 +143,7 @@ class Plan:
     parts: tuple[int, ...] = ()
     alert: str | None = None
     exhausted: bool = False
+    alert_day: date | None = None
 
 
 def plan(*, succeeded: bool, unknown: bool, category: str, attempt: int, amount_fen: int,
@@ -182,4 +185,5 @@ def plan(*, succeeded: bool, unknown: bool, category: str, attempt: int, amount_
         at = on_business_day(datetime.combine(tomorrow, time(policy.opens_at), tz), policy)
     else:
         at = retry_at(now, attempt, key, policy)
-    return Plan(Action.RETRY, category, next_attempt_at=at, alert=alert)
+    alert_day = now.astimezone(ZoneInfo(policy.timezone)).date() if alert else None
+    return Plan(Action.RETRY, category, next_attempt_at=at, alert=alert, alert_day=alert_day)

@@ -5,6 +5,9 @@ A held payout (挂账) is released when what held it is fixed:
 - the merchant binds a new card (``card_rebound`` / ``card_bound`` card events) or the bank
   says the card is back to normal (``status_changed`` to ``normal``): every payout of the
   merchant held for a card reason (card_info_error, card_status_abnormal) is released;
+- the merchant's active card is no longer the one the payout was held on (the card was
+  re-bound while the payout was in flight, and the event was read before the hold): released
+  on the next cycle, so a hold never waits for an event that already went by;
 - an operator releases it (any category, risk holds included: a person decided).
 
 A released payout is paid to the merchant's *current* card with a new instruction under a new
@@ -21,9 +24,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, select
 
+from settleguard.audit import service as audit
 from settleguard.db import tables as t
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
+from settleguard.notify.outbox import notify_payout
 from settleguard.payouts import repository as repo
 from settleguard.payouts.model import CANCELLABLE, IN_TRANSIT, PayoutStatus
 from settleguard.payouts.policy import CARD_HOLDS
@@ -47,6 +52,8 @@ def _release(conn: Connection, rows: Sequence[repo.DuePayout], reason: str, now:
                                                      "next_attempt_at": None})
         for p in rows], now)
     ledger_repo.post(conn, [ledger.release(p.merchant_id, p.id, p.amount_fen) for p in rows], now)
+    for p in rows:  # the merchant's notice (notify.outbox), in the same transaction as the release
+        notify_payout(conn, p, "released", None, p.amount_fen, now)
 
 
 def _restores(kind: str, payload: object) -> bool:
@@ -66,12 +73,20 @@ class ReleaseSummary:
 
 
 def release_for_card_events(engine: Engine, now: datetime, batch: int = 500) -> ReleaseSummary:
-    """Release the card-held payouts of merchants whose card was re-bound or restored.
+    """Release the card-held payouts of merchants whose card was re-bound or restored, and those
+    held on a card that is no longer the merchant's active one.
 
     Reads card_events after the worker's cursor; the cursor moves in the same transaction as
     the releases, so each event is acted on once even if the worker dies.
     """
     out = ReleaseSummary()
+    with engine.begin() as conn:
+        rows = repo.held_off_current_card(conn, sorted(CARD_HOLDS))
+        if rows:
+            _release(conn, rows, "已换新卡，重新出款 the merchant has a new card: paid to it with a new "
+                                 "instruction", now)
+    out.released += len(rows)
+    out.released_fen += sum(p.amount_fen for p in rows)
     e = t.card_events
     while True:
         with engine.begin() as conn:
@@ -105,9 +120,15 @@ def release(engine: Engine, payout_id: int, actor: str, now: datetime, note: str
             if p.account_id is None:
                 raise PayoutActionRefused("商户没有可用的结算卡，请先绑定新卡", "the merchant has no usable card; bind one first")
             _release(conn, [p], why, now)
+            audit.record(conn, actor, "operator.payout_release", ("payout", p.id),
+                         {"from": str(p.status), "to": str(S.RELEASED), "note": note, "amount_fen": p.amount_fen}, now)
             return S.RELEASED
         if p.status is S.NEEDS_REVIEW:
-            repo.change_status(conn, [repo.StatusChange(p.id, S.RETRY_SCHEDULED, why, {"next_attempt_at": now})], now)
+            repo.change_status(conn, [repo.StatusChange(p.id, S.RETRY_SCHEDULED, why, {"next_attempt_at": now})], now,
+                               actor=actor)
+            audit.record(conn, actor, "operator.payout_release", ("payout", p.id),
+                         {"from": str(p.status), "to": str(S.RETRY_SCHEDULED), "note": note,
+                          "amount_fen": p.amount_fen}, now)
             return S.RETRY_SCHEDULED
         raise PayoutActionRefused(f"状态为 {p.status} 的出款不能放行（只有挂账或待复核的可以）",
                                   f"a payout in status {p.status} cannot be released (only held or needs_review)")
@@ -131,7 +152,10 @@ def cancel(engine: Engine, payout_id: int, reason: str, actor: str, now: datetim
                 f"状态为 {p.status} 的出款不能撤销" + ("（结果未明，请先查询）" if p.status in IN_TRANSIT else ""),
                 f"a payout in status {p.status} cannot be cancelled"
                 + (" (outcome unknown: inquire first)" if p.status in IN_TRANSIT else ""))
-        repo.change_status(conn, [repo.StatusChange(p.id, S.CANCELLED, f"撤销 cancelled by {actor}: {reason}")], now)
+        repo.change_status(conn, [repo.StatusChange(p.id, S.CANCELLED, f"撤销 cancelled by {actor}: {reason}")], now,
+                           actor=actor)
+        audit.record(conn, actor, "operator.payout_cancel", ("payout", p.id),
+                     {"from": str(p.status), "reason": reason, "amount_fen": p.amount_fen}, now)
         source = None
         if p.status is S.CREATED:
             source = ledger.Account.PAYOUT_IN_TRANSIT if p.parent_id is not None else ledger.Account.MERCHANT_PAYABLE

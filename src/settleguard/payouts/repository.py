@@ -92,9 +92,15 @@ def unresolved(conn: Connection, limit: int, *, after_id: int = 0, stale_before:
     talking to the bank about right now: only those last changed before ``stale_before`` are
     taken (``None``: all, for a single process).
     """
-    p = t.payouts
+    p, a = t.payouts, t.payout_attempts
+    # A payout whose latest send went out in a bank file (batch_ref) waits for the bank's report
+    # (payouts.files): the API channel does not know its key, and a "not found, may resend" from it
+    # would pay the file's payouts twice.
+    last_send = (select(func.max(a.c.id)).where(a.c.payout_id == p.c.id, a.c.kind == "send")
+                 .correlate(p).scalar_subquery())
+    in_file = select(a.c.id).where(a.c.id == last_send, a.c.batch_ref.is_not(None)).correlate(p).exists()
     q = _due_query([PayoutStatus.RESULT_UNKNOWN, PayoutStatus.SUBMITTED, PayoutStatus.INQUIRY]).where(
-        p.c.id > after_id).limit(limit)
+        p.c.id > after_id, ~in_file).limit(limit)
     if stale_before is not None:
         q = q.where(or_(p.c.status == str(PayoutStatus.RESULT_UNKNOWN), p.c.updated_at < stale_before))
     if conn.dialect.name == "postgresql":
@@ -122,9 +128,13 @@ class StatusChange:
     values: dict[str, object] | None = None
 
 
-def change_status(conn: Connection, changes: Sequence[StatusChange], now: datetime) -> None:
-    """Apply status changes (each checked against the transition table) and record events."""
+def change_status(conn: Connection, changes: Sequence[StatusChange], now: datetime, *, actor: str = "system") -> None:
+    """Apply status changes (each checked against the transition table) and record events, with one
+    audit event covering the payout_events rows of the call (settleguard.audit)."""
+    from settleguard.audit import service as audit
+
     p = t.payouts
+    covered: list[tuple[int, int]] = []
     by_target: dict[tuple[PayoutStatus, tuple[str, ...]], list[StatusChange]] = {}
     for c in changes:
         by_target.setdefault((c.to, tuple(sorted((c.values or {}).keys()))), []).append(c)
@@ -146,11 +156,25 @@ def change_status(conn: Connection, changes: Sequence[StatusChange], now: dateti
         if res.rowcount != len(group):
             bad = [c.payout_id for c in group if current.get(c.payout_id) not in allowed]
             raise ConcurrentChange(f"payouts {bad[:10]} cannot move to {target} from {[current.get(b) for b in bad[:10]]}")
-        conn.execute(insert(t.payout_events), [
+        covered += audit.insert_rows_covered(conn, t.payout_events, [
             {"payout_id": c.payout_id, "from_status": current[c.payout_id], "to_status": str(target),
              "reason": c.reason[:256], "created_at": now}
             for c in group
         ])
+    ids = sorted({c.payout_id for c in changes})
+    audit.record_covering(conn, actor, "payout.status", ("payout", ids[0]) if len(ids) == 1 else None, {
+        "payouts": len(ids), "to": sorted({str(c.to) for c in changes}), "first_payout_ids": ids[:20]},
+        t.payout_events, covered, now)
+
+
+def statuses(conn: Connection, payout_ids: Sequence[int]) -> dict[int, PayoutStatus]:
+    """Current status of each payout, locked on PostgreSQL until the transaction ends (an answer is
+    applied only to a payout still in the status it was given for)."""
+    p = t.payouts
+    q = select(p.c.id, p.c.status).where(p.c.id.in_(sorted(set(payout_ids))))
+    if conn.dialect.name == "postgresql":
+        q = q.order_by(p.c.id).with_for_update()
+    return {int(i): PayoutStatus(s) for i, s in conn.execute(q)}
 
 
 def start_attempts(conn: Connection, rows: Sequence[dict[str, object]]) -> list[int]:
@@ -229,6 +253,18 @@ def held_for(conn: Connection, merchant_ids: Sequence[int], categories: Sequence
     return [_due(r) for r in conn.execute(q)]
 
 
+def held_off_current_card(conn: Connection, categories: Sequence[str]) -> list[DuePayout]:
+    """Held payouts (hold category in ``categories``) whose merchant now has an active card other than
+    the one the payout last went to (or which never went to one): the merchant fixed the card before
+    the hold was known, e.g. while the payout's outcome was still being inquired about."""
+    p, a = t.payouts, t.settlement_accounts
+    q = _due_query([PayoutStatus.HELD]).where(p.c.category.in_(list(categories)), a.c.id.is_not(None),
+                                              or_(p.c.account_id.is_(None), p.c.account_id != a.c.id))
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(of=p, skip_locked=True)
+    return [_due(r) for r in conn.execute(q)]
+
+
 def by_instruction_keys(conn: Connection, keys: Sequence[str]) -> dict[str, DuePayout]:
     """Which payout each instruction key (EndToEndId) belongs to: the latest attempt under that key."""
     a = t.payout_attempts
@@ -249,9 +285,13 @@ def create_parts(conn: Connection, parent: DuePayout, amounts: Sequence[int], no
          "status": str(PayoutStatus.CREATED), "idempotency_key": part_key(parent.key, i),
          "attempt_count": 0, "parent_id": parent.id, "created_at": now, "updated_at": now}
         for i, amount in enumerate(amounts, start=1)])]
-    conn.execute(insert(t.payout_events), [
+    from settleguard.audit import service as audit
+
+    covered = audit.insert_rows_covered(conn, t.payout_events, [
         {"payout_id": pid, "from_status": None, "to_status": str(PayoutStatus.CREATED),
          "reason": f"拆分自出款 {parent.id} part of split payout {parent.id}", "created_at": now} for pid in ids])
+    audit.record_covering(conn, "system", "payout.split", ("payout", parent.id),
+                          {"parts": ids, "amounts_fen": list(amounts)}, t.payout_events, covered, now)
     return ids
 
 
@@ -265,7 +305,7 @@ def circuits(conn: Connection, bank_codes: Sequence[str] | None = None, *, lock:
     if bank_codes is not None:
         q = q.where(c.c.bank_code.in_(list(bank_codes)))
     if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
+        q = q.order_by(c.c.bank_code).with_for_update()  # one lock order for every worker: no deadlock
     return {r.bank_code: Circuit(r.bank_code, CircuitState(r.state), r.failures, r.window_started_at, r.opened_at,
                                  r.probe_payout_id) for r in conn.execute(q)}
 
@@ -276,7 +316,7 @@ def save_circuits(conn: Connection, items: Sequence[Circuit], now: datetime) -> 
     stmt = _upsert(conn, t.bank_circuits)
     rows = [{"bank_code": c.bank_code, "state": str(c.state), "failures": c.failures,
              "window_started_at": c.window_started_at, "opened_at": c.opened_at,
-             "probe_payout_id": c.probe_payout_id, "updated_at": now} for c in items]
+             "probe_payout_id": c.probe_payout_id, "updated_at": now} for c in sorted(items, key=lambda c: c.bank_code)]
     conn.execute(stmt.on_conflict_do_update(index_elements=["bank_code"], set_={
         k: stmt.excluded[k] for k in ("state", "failures", "window_started_at", "opened_at", "probe_payout_id",
                                       "updated_at")}), rows)

@@ -27,6 +27,7 @@ from settleguard.channels.base import BankChannel, BankOutcome, OutcomeStatus, P
 from settleguard.diagnosis import UnknownScheme, classify
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
+from settleguard.notify.outbox import notify_answer, notify_payout
 from settleguard.payouts import repository as repo
 from settleguard.payouts.circuit import BreakerPolicy, Circuit, CircuitState
 from settleguard.payouts.model import PayoutStatus
@@ -35,6 +36,7 @@ from settleguard.payouts.policy import DEFAULT_POLICY, Action, Plan, RetryPolicy
 Progress = Callable[[int], None]
 BATCH = 500
 S = PayoutStatus
+LATE = "late"  # attempts.decision of an answer that came after the payout had moved on
 
 
 @dataclass
@@ -123,6 +125,7 @@ class _Batch:
     splits: list[tuple[repo.DuePayout, tuple[int, ...]]] = field(default_factory=list)
     alerts: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     faults: list[tuple[str, int, bool]] = field(default_factory=list)
+    notices: list[tuple[Answer, Plan]] = field(default_factory=list)  # merchant notices (notify.outbox)
 
 
 def _apply(a: Answer, pl: Plan, b: _Batch, s: SendSummary, now: datetime) -> None:
@@ -149,12 +152,12 @@ def _apply(a: Answer, pl: Plan, b: _Batch, s: SendSummary, now: datetime) -> Non
                                           {"next_attempt_at": pl.next_attempt_at}))
         s.retry_scheduled += 1
         if pl.alert == "treasury":
-            day = now.date().isoformat()
+            day = (pl.alert_day or now.date()).isoformat()  # the banks' local day
             b.alerts.append(("insufficient_funds", f"insufficient_funds:{day}",
                              f"备付金/出款账户余额不足，请财务补足资金后系统将自动重试。Payout account short of funds "
                              f"({reason}); fund it and payouts are retried automatically.", a.bank_code))
         elif pl.alert == "ops":
-            b.alerts.append(("verification_failed", f"verification_failed:{a.bank_code}:{now.date().isoformat()}",
+            b.alerts.append(("verification_failed", f"verification_failed:{a.bank_code}:{(pl.alert_day or now.date()).isoformat()}",
                              f"通道签到或验证失败：{reason}，请检查密钥与证书后重新签到。Channel sign-in or verification "
                              f"failed: {reason}; check keys and certificates and sign in again.", a.bank_code))
     elif pl.action is Action.HOLD:
@@ -187,13 +190,29 @@ def apply_answers(conn: Connection, answers: Sequence[Answer], s: SendSummary, n
     reports: list[dict[str, object]] = []
     report_payouts = [a.payout.id for a in answers if a.attempt_id == 0]
     numbers = repo.next_attempt_no(conn, report_payouts) if report_payouts else {}
+    current = repo.statuses(conn, [a.payout.id for a in answers]) if answers else {}
     for a in answers:
         category, rule = diagnose(a.outcome)
         pl = _plan(a, category, single_limit(a.payout), now, opts)
+        late = current.get(a.payout.id) is not a.payout.status
         result = {"v_responded_at": now, "v_outcome": str(a.outcome.status), "v_code": a.outcome.code[:32],
                   "v_message": a.outcome.message[:512], "v_raw": a.outcome.raw,
                   "v_category": None if category == "succeeded" else category, "v_rule": rule,
-                  "v_decision": str(pl.action)}
+                  "v_decision": LATE if late else str(pl.action)}
+        if late:
+            # The payout moved on while we waited for the bank (a status report came in, or another
+            # worker took it for abandoned): record the answer, change nothing, and tell operations
+            # if it says the money moved.
+            if a.attempt_id:
+                b.attempts.append({"aid": a.attempt_id, **result})
+            if a.outcome.status is OutcomeStatus.SUCCEEDED and current.get(a.payout.id) not in (S.SUCCEEDED,
+                                                                                                   S.RETURNED):
+                b.alerts.append(("late_answer", f"late_answer:{a.payout.id}:{a.attempt_id}:{a.payout.key}",
+                                 f"出款 {a.payout.id}（{a.payout.key}）的银行应答迟到：银行称已付款，但出款已变为 "
+                                 f"{current.get(a.payout.id)}，请人工核对。Payout {a.payout.id} ({a.payout.key}): a late "
+                                 f"answer says paid while the payout is now {current.get(a.payout.id)}; check by hand.",
+                                 a.bank_code))
+            continue
         if a.attempt_id:
             b.attempts.append({"aid": a.attempt_id, **result})
         else:
@@ -205,6 +224,7 @@ def apply_answers(conn: Connection, answers: Sequence[Answer], s: SendSummary, n
                             "rule_id": rule, "decision": result["v_decision"]})
             numbers[a.payout.id] += 1
         _apply(a, pl, b, s, now)
+        b.notices.append((a, pl))
         if a.bank_code and not a.inquiry:
             fault = a.outcome.status is OutcomeStatus.UNKNOWN or category == "system_or_network_fault"
             b.faults.append((a.bank_code, a.payout.id, fault))
@@ -215,8 +235,11 @@ def apply_answers(conn: Connection, answers: Sequence[Answer], s: SendSummary, n
     for parent, parts in b.splits:
         repo.create_parts(conn, parent, parts, now)
     ledger_repo.post(conn, b.entries, now)
-    for kind, key, message, bank in b.alerts:
+    for kind, key, message, bank in dict.fromkeys(b.alerts):  # once per alert, not once per payout
         repo.add_alert(conn, kind, key, message, now, bank)
+    for a, pl in b.notices:  # held / paid after a hold: the merchant's notice, in this same transaction
+        notify_answer(conn, a.payout, str(pl.action), pl.category, a.outcome.scheme, a.outcome.code,
+                      a.outcome.message, now, a.payout.amount_fen)
     return _record_circuits(conn, b.faults, now, opts)
 
 
@@ -326,7 +349,7 @@ def _send_batch(engine: Engine, channel: BankChannel, vault: Vault, as_of: date,
                 return 0  # another worker took the probe
             rows = repo.due(conn, as_of, now, 1, only_bank=only_bank)
             if rows:
-                repo.save_circuits(conn, [circuit.probe(rows[0].id)], now)
+                repo.save_circuits(conn, [circuit.probe(rows[0].id, now)], now)
         else:
             rows = repo.due(conn, as_of, now, BATCH, exclude_banks=sorted(blocked))
         if not rows:
@@ -382,3 +405,5 @@ def hold_without_card(conn: Connection, rows: list[repo.DuePayout], now: datetim
     summary.held_fen += sum(p.amount_fen for p in rows)
     summary.reasons[reason] += len(rows)
     summary.categories["card_info_error"] += len(rows)
+    for p in rows:  # the merchant's notice (notify.outbox), in the caller's transaction
+        notify_payout(conn, p, "no_card", None, p.amount_fen, now)

@@ -13,11 +13,18 @@ On PostgreSQL several workers may run at once: payouts are claimed with FOR UPDA
 LOCKED, and a payout another worker left ``submitted`` is inquired about only after
 ``stale_after``. On SQLite one worker runs at a time: :func:`single_worker_lock` holds an
 exclusive lock file beside the database.
+
+A cycle that fails on a transient database error (SQLite "database is locked" when another
+process wrote between this cycle's read and its write; a PostgreSQL deadlock, serialization
+failure or dropped connection) is logged and the loop carries on: each step commits its own
+transactions, and a send whose answer could not be stored leaves the payout ``submitted``, which
+the next cycle inquires about before anything is resent.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -27,13 +34,18 @@ from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from settleguard.cards.service import CardSettings, StatusCheckSummary, refresh_before_payouts
 from settleguard.cards.vault import Vault
 from settleguard.cards.verifier import CardVerifier
+from settleguard.cases.service import AutoSummary, open_auto_cases
 from settleguard.channels.base import BankChannel
+from settleguard.notify.delivery import DeliverySummary, deliver_in_cycle
 from settleguard.payouts.release import ReleaseSummary, release_for_card_events
 from settleguard.payouts.service import DEFAULT_OPTIONS, Options, SendSummary, send_due
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +53,8 @@ class CycleSummary:
     released: ReleaseSummary
     cards: StatusCheckSummary
     send: SendSummary
+    cases: AutoSummary | None = None
+    notices: DeliverySummary | None = None
 
 
 def cycle(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVerifier | None, *, as_of: date,
@@ -53,7 +67,9 @@ def cycle(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVeri
         checked = refresh_before_payouts(engine, verifier, vault, as_of=as_of, now=now,
                                          settings=cards or CardSettings())
     sent = send_due(engine, channel, vault, as_of=as_of, now=now, progress=progress, opts=opts)
-    return CycleSummary(released, checked, sent)
+    cases = open_auto_cases(engine, now)  # 工单: needs review, risk holds, returns, repeated failures
+    notices = deliver_in_cycle(engine, vault, now)  # merchant notices (notify.delivery), time-boxed
+    return CycleSummary(released, checked, sent, cases, notices)
 
 
 class WorkerBusy(RuntimeError):
@@ -82,7 +98,15 @@ def run(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVerifi
     n = 0
     while not stop.is_set() and (max_cycles is None or n < max_cycles):
         now = clock()
-        summary = cycle(engine, channel, vault, verifier, as_of=today(now), now=now, opts=opts, cards=cards)
+        try:
+            summary = cycle(engine, channel, vault, verifier, as_of=today(now), now=now, opts=opts, cards=cards)
+        except OperationalError as exc:
+            if max_cycles is not None and n + 1 >= max_cycles:
+                raise
+            LOG.warning("出款一轮因数据库临时错误中断，稍后重试 worker cycle interrupted by a transient database "
+                        "error; retrying: %s", str(exc).splitlines()[0])
+            stop.wait(min(interval, 1.0))
+            continue
         n += 1
         if on_cycle:
             on_cycle(summary)

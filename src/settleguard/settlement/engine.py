@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import column, table
 from sqlalchemy.sql.expression import ColumnElement, TableClause
 
+from settleguard.audit import service as audit
 from settleguard.db import tables as t
 from settleguard.db.types import UTCDateTime
 from settleguard.ledger.model import Account, EntryKind
@@ -179,7 +180,7 @@ def _settle(conn: Connection, day: date, now: datetime) -> RunResult:
         .where(st.c.run_id == run_id, amount > 0),
     ))
     run_payouts = po.join(st, and_(st.c.id == po.c.settlement_id, st.c.run_id == run_id))
-    conn.execute(insert(t.payout_events).from_select(
+    covered = audit.insert_select_covered(conn, t.payout_events, insert(t.payout_events).from_select(
         ["payout_id", "from_status", "to_status", "reason", "created_at"],
         select(po.c.id, literal(None, String), literal(str(PayoutStatus.CREATED), String),
                literal(f"settlement run {run_id} ({day.isoformat()})", String), now_lit)
@@ -196,5 +197,10 @@ def _settle(conn: Connection, day: date, now: datetime) -> RunResult:
     conn.execute(update(t.settlement_runs).where(t.settlement_runs.c.id == run_id).values(
         finished_at=now, merchants_settled=s_count, txn_count=s_txn, net_fen=s_net, payouts_created=p_count,
     ))
+    # One audit event for the run: its totals and the payout_events rows it created (range + digest).
+    audit.record(conn, "settlement", "settlement.run", ("settlement_run", run_id), {
+        "cycle_date": day.isoformat(), "merchants_settled": int(s_count), "txn_count": int(s_txn),
+        "net_fen": int(s_net), "fee_fen": int(s_fee), "payouts_created": int(p_count), "payout_fen": int(p_sum),
+        **({audit.COVERS: audit.cover(conn, t.payout_events, covered)} if covered else {})}, now)
     return RunResult(run_id, day, int(s_count), int(s_txn), int(s_net), int(s_fee), int(p_count), int(p_sum),
                      int(s_count) - int(p_count))

@@ -46,7 +46,7 @@ TX_STATUSES = frozenset({"ACCC", "ACCP", "ACFC", "ACSC", "ACSP", "ACTC", "ACWC",
 GROUP_STATUSES = TX_STATUSES | {"PART"}
 REJECTED = "RJCT"
 CURRENCY = "CNY"
-_AMOUNT_RE = re.compile(r"^(\d{1,18})(?:\.(\d{1,17}))?$")
+_AMOUNT_RE = re.compile(r"^([0-9]{1,18})(?:\.([0-9]{1,17}))?$")  # ASCII digits only
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _PROLOG_BYTES = 1 << 16
 
@@ -218,6 +218,71 @@ def check_report(path: Path) -> CheckedReport:
     return CheckedReport(scan.path, scan.sha256, scan.header(), tuple(scan.pmt_infos), count, scan.size)
 
 
+class ReportStream:
+    """A single streaming pass that checks and yields items at once (for applying inside one transaction).
+
+    ``kind`` and ``version`` are known on opening; :meth:`items` yields every item in file order and
+    raises :class:`ReportRejected` at whatever point the file turns out to be bad — the caller must
+    apply the items in one database transaction so that a late raise rolls back all of them.
+    ``header``, ``payment_informations`` (complete), ``count``, ``sha256`` and ``size`` are final
+    once :meth:`items` is exhausted; ``current_payment_information`` is the one being read.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._scan = _Scan(Path(path))
+        self._scan._prolog()
+        self.path = self._scan.path
+        self.kind, self.version = self._scan.kind, self._scan.version
+        self.count = 0
+        self.done = False
+
+    def items(self) -> Iterator[TransactionStatus | NotificationEntry]:
+        if self.count or self.done:
+            raise RuntimeError("a ReportStream is read once")
+        for item in self._scan.run():
+            self.count += 1
+            yield item
+        self.done = True
+
+    @property
+    def group(self) -> GroupStatus | None:
+        return self._scan.group
+
+    @property
+    def current_payment_information(self) -> PaymentInformationStatus | None:
+        return self._scan.pmt_infos[-1] if self._scan.pmt_infos else None
+
+    @property
+    def header(self) -> ReportHeader:
+        assert self.done, "read items() first"
+        return self._scan.header()
+
+    @property
+    def payment_informations(self) -> tuple[PaymentInformationStatus, ...]:
+        return tuple(self._scan.pmt_infos)
+
+    @property
+    def sha256(self) -> str:
+        assert self.done, "read items() first"
+        return self._scan.sha256
+
+    @property
+    def size(self) -> int:
+        return self._scan.size
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB blocks); ReportRejected if it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with Path(path).open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise ReportRejected(path, None, None, f"cannot read file 无法读取文件: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
 def implied_statuses(header: ReportHeader, payment_informations: Sequence[PaymentInformationStatus],
                      original: Mapping[str, Sequence[str]], listed: set[str] | frozenset[str]
                      ) -> list[TransactionStatus]:
@@ -292,6 +357,17 @@ def parse_amount(text: str | None, currency: str | None) -> int:
     return int(whole) * 100 + int(frac[:2].ljust(2, "0"))
 
 
+def _plain_amount(text: str | None, currency: str | None) -> int | None:
+    """Fen of the common form ``123`` / ``123.4`` / ``123.45`` in CNY, or None (then parse_amount decides)."""
+    if text is None or currency != CURRENCY:
+        return None
+    whole, dot, frac = text.partition(".")
+    if (0 < len(whole) <= 18 and len(frac) <= 2 and (frac or not dot) and whole.isascii() and whole.isdigit()
+            and (not frac or (frac.isascii() and frac.isdigit()))):
+        return int(whole) * 100 + (int(frac.ljust(2, "0")) if frac else 0)
+    return None
+
+
 def _parse_date(text: str | None) -> date | None:
     if text is None:
         return None
@@ -364,14 +440,24 @@ class _Scan:
         try:
             with self.path.open("rb") as f:
                 for _event, el in etree.iterparse(f, events=("start",), **_PARSER_OPTIONS):
-                    docinfo = el.getroottree().docinfo
-                    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.system_url:
-                        raise self.reject(el.sourceline, "DOCTYPE",
-                                          "DTDs and entities are not allowed 不允许 DTD 或实体声明")
-                    self._root(el)
+                    if not self.kind:  # the root: Document in a known namespace, no DTD
+                        docinfo = el.getroottree().docinfo
+                        if docinfo.doctype or docinfo.internalDTD is not None or docinfo.system_url:
+                            raise self.reject(el.sourceline, "DOCTYPE",
+                                              "DTDs and entities are not allowed 不允许 DTD 或实体声明")
+                        self._root(el)
+                        continue
+                    # the message element under Document must be the one of that namespace
+                    expected = f"{{{self.ns}}}{ROOTS[self.kind]}"
+                    if el.tag != expected:
+                        raise self.reject(el.sourceline, _local(el.tag),
+                                          f"expected <{ROOTS[self.kind]}> under Document 报文类型不符 "
+                                          f"(a {self.kind} file), got <{_local(el.tag)}>")
                     return
         except etree.XMLSyntaxError as exc:
             raise self._syntax(exc) from None
+        if self.kind:
+            raise self.reject(None, ROOTS[self.kind], "missing required element 缺少必需元素")
         raise self.reject(None, None, "no root element 缺少根元素")
 
     def _root(self, el: Any) -> None:
@@ -395,7 +481,8 @@ class _Scan:
     # -- main pass
 
     def run(self) -> Iterator[TransactionStatus | NotificationEntry]:
-        self._prolog()
+        if not self.kind:  # (a ReportStream has read the prolog already)
+            self._prolog()
         q = f"{{{self.ns}}}"
         handler: Callable[[Any], Iterator[TransactionStatus | NotificationEntry]]
         if self.kind == "pain.002":
@@ -529,12 +616,14 @@ class _Scan:
         return info
 
     def _transaction(self, el: Any, pmt: PaymentInformationStatus) -> TransactionStatus:
+        # The hot loop of a million-status file: one pass over the children, tags compared with
+        # precomputed qualified names, the common amount form parsed without a regex.
         group = self.group
         assert group is not None
         t = self._tags
         key = own = instd = None
         reasons: tuple[Reason, ...] = ()
-        for child in el:  # one pass over the children: the hot loop of a million-status file
+        for child in el:
             tag = child.tag
             if tag == t.end_to_end:
                 key = (child.text or "").strip() or None
@@ -543,19 +632,18 @@ class _Scan:
                 if own not in TX_STATUSES:
                     raise self.reject(child.sourceline, "TxSts", f"unknown status code 未知状态码 {own!r}")
             elif tag == t.reason:
-                reasons = self._reasons(el, "StsRsnInf")
+                if not reasons:
+                    reasons = self._reasons(el, "StsRsnInf")
             elif tag == t.tx_ref:  # OrgnlTxRef/Amt/InstdAmt, walked by hand (find() with a path is slow)
                 for amt in child.iterchildren(t.amt):
                     for node in amt.iterchildren(t.instd):
                         instd = node
         if key is None:
             raise self.reject(el.sourceline, "TxInfAndSts/OrgnlEndToEndId", "missing required element 缺少必需元素")
-        if own is not None and own != REJECTED:
-            for level, status in (("PmtInfSts", pmt.status), ("GrpSts", group.status)):
-                if status == REJECTED:
-                    raise self.reject(el.sourceline, "TxSts",
-                                      f"{own} for {key} contradicts {level} RJCT 与上级拒绝状态矛盾")
         if own is not None:
+            if own != REJECTED and (pmt.status == REJECTED or group.status == REJECTED):
+                level = "PmtInfSts" if pmt.status == REJECTED else "GrpSts"
+                raise self.reject(el.sourceline, "TxSts", f"{own} for {key} contradicts {level} RJCT 与上级拒绝状态矛盾")
             status, source = own, "transaction"
         elif pmt.status is not None and pmt.status != "PART":
             status, source, reasons = pmt.status, "payment_information", reasons or pmt.reasons
@@ -563,7 +651,11 @@ class _Scan:
             status, source, reasons = group.status, "group", reasons or group.reasons
         else:
             raise self.reject(el.sourceline, "TxSts", f"no status for {key} at any level 该笔交易没有任何状态")
-        amount = self._amount(instd, "OrgnlTxRef/Amt/InstdAmt") if instd is not None else None
+        amount = None
+        if instd is not None:
+            amount = _plain_amount(instd.text, instd.get("Ccy"))
+            if amount is None:  # not the plain form: the full check, with its reason
+                amount = self._amount(instd, "OrgnlTxRef/Amt/InstdAmt")
         if reasons:
             code, prtry, info = _first(reasons)
         else:

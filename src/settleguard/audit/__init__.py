@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail (审计日志): append-only, hash-chained events."""

@@ -1,0 +1,258 @@
+"""``settleguard cases list|show|open|assign|contact|note|status|resolve|close`` (工单, docs/cases.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from settleguard.cases import model as cm
+from settleguard.cases import repository as repo
+from settleguard.cases import service
+from settleguard.cases.model import CaseStatus, Method, Party, Priority
+from settleguard.cli.output import console, fail, print_json
+from settleguard.cli.runtime import Runtime
+from settleguard.money import format_yuan
+
+app = typer.Typer(help="工单 Support cases.", no_args_is_help=True)
+
+ActorOpt = Annotated[str, typer.Option("--actor", help="操作员 operator")]
+
+
+def _status_label(s: str) -> str:
+    try:
+        return f"{cm.STATUS_ZH[CaseStatus(s)]} {s}"
+    except ValueError:
+        return s
+
+
+def _local(rt: Runtime, at: Any) -> str:
+    if not isinstance(at, datetime):
+        return "" if at is None else str(at)
+    return at.astimezone(ZoneInfo(rt.settings.timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _refused(exc: service.CaseActionRefused) -> None:
+    fail(exc.zh, exc.en, code=1)
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="状态 status")] = None,
+    assignee: Annotated[str | None, typer.Option(help="处理人 assignee")] = None,
+    merchant: Annotated[str | None, typer.Option(help="商户编号 merchant number")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="只看已超时 only cases past their SLA")] = False,
+    limit: Annotated[int, typer.Option(help="每页行数 rows per page")] = 50,
+    after: Annotated[int, typer.Option(help="从此 ID 之后开始 start after this id (paging)")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """列出工单 List cases (paginated with --after)."""
+    rt: Runtime = ctx.obj
+    if status is not None and status not in {s.value for s in CaseStatus}:
+        fail(f"未知状态 {status}", f"unknown status {status!r}", ", ".join(s.value for s in CaseStatus))
+    now = rt.now()
+    with rt.engine.connect() as conn:
+        rows = repo.listing(conn, status=status, assignee=assignee, merchant_no=merchant,
+                            overdue_at=now if overdue else None, limit=limit, after_id=after)
+    for r in rows:
+        r["overdue"] = cm.is_overdue(CaseStatus(r["status"]), r["sla_due_at"], now)
+    if json_out:
+        print_json(rows)
+        return
+    tbl = Table(title="工单 cases")
+    for col in ("ID", "商户 merchant", "分类 category", "优先级 prio", "状态 status", "处理人 assignee",
+                "时限 SLA due", "出款 payouts", "标题 title"):
+        tbl.add_column(col)
+    for r in rows:
+        due = _local(rt, r["sla_due_at"]) + (" [bold red]超时 overdue[/]" if r["overdue"] else "")
+        tbl.add_row(str(r["id"]), str(r["merchant_no"]), f"{cm.CATEGORY_ZH.get(r['category'], '')} {r['category']}",
+                    str(r["priority"]), _status_label(str(r["status"])), str(r["assignee"] or ""), due,
+                    str(r["payouts"]), str(r["title"]))
+    console.print(tbl)
+    if len(rows) == limit:
+        console.print(f"下一页 next page: --after {rows[-1]['id']}")
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """工单详情：出款及诊断与处理指引、联系记录、备注、时限 Case details with payouts, diagnoses, contacts, notes."""
+    rt: Runtime = ctx.obj
+    now = rt.now()
+    with rt.engine.connect() as conn:
+        case = repo.get(conn, case_id)
+        if case is None:
+            fail(f"没有工单 {case_id}", f"no case {case_id}", code=1)
+            return
+        payouts = repo.case_payouts(conn, case_id)
+        contacts = repo.contacts(conn, case_id)
+        notes = repo.notes(conn, case_id)
+    for p in payouts:
+        p["diagnosis_zh"] = service.failure_diagnosis(p, "zh")
+        p["diagnosis_en"] = service.failure_diagnosis(p, "en")
+    overdue = cm.is_overdue(CaseStatus(case["status"]), case["sla_due_at"], now)
+    if json_out:
+        print_json({"case": {**case, "overdue": overdue}, "payouts": payouts, "contacts": contacts, "notes": notes})
+        return
+    st = str(case["status"])
+    sla = cm.sla_for(str(case["category"]), Priority(case["priority"]))
+    console.print(Panel.fit(
+        f"商户 merchant {case['merchant_no']} {case['registered_name']}\n"
+        f"分类 category {cm.CATEGORY_ZH.get(case['category'], '')} {case['category']} · 优先级 priority "
+        f"{case['priority']} · 来源 source {case['source']}\n状态 status {_status_label(st)} · 处理人 assignee "
+        f"{case['assignee'] or '-'}\n时限 SLA {sla.describe()} → {_local(rt, case['sla_due_at'])}"
+        + (" [bold red]已超时 overdue[/]" if overdue else "")
+        + (f"\n处理结果 resolution {case['resolution']}" if case["resolution"] else ""),
+        title=f"工单 case {case_id}: {case['title']}"))
+    for p in payouts:
+        d_zh, d_en = p["diagnosis_zh"], p["diagnosis_en"]
+        body = (f"金额 amount {format_yuan(int(p['amount_fen']))} · 出款日 value date {p['value_date']} · 状态 status "
+                f"{p['status']} · 分类 category {p['category'] or '-'}\n"
+                f"最近失败应答 last failure: {p['fail_code'] or ''} {p['fail_message'] or ''}")
+        if d_zh and d_en:
+            body += f"\n诊断 {d_zh['category']}: {d_zh.get('meaning', '')}"
+            body += "".join(f"\n  {i}. {g}" for i, g in enumerate(d_zh["guidance"], 1))
+            body += f"\nDiagnosis: {d_en.get('meaning', '')}"
+            body += "".join(f"\n  {i}. {g}" for i, g in enumerate(d_en["guidance"], 1))
+        console.print(Panel(body, title=f"出款 payout {p['id']} ({p['idempotency_key']})"))
+    if contacts:
+        tbl = Table(title="联系记录 contacts")
+        for col in ("时间 at", "对象 party", "方式 method", "联系人 who", "内容 what was said", "记录人 by"):
+            tbl.add_column(col)
+        for c in contacts:
+            tbl.add_row(_local(rt, c["at"]), f"{cm.PARTY_ZH.get(Party(c['party']), '')} {c['party']}",
+                        f"{cm.METHOD_ZH.get(Method(c['method']), '')} {c['method']}", str(c["contact_name"] or ""),
+                        str(c["summary"]), str(c["recorded_by"]))
+        console.print(tbl)
+    if notes:
+        tbl = Table(title="备注 notes")
+        for col in ("时间 at", "作者 author", "内容 note"):
+            tbl.add_column(col)
+        for n in notes:
+            tbl.add_row(_local(rt, n["created_at"]), str(n["author"]), str(n["body"]))
+        console.print(tbl)
+
+
+@app.command("open")
+def open_cmd(
+    ctx: typer.Context,
+    merchant: Annotated[str, typer.Option(help="商户编号 merchant number")],
+    category: Annotated[str, typer.Option(help="分类 category (failure taxonomy, returned, complaint, other...)")],
+    title: Annotated[str, typer.Option(help="标题 title")],
+    payout: Annotated[list[int] | None, typer.Option("--payout", help="关联出款 ID linked payout (repeatable)")] = None,
+    priority: Annotated[Priority | None, typer.Option(help="优先级 priority p1..p4")] = None,
+    actor: ActorOpt = "operator",
+) -> None:
+    """手工开工单 Open a case by hand."""
+    rt: Runtime = ctx.obj
+    try:
+        cid = service.open_case(rt.engine, merchant_no=merchant, category=category, title=title, actor=actor,
+                                now=rt.now(), priority=priority, payout_ids=payout or [], tz=rt.settings.timezone)
+    except service.CaseActionRefused as exc:
+        _refused(exc)
+        return
+    console.print(f"已开工单 case opened: {cid}")
+
+
+@app.command("assign")
+def assign_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+               user: Annotated[str, typer.Argument(help="处理人 assignee")], actor: ActorOpt = "operator") -> None:
+    """指派处理人 Assign a case."""
+    rt: Runtime = ctx.obj
+    try:
+        service.assign(rt.engine, case_id, user, actor, rt.now())
+    except service.CaseActionRefused as exc:
+        _refused(exc)
+    console.print(f"工单 {case_id} 已指派给 assigned to {user}")
+
+
+def _parse_at(rt: Runtime, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"expected an ISO time like 2026-11-20T10:30, got {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(rt.settings.timezone))
+
+
+@app.command("contact")
+def contact_cmd(
+    ctx: typer.Context,
+    case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+    party: Annotated[Party, typer.Option(help="联系对象 bank_support | platform_hotline | merchant")],
+    method: Annotated[Method, typer.Option(help="方式 phone | online | on_site")],
+    who: Annotated[str, typer.Option(help="联系人，如 工行客服 95588 工号1234 who (name, number)")],
+    said: Annotated[str, typer.Option(help="沟通内容 what was said")],
+    at: Annotated[str | None, typer.Option(help="联系时间 when (ISO; default now; local time zone)")] = None,
+    actor: ActorOpt = "operator",
+) -> None:
+    """记录一次联系 Record a contact with the bank, the payment platform or the merchant."""
+    rt: Runtime = ctx.obj
+    try:
+        n = service.add_contact(rt.engine, case_id, party=party, method=method, who=who, said=said, actor=actor,
+                                now=rt.now(), at=_parse_at(rt, at))
+    except service.CaseActionRefused as exc:
+        _refused(exc)
+        return
+    console.print(f"已记录联系 contact recorded: #{n} (工单 case {case_id})")
+
+
+@app.command("note")
+def note_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+             text: Annotated[str, typer.Argument(help="备注 note")], actor: ActorOpt = "operator") -> None:
+    """添加备注 Add a note."""
+    rt: Runtime = ctx.obj
+    try:
+        service.add_note(rt.engine, case_id, text, actor, rt.now())
+    except service.CaseActionRefused as exc:
+        _refused(exc)
+    console.print(f"已添加备注 note added (工单 case {case_id})")
+
+
+@app.command("status")
+def status_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+               target: Annotated[str, typer.Argument(help="open | waiting_bank | waiting_merchant")],
+               actor: ActorOpt = "operator") -> None:
+    """变更状态 Change a case's status (waiting for the bank or the merchant, or back to open)."""
+    rt: Runtime = ctx.obj
+    if target not in {s.value for s in CaseStatus}:
+        fail(f"未知状态 {target}", f"unknown status {target!r}", ", ".join(s.value for s in CaseStatus))
+    try:
+        service.set_status(rt.engine, case_id, CaseStatus(target), actor, rt.now())
+    except service.CaseActionRefused as exc:
+        _refused(exc)
+    console.print(f"工单 {case_id} → {_status_label(target)}")
+
+
+@app.command("resolve")
+def resolve_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+                resolution: Annotated[str, typer.Option(help="处理结果（必填）resolution (required)")],
+                actor: ActorOpt = "operator") -> None:
+    """解决工单 Resolve a case with a resolution."""
+    rt: Runtime = ctx.obj
+    try:
+        service.resolve(rt.engine, case_id, resolution, actor, rt.now())
+    except service.CaseActionRefused as exc:
+        _refused(exc)
+    console.print(f"工单 {case_id} 已解决 resolved")
+
+
+@app.command("close")
+def close_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+              actor: ActorOpt = "operator") -> None:
+    """关闭已解决的工单 Close a resolved case."""
+    rt: Runtime = ctx.obj
+    try:
+        service.close(rt.engine, case_id, actor, rt.now())
+    except service.CaseActionRefused as exc:
+        _refused(exc)
+    console.print(f"工单 {case_id} 已关闭 closed")

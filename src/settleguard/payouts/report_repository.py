@@ -1,0 +1,260 @@
+"""Set-based SQL for applying a bank status report (pain.002) in bulk.
+
+中文：把银行状态报告（一百万条状态）成批写入数据库：先把一批状态放进临时表，再用少量集合式 SQL
+完成查找出款、去重、状态变更（按转换表校验）、事件、回执尝试记录和账务分录，而不是逐条执行。
+
+The answers handled here are those whose plan does not depend on the payout (a success: confirm;
+an unclear answer: inquire first; a rejection for a card or compliance reason: hold; one for a
+person to review); :mod:`payouts.files` decides which kinds those are from the same
+diagnosis and plan as every other answer, and sends everything else (failures, answers about payouts
+that are no longer open) through ``payouts.service.apply_answers`` one by one. Each function runs
+inside the caller's transaction. Every status change is checked against the transition table in the
+UPDATE's WHERE clause, and its row count against what was expected (``ConcurrentChange`` otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+
+from settleguard.db import tables as t
+from settleguard.db.types import UTCDateTime
+from settleguard.ledger.model import Entry
+from settleguard.payouts.model import PayoutStatus, sources
+from settleguard.payouts.repository import ConcurrentChange
+
+S = PayoutStatus
+_md = MetaData()
+# One status of the report: its position in the chunk, the EndToEndId and its kind (distinct answer).
+items = Table("sg_report_items", _md, Column("seq", Integer, primary_key=True),
+              Column("end_to_end_id", String(35), nullable=False), Column("kind", Integer, nullable=False),
+              prefixes=["TEMPORARY"])
+# The distinct answers of the chunk, with what they were diagnosed and planned as.
+kinds = Table("sg_report_kinds", _md, Column("kind", Integer, primary_key=True),
+              Column("outcome", String(16)), Column("code", String(32)), Column("message", String(512)),
+              Column("raw", Text), Column("category", String(32)), Column("rule_id", String(64)),
+              Column("decision", String(16)), prefixes=["TEMPORARY"])
+# Each status resolved to the payout whose current instruction it answers (first mention wins).
+targets = Table("sg_report_targets", _md, Column("seq", Integer, primary_key=True),
+                Column("kind", Integer, nullable=False), Column("end_to_end_id", String(35), nullable=False),
+                Column("payout_id", Integer, nullable=False), Column("status", String(24), nullable=False),
+                Column("merchant_id", Integer, nullable=False), Column("amount_fen", BigInteger, nullable=False),
+                Column("account_id", Integer), Column("next_no", Integer, nullable=False),
+                Column("fast", Integer, nullable=False),
+                Index("ix_sg_report_targets_payout", "payout_id"),
+                Index("ix_sg_report_targets_kind", "fast", "kind", "status"), prefixes=["TEMPORARY"])
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One distinct answer and the change it makes to an open payout (from payouts.service's plan).
+
+    ``values`` are the payout columns the change sets; ``ledger`` the entry it posts, if any
+    (a prototype built by ledger.model for amount 1: accounts, signs and memo are taken from it).
+    """
+
+    kind: int
+    outcome: str
+    code: str
+    message: str
+    raw: str
+    category: str | None
+    rule_id: str | None
+    decision: str
+    steps: tuple[tuple[PayoutStatus, str, dict[str, object]], ...]  # (to, event reason, values) in order
+    ledger: Entry | None
+
+
+@dataclass(frozen=True)
+class Applied:
+    kind: int
+    count: int
+    amount_fen: int
+
+
+def begin(conn: Connection) -> None:
+    """Create the staging tables (temporary: gone with the connection, rolled back with the transaction)."""
+    for table in (items, kinds, targets):
+        table.create(conn)
+
+
+def end(conn: Connection) -> None:
+    for table in (items, kinds, targets):
+        table.drop(conn)
+
+
+def stage(conn: Connection, rows: Sequence[tuple[int, str, int]], chunk_kinds: Sequence[Kind]) -> None:
+    """Put one chunk's statuses (seq, EndToEndId, kind) and its kinds into the staging tables."""
+    for table in (items, kinds, targets):
+        conn.execute(delete(table))
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    # Straight to the driver: a million parameter sets through SQLAlchemy's per-row processing
+    # would cost more than everything else here (docs/benchmarks.md, returns).
+    conn.exec_driver_sql(f"INSERT INTO {items.name} (seq, end_to_end_id, kind) VALUES ({mark}, {mark}, {mark})",
+                         list(rows))
+    if chunk_kinds:
+        conn.execute(insert(kinds), [
+            {"kind": k.kind, "outcome": k.outcome, "code": k.code, "message": k.message, "raw": k.raw,
+             "category": k.category, "rule_id": k.rule_id, "decision": k.decision} for k in chunk_kinds])
+
+
+def resolve(conn: Connection, fast_kinds: Sequence[int], open_statuses: Sequence[PayoutStatus]) -> tuple[int, int]:
+    """Match each staged status to its payout (the latest attempt under its key, whose current
+    instruction key it must be); keep the first mention of each payout. Marks as ``fast`` those of
+    a fast kind about an open payout. Returns (statuses matched, duplicates dropped)."""
+    a, p = t.payout_attempts, t.payouts
+    x = a.alias("x")
+    pid = (select(func.max(a.c.payout_id)).where(a.c.idempotency_key == items.c.end_to_end_id)
+           .scalar_subquery().label("pid"))
+    latest = select(items.c.seq, items.c.kind, items.c.end_to_end_id, pid).subquery("latest")
+    current_key = case((p.c.instruction_no == 0, p.c.idempotency_key),
+                       else_=p.c.idempotency_key + "R" + cast(p.c.instruction_no, String))
+    next_no = select(func.coalesce(func.max(x.c.attempt_no), 0) + 1).where(x.c.payout_id == p.c.id).scalar_subquery()
+    # A payout released and paid again (instruction_no > 0) gets a merchant notice when paid: one by one.
+    fast = case((and_(latest.c.kind.in_(list(fast_kinds) or [-1]), p.c.status.in_([str(s) for s in open_statuses]),
+                      p.c.instruction_no == 0), 1), else_=0)
+    if conn.dialect.name == "postgresql":
+        # Lock the payouts first (in id order), so that the statuses read below stay true until the
+        # UPDATEs: a worker may be changing the same payouts (inquiry, retry) at this moment.
+        conn.execute(select(p.c.id).where(p.c.id.in_(select(latest.c.pid).where(latest.c.pid.is_not(None))))
+                     .order_by(p.c.id).with_for_update(of=p)).all()
+    conn.execute(insert(targets).from_select(
+        ["seq", "kind", "end_to_end_id", "payout_id", "status", "merchant_id", "amount_fen", "account_id", "next_no",
+         "fast"],
+        select(latest.c.seq, latest.c.kind, latest.c.end_to_end_id, p.c.id, p.c.status, p.c.merchant_id,
+               p.c.amount_fen, p.c.account_id, next_no, fast)
+        .select_from(latest.join(p, p.c.id == latest.c.pid))
+        .where(current_key == latest.c.end_to_end_id)))
+    first = select(func.min(targets.c.seq)).group_by(targets.c.payout_id)
+    dropped = conn.execute(delete(targets).where(targets.c.seq.not_in(first))).rowcount
+    matched = int(conn.execute(select(func.count()).select_from(targets)).scalar_one())
+    return matched, int(dropped or 0)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A payout a fast answer was applied to (what a merchant notice needs: notify.outbox.PayoutLike)."""
+
+    id: int
+    merchant_id: int
+    account_id: int | None
+    key: str
+    amount_fen: int
+    instruction_no: int = 0
+
+
+def fast_targets(conn: Connection, kind: int) -> list[Target]:
+    """The payouts the fast answer ``kind`` was applied to, in file order."""
+    return [Target(int(pid), int(mid), aid, key, int(amount)) for pid, mid, aid, key, amount in conn.execute(
+        select(targets.c.payout_id, targets.c.merchant_id, targets.c.account_id, targets.c.end_to_end_id,
+               targets.c.amount_fen).where(targets.c.fast == 1, targets.c.kind == kind).order_by(targets.c.seq))]
+
+
+def others(conn: Connection) -> list[int]:
+    """Seqs of matched statuses not handled here (failures, payouts no longer open), in order."""
+    return [int(s) for s, in conn.execute(select(targets.c.seq).where(targets.c.fast == 0).order_by(targets.c.seq))]
+
+
+def _move(conn: Connection, chosen: Any, expected: int, froms: Sequence[PayoutStatus], from_column: Any,
+          to: PayoutStatus, reason: str, values: dict[str, object], now: datetime) -> None:
+    """Change the payouts of the targets ``chosen`` from one of ``froms`` to ``to`` (checked against
+    the transition table and the expected count), with an event each (from ``from_column``)."""
+    bad = [f for f in froms if f not in sources(to)]
+    if bad:
+        raise ConcurrentChange(f"no payout may move from {bad[0]} to {to}")
+    p = t.payouts
+    res = conn.execute(update(p).where(p.c.id.in_(select(targets.c.payout_id).where(chosen)),
+                                       p.c.status.in_([str(f) for f in froms]))
+                       .values(status=str(to), updated_at=now, **values))
+    if res.rowcount != expected:
+        raise ConcurrentChange(f"{expected - res.rowcount} payout(s) changed while the report was applied "
+                               f"(-> {to})")
+    from settleguard.audit import service as audit  # one audit event covering these payout_events rows
+
+    covered = audit.insert_select_covered(conn, t.payout_events, insert(t.payout_events).from_select(
+        ["payout_id", "from_status", "to_status", "reason", "created_at"],
+        select(targets.c.payout_id, from_column, literal(str(to), String), literal(reason[:256], String),
+               literal(now, UTCDateTime)).where(chosen)))
+    audit.record_covering(conn, "report", "payout.status", None, {"payouts": expected, "to": str(to)},
+                          t.payout_events, covered, now)
+
+
+def apply_fast(conn: Connection, chunk_kinds: Sequence[Kind], now: datetime, first_reason: str) -> list[Applied]:
+    """Apply the fast targets: an attempt row of kind "report" per answer, the status change(s) with
+    their events, and the kind's ledger entry. A payout in result_unknown first moves to inquiry
+    (``first_reason``), as an inquiry's answer would."""
+    unknown = and_(targets.c.fast == 1, targets.c.status == str(S.RESULT_UNKNOWN))
+    n_unknown = int(conn.execute(select(func.count()).select_from(targets).where(unknown)).scalar_one())
+    if n_unknown:
+        _move(conn, unknown, n_unknown, (S.RESULT_UNKNOWN,), targets.c.status, S.INQUIRY, first_reason, {}, now)
+    now_lit = literal(now, UTCDateTime)
+    a = t.payout_attempts
+    conn.execute(insert(a).from_select(
+        ["payout_id", "attempt_no", "kind", "idempotency_key", "channel", "account_id", "amount_fen", "requested_at",
+         "responded_at", "outcome", "code", "message", "raw_response", "category", "rule_id", "decision"],
+        select(targets.c.payout_id, targets.c.next_no, literal("report", String), targets.c.end_to_end_id,
+               literal("report", String), targets.c.account_id, targets.c.amount_fen, now_lit, now_lit, kinds.c.outcome,
+               kinds.c.code, kinds.c.message, kinds.c.raw, kinds.c.category, kinds.c.rule_id, kinds.c.decision)
+        .select_from(targets.join(kinds, kinds.c.kind == targets.c.kind)).where(targets.c.fast == 1)))
+    out: list[Applied] = []
+    for k in chunk_kinds:
+        chosen = and_(targets.c.fast == 1, targets.c.kind == k.kind)
+        n, total = conn.execute(select(func.count(), func.coalesce(func.sum(targets.c.amount_fen), 0))
+                                .where(chosen)).one()
+        if not n:
+            continue
+        # after the step above, every fast target is submitted or in inquiry
+        froms: tuple[PayoutStatus, ...] = (S.SUBMITTED, S.INQUIRY)
+        from_column: Any = case((targets.c.status == str(S.RESULT_UNKNOWN), literal(str(S.INQUIRY), String)),
+                                else_=targets.c.status)
+        for to, reason, values in k.steps:
+            _move(conn, chosen, int(n), froms, from_column, to, reason, values, now)
+            froms, from_column = (to,), literal(str(to), String)
+        if k.ledger is not None:
+            _post(conn, k.ledger, chosen, now)
+        out.append(Applied(k.kind, int(n), int(total)))
+    return out
+
+
+def _post(conn: Connection, prototype: Entry, chosen: Any, now: datetime) -> None:
+    """One entry like ``prototype`` (built for 1 fen) per target ``chosen``, for its amount."""
+    e = t.ledger_entries
+    before = int(conn.execute(select(func.coalesce(func.max(e.c.id), 0))).scalar_one())
+    conn.execute(insert(e).from_select(
+        ["kind", "merchant_id", "payout_id", "memo", "created_at"],
+        select(literal(str(prototype.kind), String), targets.c.merchant_id, targets.c.payout_id,
+               literal(prototype.memo, String), literal(now, UTCDateTime)).where(chosen).order_by(targets.c.seq)))
+    # The new entries are found again by payout among the ids above ``before``: ids only grow, and a
+    # payout is changed by one transaction at a time (its status UPDATE above holds its row).
+    new = (select(e.c.id, e.c.payout_id).where(e.c.id > before, e.c.kind == str(prototype.kind),
+                                                e.c.created_at == literal(now, UTCDateTime)).subquery("new"))
+    for posting in prototype.postings:
+        sign = 1 if posting.amount_fen > 0 else -1
+        conn.execute(insert(t.ledger_postings).from_select(
+            ["entry_id", "account", "merchant_id", "amount_fen"],
+            select(new.c.id, literal(str(posting.account), String), targets.c.merchant_id,
+                   targets.c.amount_fen * sign)
+            .select_from(new.join(targets, targets.c.payout_id == new.c.payout_id)).where(chosen)))

@@ -40,7 +40,7 @@ from settleguard.cards.verifier import CardStatus
 from settleguard.cards.verifier_sim import Holder, SimulatedVerifier
 from settleguard.channels.simulator import SimulatedBank
 from settleguard.db import tables as t
-from settleguard.db.engine import open_engine
+from settleguard.db.engine import is_transient_conflict, open_engine
 from settleguard.demo import to_new_merchant
 from settleguard.imports.transactions import import_transactions
 from settleguard.ledger import repository as ledger_repo
@@ -208,15 +208,14 @@ def seed_payouts(tmp: Path, url: str, n: int) -> Rig:
 
 
 def busy_retry(fn: Callable[[], T]) -> T:
-    """Run an operator's action while a worker runs. On SQLite a transaction that read before another
-    connection committed fails at its first write with "database is locked" (deferred BEGIN, WAL snapshot):
-    the operator runs the command again. (Reported: db.engine could BEGIN IMMEDIATE on SQLite.)"""
+    """Run an operator's action while workers run: a deadlock with a worker (PostgreSQL) or a busy SQLite
+    database makes the operator run the command again."""
     deadline = time.monotonic() + 60
     while True:
         try:
             return fn()
         except OperationalError as exc:
-            if "database is locked" not in str(exc) or time.monotonic() > deadline:
+            if not is_transient_conflict(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(random.uniform(0.01, 0.1))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -347,15 +346,6 @@ def test_a_state_file_cut_short_by_a_crash_is_still_read(tmp_path: Path) -> None
     state.write_text('garbage\n{"key":"W1"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match="not a simulator state record"):
         SimulatedBank(SEED, state)
-
-
-def test_fifteen_thousand_sends_take_well_under_a_second() -> None:
-    bank = SimulatedBank(SEED)
-    sent = [instruction(f"F{i}", account(i)) for i in range(15_000)]
-    started = time.perf_counter()
-    for x in sent:
-        bank.send(x)
-    assert time.perf_counter() - started < 1.0
 
 
 def test_the_banks_repr_shows_no_account_numbers() -> None:

@@ -205,7 +205,8 @@ def add_notification(conn: Connection, *, merchant_id: int, kind: str, dedupe_ke
         if conn.execute(select(n.c.id).where(n.c.dedupe_key == values["dedupe_key"])).first():
             return False
         stmt = insert(n).values(**values)
-    return bool(conn.execute(stmt).rowcount)
+    # RETURNING: a row comes back only when one was written (rowcount is -1 with psycopg's RETURNING).
+    return conn.execute(stmt.returning(t.notifications.c.id)).first() is not None
 
 
 def accounts_to_check(conn: Connection, *, stale_before: datetime | None, after_id: int, limit: int,

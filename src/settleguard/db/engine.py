@@ -114,3 +114,13 @@ def open_engine(url: str) -> Engine:
     except Exception as exc:
         raise DatabaseError(f"cannot open database {engine.url.render_as_string()}: {exc}") from exc
     return engine
+
+
+def is_transient_conflict(exc: BaseException) -> bool:
+    """A conflict with another transaction that running the same unit of work again resolves:
+    a PostgreSQL deadlock or serialization failure, or SQLite's "database is locked"."""
+    orig = getattr(exc, "orig", exc)
+    name = type(orig).__name__
+    if name in ("DeadlockDetected", "SerializationFailure"):
+        return True
+    return "database is locked" in str(orig)

@@ -31,7 +31,9 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import random
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ from settleguard.channels.iso20022.reports import (
     implied_statuses,
 )
 from settleguard.db import tables as t
+from settleguard.db.engine import is_transient_conflict
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
 from settleguard.notify.outbox import diagnosis_of, notify_answer, notify_payout
@@ -177,7 +180,22 @@ def _original(conn: Connection, message_id: str, pmt_ids: Sequence[str] | None =
 
 
 def import_report(engine: Engine, path: Path, *, now: datetime, opts: Options = DEFAULT_OPTIONS,
-                  progress: Callable[[int], None] | None = None) -> ImportSummary:
+                  progress: Callable[[int], None] | None = None, attempts: int = 5) -> ImportSummary:
+    """Apply a pain.002 or camt.054 file (see :func:`_import_report_once`). A deadlock with a worker
+    (PostgreSQL) or a busy SQLite database rolls the whole import back; it is run again, up to
+    ``attempts`` times: the import is atomic and idempotent, so running it again is safe."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _import_report_once(engine, path, now=now, opts=opts, progress=progress)
+        except Exception as exc:
+            if attempt == attempts or not is_transient_conflict(exc):
+                raise
+            time.sleep(random.uniform(0.05, 0.25) * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _import_report_once(engine: Engine, path: Path, *, now: datetime, opts: Options = DEFAULT_OPTIONS,
+                        progress: Callable[[int], None] | None = None) -> ImportSummary:
     """Apply a pain.002 or camt.054 file: all of it in one transaction, or nothing (ReportRejected).
 
     One streaming pass: the file is parsed, checked and applied chunk by chunk inside a single

@@ -300,13 +300,33 @@ def phase_generate(path: str, rows: int, seed: int) -> dict[str, Any]:
 # ---- timed import, floor, checks -------------------------------------------------------------------
 
 
-def phase_import(url: str, path: str, profile: str | None) -> dict[str, Any]:
+def _statement_times(engine: Any, totals: dict[str, list[float]]) -> None:
+    """Seconds and count per statement kind (first words of the SQL), from SQLAlchemy cursor events."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        conn.info.setdefault("bench_t0", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        words = " ".join(statement.split()).split(" ")
+        label = " ".join(words[:3] if words[0].upper() in ("INSERT", "UPDATE", "DELETE") else words[:5])[:70]
+        slot = totals.setdefault(label, [0.0, 0])
+        slot[0] += time.perf_counter() - conn.info["bench_t0"].pop()
+        slot[1] += 1
+
+
+def phase_import(url: str, path: str, profile: str | None, statements: bool = False) -> dict[str, Any]:
     from settleguard.db.engine import open_engine
     from settleguard.payouts.files import import_report
 
     engine = open_engine(url)
     with engine.connect():
         pass  # connect (and run the pragmas) before the clock starts
+    per_statement: dict[str, list[float]] = {}
+    if statements:
+        _statement_times(engine, per_statement)
     load = os.getloadavg()[0]
     prof = None
     if profile:
@@ -322,6 +342,8 @@ def phase_import(url: str, path: str, profile: str | None) -> dict[str, Any]:
     if prof is not None and profile:
         prof.disable()
         prof.dump_stats(profile)
+    timed_statements = {k: [round(v[0], 3), int(v[1])] for k, v in
+                        sorted(per_statement.items(), key=lambda kv: -kv[1][0])}
     t1 = time.perf_counter()
     again = import_report(engine, Path(path), now=NOW)
     t_again = time.perf_counter() - t1
@@ -332,7 +354,8 @@ def phase_import(url: str, path: str, profile: str | None) -> dict[str, Any]:
             "again_applied": again.applied, "again_s": round(t_again, 2),
             "send": {"succeeded": s.send.succeeded, "held": s.send.held, "retry_scheduled": s.send.retry_scheduled,
                      "unknown": s.send.unknown, "needs_review": s.send.needs_review},
-            "categories": dict(s.send.categories)}
+            "categories": dict(s.send.categories),
+            **({"statements_s_count": timed_statements} if statements else {})}
 
 
 def phase_floor(path: str, repeat: int) -> dict[str, Any]:
@@ -440,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261123)
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--profile", type=Path, default=None, help="write cProfile stats of the first import here")
+    ap.add_argument("--statements", action="store_true",
+                    help="time each SQL statement kind (cursor events; adds a little overhead)")
     args = ap.parse_args(argv)
     if args.rows < GROUPS or args.repeat < 1 or args.floor_repeat < 1:
         ap.error(f"--rows must be at least {GROUPS}; --repeat and --floor-repeat at least 1")
@@ -473,9 +498,12 @@ def main(argv: list[str] | None = None) -> int:
         url = f"sqlite:///{db}"
         profile = str(args.profile) if args.profile and i == 0 else None
         _log(f"run {i + 1}/{args.repeat}: import_report ...")
-        imp = run_child("phase_import", url=url, path=str(xml), profile=profile)
+        imp = run_child("phase_import", url=url, path=str(xml), profile=profile, statements=args.statements)
         _log(f"run {i + 1}: {imp['seconds']} s, {imp['statuses_per_s']:,} statuses/s "
              f"(load {imp['load_at_start']}), peak RSS {imp['peak_rss_mb']} MiB")
+        for label, (secs, count) in imp.get("statements_s_count", {}).items():
+            if secs >= 0.01:
+                _log(f"  {secs:8.3f} s  {count:7,}x  {label}")
         chk = run_child("phase_check", url=url)
         bad = verify(args.rows, gen, imp, chk)
         failures += [f"run {i + 1}: {b}" for b in bad]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from notify_helpers import deliveries, notices, payout_notices, set_prefs
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from test_payout_send import ProcessDied, ScriptedBank, run
 
 from payout_helpers import NAME_MISMATCH, OK, SEND_AT, Step, make_payouts, new_pan, rebind, status
@@ -165,3 +165,45 @@ def rebind_mask(engine: Engine, merchant_id: int) -> str:
     with engine.connect() as conn:
         return str(conn.execute(select(a.c.pan_masked).where(a.c.merchant_id == merchant_id, a.c.status == "active"))
                    .scalar_one())
+
+
+def test_many_notices_at_once_equal_one_by_one_and_each_cause_is_written_once(
+        engine: Engine, vault: Vault, tmp_path: Path) -> None:
+    """notify_payouts (the bulk report path) writes what notify_payout writes for each payout: the same
+    payload and the same deliveries; a repeated item, or a cause already told, is written once."""
+    from settleguard.notify.outbox import PayoutNotice, notify_payouts
+
+    ds = make_payouts(engine, vault, tmp_path, [101, 202, 303, 404])
+    set_prefs(engine, vault, ds[0].merchant.id, SEND_AT, webhook="http://127.0.0.1:9/a", secret="s")
+    set_prefs(engine, vault, ds[2].merchant.id, SEND_AT, email="c@example.com", sms="13812345678")
+    diagnosis = classify("allinpay", "3031", "账号户名不符")
+    with engine.connect() as conn:
+        by_id = {p.id: p for p in repo.by_ids(conn, [d.payout_id for d in ds])}
+    ps = [by_id[d.payout_id] for d in ds]
+
+    def written(conn: Connection) -> dict[str, tuple[dict[str, object], list[tuple[str, str]]]]:
+        n, d = t.notifications, t.notification_deliveries
+        return {r.dedupe_key: (r.payload, [(q.channel, q.target) for q in conn.execute(
+            select(d.c.channel, d.c.target).where(d.c.notification_id == r.id).order_by(d.c.id))])
+            for r in conn.execute(select(n.c.id, n.c.dedupe_key, n.c.payload))}
+
+    with engine.connect() as conn:  # one by one, rolled back: what each payout's notice must be
+        tx = conn.begin()
+        for p in ps:
+            assert notify_payout(conn, p, "card_info_error", diagnosis, p.amount_fen, SEND_AT,
+                                 code="3031", message="账号户名不符") is True
+        alone = written(conn)
+        tx.rollback()
+    assert len(alone) == 4
+    with engine.begin() as conn:  # the last payout is told first, on its own
+        assert notify_payout(conn, ps[3], "card_info_error", diagnosis, ps[3].amount_fen, SEND_AT,
+                             code="3031", message="账号户名不符") is True
+    items = [PayoutNotice(p, "card_info_error", diagnosis, p.amount_fen, "3031", "账号户名不符") for p in ps]
+    with engine.begin() as conn:
+        assert notify_payouts(conn, [*items, items[1]], SEND_AT) == [True, True, True, False, False]
+    with engine.connect() as conn:
+        bulk = written(conn)
+    assert bulk == alone
+    assert bulk[f"payout:{ps[0].id}:card_info_error"][1] == [("webhook", "http://127.0.0.1:9/a")]
+    assert [c for c, _ in bulk[f"payout:{ps[2].id}:card_info_error"][1]] == ["email", "sms"]
+    assert bulk[f"payout:{ps[1].id}:card_info_error"][1] == []

@@ -1,6 +1,6 @@
 """Writing payout notices to the outbox in the caller's transaction.
 
-``notify_payout`` is called by the payout flow (payouts.service, payouts.files, payouts.release)
+``notify_payout`` (or ``notify_payouts`` for many) is called by the payout flow (payouts.service, payouts.files, payouts.release)
 inside the transaction that holds, returns, releases or pays the payout: the notice exists if and
 only if the change committed. The dedupe key ``payout:<id>:<cause>`` makes it one notice per payout
 per cause. A delivery row is queued for each channel of the merchant's preferences; with none
@@ -9,6 +9,8 @@ configured the notice stays in the outbox (the portal shows it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -17,8 +19,8 @@ from sqlalchemy import Connection
 
 from settleguard.diagnosis import Diagnosis, UnknownScheme, classify
 from settleguard.notify import repository as repo
-from settleguard.notify.model import DEFAULT_STEPS, Notice, dedupe_key
-from settleguard.notify.render import texts
+from settleguard.notify.model import DEFAULT_STEPS, Channel, Notice, dedupe_key
+from settleguard.notify.render import texts_many
 
 TIMEZONE = ZoneInfo("Asia/Shanghai")
 
@@ -46,21 +48,65 @@ def diagnosis_of(scheme: str | None, code: str | None, message: str | None) -> D
         return classify(None, code or None, message or None)
 
 
-def build_notice(conn: Connection, payout: PayoutLike, kind: str, diagnosis: Diagnosis | None, amount_fen: int,
-                 now: datetime, *, code: str = "", message: str = "") -> Notice:
-    merchant_no, name = repo.merchant_facts(conn, payout.merchant_id)
-    steps_zh, steps_en = DEFAULT_STEPS.get(kind, ((), ()))
-    if diagnosis is not None:
-        steps_zh, steps_en = diagnosis.guidance_zh, diagnosis.guidance_en
+@dataclass(frozen=True)
+class PayoutNotice:
+    """One notice to write: ``kind`` (a taxonomy category, or no_card / returned / released / paid)
+    about ``payout``, with its diagnosis (None for events) and the bank's code and message."""
+
+    payout: PayoutLike
+    kind: str
+    diagnosis: Diagnosis | None
+    amount_fen: int
+    code: str = ""
+    message: str = ""
+
+
+def _notice(item: PayoutNotice, facts: tuple[str, str], card: str | None, now: datetime) -> Notice:
+    d, p = item.diagnosis, item.payout
+    steps_zh, steps_en = DEFAULT_STEPS.get(item.kind, ((), ()))
+    if d is not None:
+        steps_zh, steps_en = d.guidance_zh, d.guidance_en
     return Notice(
-        kind=kind, merchant_no=merchant_no, merchant_name=name, amount_fen=amount_fen, payout_id=payout.id,
-        payout_key=payout.key, card_masked=repo.card_mask(conn, payout.account_id, payout.merchant_id),
-        category=None if diagnosis is None else diagnosis.category.value,
-        rule=None if diagnosis is None else diagnosis.rule,
-        meaning_zh="" if diagnosis is None else diagnosis.meaning_zh,
-        meaning_en="" if diagnosis is None else diagnosis.meaning_en,
-        steps_zh=tuple(steps_zh), steps_en=tuple(steps_en), bank_code=code[:32], bank_message=message[:512],
+        kind=item.kind, merchant_no=facts[0], merchant_name=facts[1], amount_fen=item.amount_fen, payout_id=p.id,
+        payout_key=p.key, card_masked=card, category=None if d is None else d.category.value,
+        rule=None if d is None else d.rule, meaning_zh="" if d is None else d.meaning_zh,
+        meaning_en="" if d is None else d.meaning_en, steps_zh=tuple(steps_zh), steps_en=tuple(steps_en),
+        bank_code=item.code[:32], bank_message=item.message[:512],
         created_at=now.astimezone(TIMEZONE).isoformat(timespec="seconds"))
+
+
+def notify_payouts(conn: Connection, items: Sequence[PayoutNotice], now: datetime) -> list[bool]:
+    """Write the notices ``items`` in the caller's transaction and queue their deliveries; per item,
+    False if that cause of that payout was already notified (or repeats an earlier item): nothing
+    written for it. Merchants, cards and preferences are read once for all, alike notices are
+    rendered once (render.texts_many), and the rows are written with one statement each."""
+    if not items:
+        return []
+    mids = [i.payout.merchant_id for i in items]
+    facts = repo.merchant_facts_many(conn, mids)
+    masks = repo.card_masks(conn, [i.payout.account_id for i in items if i.payout.account_id is not None])
+    no_account = [i.payout.merchant_id for i in items if i.payout.account_id is None]
+    active = repo.active_card_masks(conn, no_account) if no_account else {}
+    notices = [_notice(i, facts[i.payout.merchant_id],
+                       masks.get(i.payout.account_id) if i.payout.account_id is not None
+                       else active.get(i.payout.merchant_id), now) for i in items]
+    keys = [dedupe_key(i.payout.id, i.kind, i.payout.instruction_no) for i in items]
+    rows = [{"merchant_id": i.payout.merchant_id, "kind": i.kind, "dedupe_key": key,
+             "payload": {"zh": zh, "en": en, **n.facts()}}
+            for i, key, n, (zh, en) in zip(items, keys, notices, texts_many(notices), strict=True)]
+    written = repo.add_notices(conn, rows, now)
+    prefs = repo.preferences_many(conn, [i.payout.merchant_id for i, k in zip(items, keys, strict=True)
+                                         if k in written])
+    queued: list[tuple[int, Sequence[tuple[Channel, str]]]] = []
+    out: list[bool] = []
+    for i, key in zip(items, keys, strict=True):
+        nid = written.pop(key, None)  # popped: a repeated key in ``items`` is written (and told) once
+        out.append(nid is not None)
+        pref = prefs.get(i.payout.merchant_id)
+        if nid is not None and pref is not None:
+            queued.append((nid, pref.targets()))
+    repo.enqueue_many(conn, queued, now)
+    return out
 
 
 def notify_payout(conn: Connection, payout: PayoutLike, category: str, diagnosis: Diagnosis | None, amount_fen: int,
@@ -68,26 +114,22 @@ def notify_payout(conn: Connection, payout: PayoutLike, category: str, diagnosis
     """Write the notice of ``category`` (a taxonomy category, or no_card / returned / released / paid)
     for ``payout`` in the caller's transaction and queue its deliveries; False if that cause was
     already notified (nothing written)."""
-    notice = build_notice(conn, payout, category, diagnosis, amount_fen, now, code=code, message=message)
-    zh, en = texts(notice)
-    key = dedupe_key(payout.id, category, payout.instruction_no)
-    nid = repo.add_notice(conn, merchant_id=payout.merchant_id, kind=category, dedupe_key=key,
-                          payload={"zh": zh, "en": en, **notice.facts()}, now=now)
-    if nid is None:
-        return False
-    prefs = repo.preferences(conn, payout.merchant_id)
-    if prefs is not None:
-        repo.enqueue(conn, nid, prefs.targets(), now)
-    return True
+    return notify_payouts(conn, [PayoutNotice(payout, category, diagnosis, amount_fen, code, message)], now)[0]
+
+
+def answer_notice(payout: PayoutLike, action: str, category: str, scheme: str | None, code: str, message: str,
+                  amount_fen: int) -> PayoutNotice | None:
+    """The notice a bank answer calls for: a hold (挂账) is told with its diagnosis; a payout paid
+    after a hold and release (instruction_no > 0) is told as paid. Anything else: None."""
+    if action == "hold":
+        return PayoutNotice(payout, category, diagnosis_of(scheme, code, message), amount_fen, code, message)
+    if action == "confirm" and payout.instruction_no > 0:
+        return PayoutNotice(payout, "paid", None, amount_fen)
+    return None
 
 
 def notify_answer(conn: Connection, payout: PayoutLike, action: str, category: str, scheme: str | None, code: str,
                   message: str, now: datetime, amount_fen: int) -> bool:
-    """The payout flow's hook for a bank answer: a hold (挂账) is told with its diagnosis; a payout
-    paid after a hold and release (instruction_no > 0) is told as paid. Anything else: nothing."""
-    if action == "hold":
-        return notify_payout(conn, payout, category, diagnosis_of(scheme, code, message), amount_fen, now,
-                             code=code, message=message)
-    if action == "confirm" and payout.instruction_no > 0:
-        return notify_payout(conn, payout, "paid", None, amount_fen, now)
-    return False
+    """The payout flow's hook for one bank answer (see :func:`answer_notice`)."""
+    item = answer_notice(payout, action, category, scheme, code, message, amount_fen)
+    return False if item is None else notify_payouts(conn, [item], now)[0]

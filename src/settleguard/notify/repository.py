@@ -53,6 +53,46 @@ def card_mask(conn: Connection, account_id: int | None, mid: int) -> str | None:
     return None if v is None else str(v)
 
 
+_IN_CHUNK = 2000  # ids per IN (...) list: well under SQLite's and psycopg's parameter limits
+
+
+def _chunked(ids: Sequence[int]) -> list[list[int]]:
+    distinct = sorted(set(ids))
+    return [distinct[i:i + _IN_CHUNK] for i in range(0, len(distinct), _IN_CHUNK)]
+
+
+def merchant_facts_many(conn: Connection, mids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """merchant id -> (merchant_no, registered name), for many merchants at once."""
+    m = t.merchants
+    out: dict[int, tuple[str, str]] = {}
+    for part in _chunked(mids):
+        for r in conn.execute(select(m.c.id, m.c.merchant_no, m.c.registered_name).where(m.c.id.in_(part))):
+            out[int(r.id)] = (str(r.merchant_no), str(r.registered_name))
+    return out
+
+
+def card_masks(conn: Connection, account_ids: Sequence[int]) -> dict[int, str]:
+    """account id -> masked card number, for many accounts at once."""
+    a = t.settlement_accounts
+    out: dict[int, str] = {}
+    for part in _chunked(account_ids):
+        for r in conn.execute(select(a.c.id, a.c.pan_masked).where(a.c.id.in_(part))):
+            out[int(r.id)] = str(r.pan_masked)
+    return out
+
+
+def active_card_masks(conn: Connection, mids: Sequence[int]) -> dict[int, str]:
+    """merchant id -> masked number of its active card (the newest, as :func:`card_mask`)."""
+    a = t.settlement_accounts
+    out: dict[int, str] = {}
+    for part in _chunked(mids):
+        for r in conn.execute(select(a.c.merchant_id, a.c.pan_masked)
+                              .where(a.c.merchant_id.in_(part), a.c.status == str(AccountStatus.ACTIVE))
+                              .order_by(a.c.id)):
+            out[int(r.merchant_id)] = str(r.pan_masked)  # ascending ids: the newest wins
+    return out
+
+
 # --- preferences --------------------------------------------------------------------------------
 
 def _prefs(row: Any, merchant_no: str) -> Preferences:
@@ -66,6 +106,17 @@ def preferences(conn: Connection, mid: int) -> Preferences | None:
     row = conn.execute(select(p, m.c.merchant_no).join(m, m.c.id == p.c.merchant_id)
                        .where(p.c.merchant_id == mid)).first()
     return None if row is None else _prefs(row, str(row.merchant_no))
+
+
+def preferences_many(conn: Connection, mids: Sequence[int]) -> dict[int, Preferences]:
+    """merchant id -> preferences, for those of ``mids`` that have any."""
+    p, m = t.notification_preferences, t.merchants
+    out: dict[int, Preferences] = {}
+    for part in _chunked(mids):
+        for row in conn.execute(select(p, m.c.merchant_no).join(m, m.c.id == p.c.merchant_id)
+                                .where(p.c.merchant_id.in_(part))):
+            out[int(row.merchant_id)] = _prefs(row, str(row.merchant_no))
+    return out
 
 
 def secret(conn: Connection, mid: int) -> Sealed | None:
@@ -108,6 +159,35 @@ def add_notice(conn: Connection, *, merchant_id: int, kind: str, dedupe_key: str
     stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(n.c.id)
     v = conn.execute(stmt).scalar()
     return None if v is None else int(v)
+
+
+def add_notices(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> dict[str, int]:
+    """Write many notices (dicts with merchant_id, kind, dedupe_key, payload) in one statement; those
+    whose dedupe key is taken are skipped. Returns dedupe key -> new id for the rows written."""
+    if not rows:
+        return {}
+    n = t.notifications
+    values = [{"merchant_id": r["merchant_id"], "kind": str(r["kind"])[:32], "dedupe_key": str(r["dedupe_key"])[:128],
+               "payload": r["payload"], "created_at": now, "delivered_at": None} for r in rows]
+    ins: Any = postgresql.insert(n) if conn.dialect.name == "postgresql" else sqlite.insert(n)
+    stmt = ins.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(n.c.id, n.c.dedupe_key)
+    return {str(key): int(nid) for nid, key in conn.execute(stmt, values)}
+
+
+def enqueue_many(conn: Connection, queued: Sequence[tuple[int, Sequence[tuple[Channel, str]]]], now: datetime) -> int:
+    """:func:`enqueue` for many notices at once: (notification id, targets) pairs; returns rows added."""
+    rows = [{"notification_id": nid, "channel": str(c), "target": target[:512], "status": str(D.pending),
+             "attempts": 0, "next_attempt_at": now, "lease_until": None, "delivered_at": None, "created_at": now}
+            for nid, targets in queued for c, target in targets]
+    if not rows:
+        return 0
+    d = t.notification_deliveries
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(d).on_conflict_do_nothing(
+            constraint="uq_notification_deliveries_notification_channel")
+    else:
+        stmt = sqlite.insert(d).on_conflict_do_nothing(index_elements=["notification_id", "channel"])
+    return len(conn.execute(stmt.returning(d.c.id), rows).all())
 
 
 def notification_id(conn: Connection, dedupe_key: str) -> int | None:

@@ -58,7 +58,7 @@ from settleguard.db import tables as t
 from settleguard.db.engine import is_transient_conflict
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
-from settleguard.notify.outbox import diagnosis_of, notify_answer, notify_payout
+from settleguard.notify.outbox import answer_notice, diagnosis_of, notify_payout, notify_payouts
 from settleguard.payouts import report_repository as report_repo
 from settleguard.payouts import repository as repo
 from settleguard.payouts import service
@@ -378,10 +378,10 @@ class _BulkStatuses:
         rest = report_repo.others(conn)
         for done in report_repo.apply_fast(conn, kinds, self.now, "银行状态报告 status report"):
             _kind, counts, outcome, pl = self.fast[done.kind]
-            if pl.action is Action.HOLD:  # the merchant's notice, as apply_answers writes it
-                for target in report_repo.fast_targets(conn, done.kind):
-                    notify_answer(conn, target, str(pl.action), pl.category, outcome.scheme, outcome.code,
-                                  outcome.message, self.now, target.amount_fen)
+            if pl.action is Action.HOLD:  # the merchant's notices, as apply_answers writes them
+                notify_payouts(conn, [told for target in report_repo.fast_targets(conn, done.kind) if (
+                    told := answer_notice(target, str(pl.action), pl.category, outcome.scheme, outcome.code,
+                                       outcome.message, target.amount_fen)) is not None], self.now)
             s.applied += done.count
             s.send.succeeded += counts.succeeded * done.count
             s.send.succeeded_fen += done.amount_fen if counts.succeeded else 0

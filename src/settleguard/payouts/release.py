@@ -28,7 +28,7 @@ from settleguard.audit import service as audit
 from settleguard.db import tables as t
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
-from settleguard.notify.outbox import notify_payout
+from settleguard.notify.outbox import PayoutNotice, notify_payouts
 from settleguard.payouts import repository as repo
 from settleguard.payouts.model import CANCELLABLE, IN_TRANSIT, PayoutStatus
 from settleguard.payouts.policy import CARD_HOLDS
@@ -52,8 +52,8 @@ def _release(conn: Connection, rows: Sequence[repo.DuePayout], reason: str, now:
                                                      "next_attempt_at": None})
         for p in rows], now)
     ledger_repo.post(conn, [ledger.release(p.merchant_id, p.id, p.amount_fen) for p in rows], now)
-    for p in rows:  # the merchant's notice (notify.outbox), in the same transaction as the release
-        notify_payout(conn, p, "released", None, p.amount_fen, now)
+    # the merchants' notices (notify.outbox), in the same transaction as the release
+    notify_payouts(conn, [PayoutNotice(p, "released", None, p.amount_fen) for p in rows], now)
 
 
 def _restores(kind: str, payload: object) -> bool:

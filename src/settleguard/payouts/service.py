@@ -27,7 +27,7 @@ from settleguard.channels.base import BankChannel, BankOutcome, OutcomeStatus, P
 from settleguard.diagnosis import UnknownScheme, classify
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
-from settleguard.notify.outbox import notify_answer, notify_payout
+from settleguard.notify.outbox import PayoutNotice, answer_notice, notify_payouts
 from settleguard.payouts import repository as repo
 from settleguard.payouts.circuit import BreakerPolicy, Circuit, CircuitState
 from settleguard.payouts.model import PayoutStatus
@@ -237,9 +237,10 @@ def apply_answers(conn: Connection, answers: Sequence[Answer], s: SendSummary, n
     ledger_repo.post(conn, b.entries, now)
     for kind, key, message, bank in dict.fromkeys(b.alerts):  # once per alert, not once per payout
         repo.add_alert(conn, kind, key, message, now, bank)
-    for a, pl in b.notices:  # held / paid after a hold: the merchant's notice, in this same transaction
-        notify_answer(conn, a.payout, str(pl.action), pl.category, a.outcome.scheme, a.outcome.code,
-                      a.outcome.message, now, a.payout.amount_fen)
+    # held / paid after a hold: the merchants' notices, in this same transaction
+    notify_payouts(conn, [told for a, pl in b.notices if (
+        told := answer_notice(a.payout, str(pl.action), pl.category, a.outcome.scheme, a.outcome.code,
+                           a.outcome.message, a.payout.amount_fen)) is not None], now)
     return _record_circuits(conn, b.faults, now, opts)
 
 
@@ -405,5 +406,5 @@ def hold_without_card(conn: Connection, rows: list[repo.DuePayout], now: datetim
     summary.held_fen += sum(p.amount_fen for p in rows)
     summary.reasons[reason] += len(rows)
     summary.categories["card_info_error"] += len(rows)
-    for p in rows:  # the merchant's notice (notify.outbox), in the caller's transaction
-        notify_payout(conn, p, "no_card", None, p.amount_fen, now)
+    # the merchants' notices (notify.outbox), in the caller's transaction
+    notify_payouts(conn, [PayoutNotice(p, "no_card", None, p.amount_fen) for p in rows], now)

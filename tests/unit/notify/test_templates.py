@@ -142,3 +142,56 @@ def test_event_kinds_have_default_steps_or_a_message() -> None:
     for kind in EVENT_KINDS:
         zh, _ = texts(notice(kind, 1, message_zh="卡消息"))
         assert "您需要做的" in zh or "卡消息" in zh or kind == "returned"
+
+
+_names = st.text(alphabet=st.sampled_from("张三李四小吃店便利超市·()（）&<>{}%A1 "), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(KINDS), _names, st.one_of(st.none(), st.integers(0, 10**12)),
+                          st.one_of(st.none(), st.integers(1, 10**9)), st.sampled_from(["", "SG1", "SG2R1"]),
+                          st.sampled_from(["", CARD, "621700******9999"]), st.sampled_from(["", "AC04", "NARR"])),
+                min_size=1, max_size=25))
+def test_rendering_many_at_once_equals_rendering_each(rows: list[tuple[str, str, int | None, int | None, str, str,
+                                                                       str]]) -> None:
+    from settleguard.notify.render import texts_many
+
+    notices = [notice(kind, amount, merchant_name=name, merchant_no=f"M{i}" if i % 3 else "", payout_id=pid,
+                      payout_key=key, card_masked=card, bank_code=code, bank_message=code and "户名不符",
+                      created_at="" if i % 4 == 0 else f"2026-11-2{i % 10}T09:00:00+08:00")
+               for i, (kind, name, amount, pid, key, card, code) in enumerate(rows)]
+    assert texts_many(notices) == [texts(n) for n in notices]
+
+
+def test_rendering_many_falls_back_when_a_template_shapes_a_fact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template that transforms a per-notice fact (here: upper-cases the merchant name) cannot be
+    filled in from one rendering; the group is rendered one by one and still comes out right."""
+    from jinja2 import DictLoader, Environment, StrictUndefined
+
+    import settleguard.notify.render as r
+
+    env = Environment(loader=DictLoader({"paid.j2": "{{ merchant_name|upper }} {{ payout_id }}\n-- English --\n"
+                                                   "{{ merchant_name|upper }}", "_text.j2": ""}),
+                      undefined=StrictUndefined)
+    monkeypatch.setattr(r, "_env", lambda autoescape: env)
+    notices = [notice("paid", 1, merchant_name=n, payout_id=i) for i, n in enumerate(["abc", "xyz", "Qq"])]
+    assert r.texts_many(notices) == [("ABC 0", "ABC"), ("XYZ 1", "XYZ"), ("QQ 2", "QQ")]
+
+
+def test_the_grouping_of_alike_notices_knows_every_field_of_a_notice() -> None:
+    """render._group_key and render._SLOTS together must cover every Notice field: a new field that
+    neither knows would let two different notices share one rendering."""
+    from dataclasses import fields
+
+    from settleguard.notify import render as r
+
+    grouped = {"kind", "category", "rule", "meaning_zh", "meaning_en", "steps_zh", "steps_en", "bank_code",
+               "bank_message", "message_zh", "message_en", "extra"}
+    slots = set(r._SLOTS) - {"amount_yuan"} | {"amount_fen"}
+    assert {f.name for f in fields(Notice)} == grouped | slots
+    base = notice("card_info_error", 5)
+    for name in grouped - {"kind", "extra"}:
+        value = getattr(base, name)
+        other = ("其它",) if isinstance(value, tuple) else "其它"
+        assert r._group_key(base) != r._group_key(Notice(**{**base.__dict__, name: other}))
+    assert r._group_key(base) != r._group_key(Notice(**{**base.__dict__, "extra": {"x": 1}}))

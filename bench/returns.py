@@ -29,18 +29,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import random
 import shutil
 import sys
 import time
-import traceback
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+from benchkit import log as _log
+from benchkit import run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = date(2026, 11, 20)
@@ -81,50 +82,6 @@ def _pmt_id(g: int) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # child processes (as in bench/settle.py: each heavy phase in a fresh interpreter)
-
-
-def _peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _child_entry(pipe: Any, fn_name: str, kwargs: dict[str, Any]) -> None:
-    try:
-        out = globals()[fn_name](**kwargs)
-        out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
-        pipe.send(("ok", out))
-    except BaseException:  # noqa: BLE001 - reported to the parent
-        pipe.send(("error", traceback.format_exc()))
-    finally:
-        pipe.close()
-
-
-def run_child(fn_name: str, **kwargs: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_entry, args=(send, fn_name, kwargs), name=fn_name)
-    proc.start()
-    send.close()
-    try:
-        status, payload = recv.recv()
-    except EOFError:
-        status, payload = "error", "child exited without a result"
-    proc.join()
-    if status != "ok":
-        raise RuntimeError(f"{fn_name} failed (exit code {proc.exitcode}):\n{payload}")
-    return dict(payload)
-
-
-def _log(msg: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)  # noqa: DTZ005 - local wall clock
 
 
 # ---- setup ---------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from settleguard.audit import service as audit
 from settleguard.cases import model as m
 from settleguard.cases import repository as repo
 from settleguard.cases.model import CaseStatus, Method, Party, Priority
@@ -60,7 +61,16 @@ def _new_case(conn: Connection, *, merchant_id: int, category: str, priority: Pr
         "created_by": actor[:64], "created_at": now, "updated_at": now, "resolved_at": None})
     if case_id is not None:
         repo.link_payouts(conn, case_id, payout_ids)
+        _audit(conn, actor, "open", case_id, {"merchant_id": merchant_id, "category": category[:32],
+                                              "priority": str(priority), "source": source,
+                                              "payouts": sorted(payout_ids)}, now)
     return case_id
+
+
+def _audit(conn: Connection, actor: str, action: str, case_id: int, payload: dict[str, Any], now: datetime) -> None:
+    """The ``case.<action>`` audit event, in the action's transaction (ids and codes only: free text such as
+    what was said or a note may hold a card number, and stays in the case's own tables)."""
+    audit.record(conn, actor[:64], f"case.{action}", ("case", case_id), payload, now)
 
 
 def open_case(engine: Engine, *, merchant_no: str, category: str, title: str, actor: str, now: datetime,
@@ -178,6 +188,7 @@ def assign(engine: Engine, case_id: int, assignee: str, actor: str, now: datetim
         _not_closed(case)
         repo.update_case(conn, case_id, now, assignee=assignee.strip()[:64])
         _system_note(conn, case_id, actor, f"[指派 assigned] {case['assignee'] or '-'} → {assignee.strip()}", now)
+        _audit(conn, actor, "assign", case_id, {"assignee": assignee.strip()[:64]}, now)
 
 
 def add_contact(engine: Engine, case_id: int, *, party: Party, method: Method, who: str, said: str, actor: str,
@@ -197,6 +208,8 @@ def add_contact(engine: Engine, case_id: int, *, party: Party, method: Method, w
             "contact_name": who.strip()[:128] or None, "at": at or now, "summary": said.strip(),
             "recorded_by": actor[:64], "recorded_at": now})
         repo.update_case(conn, case_id, now)
+        _audit(conn, actor, "contact", case_id, {"contact_id": cid, "party": str(Party(party)),
+                                                 "method": str(Method(method))}, now)
         return cid
 
 
@@ -208,6 +221,7 @@ def add_note(engine: Engine, case_id: int, body: str, actor: str, now: datetime)
         _not_closed(case)
         nid = repo.add_note(conn, {"case_id": case_id, "author": actor[:64], "body": body.strip(), "created_at": now})
         repo.update_case(conn, case_id, now)
+        _audit(conn, actor, "note", case_id, {"note_id": nid}, now)
         return nid
 
 
@@ -221,6 +235,7 @@ def _move(conn: Connection, case: dict[str, object], target: CaseStatus, actor: 
     if not repo.update_case(conn, int(str(case["id"])), now, target=target, **values):
         raise CaseActionRefused(f"工单 {case['id']} 已被他人修改", f"case {case['id']} changed concurrently")
     _system_note(conn, int(str(case["id"])), actor, f"[状态 status] {current} → {target}", now)
+    _audit(conn, actor, "status", int(str(case["id"])), {"from": str(current), "to": str(target)}, now)
 
 
 def set_status(engine: Engine, case_id: int, target: CaseStatus, actor: str, now: datetime) -> None:

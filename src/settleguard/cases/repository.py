@@ -98,6 +98,12 @@ def listing(conn: Connection, *, status: str | None = None, assignee: str | None
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
+def counts_by_status(conn: Connection) -> dict[str, int]:
+    """status -> number of cases."""
+    c = t.cases
+    return {str(s): int(n) for s, n in conn.execute(select(c.c.status, func.count()).group_by(c.c.status))}
+
+
 def case_payouts(conn: Connection, case_id: int) -> list[dict[str, Any]]:
     """The linked payouts with their latest failed or unclear attempt (code, message, rule), by payout id."""
     cp, p, a = t.case_payouts, t.payouts, t.payout_attempts
@@ -128,12 +134,16 @@ def notes(conn: Connection, case_id: int) -> list[dict[str, Any]]:
 
 # --- reads for the automatic scan -------------------------------------------------------
 
-def payout_events_after(conn: Connection, after_id: int, to_statuses: Sequence[str], limit: int
-                        ) -> tuple[list[dict[str, Any]], int]:
-    """Payout events after ``after_id`` into ``to_statuses`` (at most ``limit``), with their payout's merchant
-    and current category; and how far the read got (the cursor to store next)."""
+def payout_events_after(conn: Connection, after_id: int, to_statuses: Sequence[str], limit: int,
+                        upto: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Payout events after ``after_id`` (and at most ``upto``, the committed horizon) into ``to_statuses``
+    (at most ``limit``), with their payout's merchant and current category; and how far the read got
+    (the cursor to store next)."""
     ev, p = t.payout_events, t.payouts
-    top = conn.execute(select(func.max(ev.c.id)).where(ev.c.id > after_id)).scalar_one_or_none()
+    bound = select(func.max(ev.c.id)).where(ev.c.id > after_id)
+    if upto is not None:
+        bound = bound.where(ev.c.id <= upto)
+    top = conn.execute(bound).scalar_one_or_none()
     if top is None:
         return [], after_id
     rows = [dict(r._mapping) for r in conn.execute(

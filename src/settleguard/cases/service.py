@@ -29,6 +29,7 @@ from settleguard.audit import service as audit
 from settleguard.cases import model as m
 from settleguard.cases import repository as repo
 from settleguard.cases.model import CaseStatus, Method, Party, Priority
+from settleguard.db.horizon import committed_horizon
 from settleguard.payouts import repository as payout_repo
 
 CURSOR = "cases"
@@ -101,10 +102,14 @@ def open_auto_cases(engine: Engine, now: datetime, *, tz: str = "Asia/Shanghai",
                     actor: str = "system") -> AutoSummary:
     """Open the cases payout events call for since the last scan (see the module docstring). Idempotent."""
     summary = AutoSummary()
+    upto = committed_horizon(engine, "payout_events")  # no later commit can appear below it (db.horizon)
     while True:
         with engine.begin() as conn:
             after = payout_repo.cursor(conn, CURSOR)
-            events, last = repo.payout_events_after(conn, after, _WATCHED, batch)
+            if upto is None:  # payout writers busy for now: scan next cycle
+                summary.events_read_to = after
+                return summary
+            events, last = repo.payout_events_after(conn, after, _WATCHED, batch, upto)
             if last == after:
                 summary.events_read_to = after
                 return summary

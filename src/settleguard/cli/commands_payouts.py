@@ -165,25 +165,16 @@ def show_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """出款详情：全部状态变化、每次尝试、诊断与处理指引 Full history with diagnoses and guidance."""
-    from settleguard.diagnosis import SCHEMES, classify
+    from settleguard.payouts.details import detail
 
     rt: Runtime = ctx.obj
     with rt.engine.connect() as conn:
-        rows = repo.listing(conn, after_id=payout_id - 1, limit=1)
-        if not rows or rows[0]["id"] != payout_id:
-            fail(f"没有出款 {payout_id}", f"no payout {payout_id}", code=1)
-        p = rows[0]
-        events, attempts = repo.history(conn, payout_id)
-        parts = repo.parts_of(conn, payout_id)
-    diagnosis = english = None
-    failed = [a for a in attempts if a["outcome"] not in (None, "succeeded")]
-    if failed:  # the latest failure, diagnosed again in the scheme its rule came from, for the guidance
-        last = failed[-1]
-        rule = str(last["rule_id"] or "")
-        scheme = rule.split(".", 1)[0] if rule.split(".", 1)[0] in SCHEMES else None
-        found = classify(scheme, last["code"] or None, last["message"] or None)
-        diagnosis = found.to_dict(lang)
-        english = found.to_dict("en") if lang != "en" else None  # people read zh first, then en
+        found = detail(conn, payout_id, lang)
+    if found is None:
+        fail(f"没有出款 {payout_id}", f"no payout {payout_id}", code=1)
+        return
+    p, events, attempts, parts = found["payout"], found["events"], found["attempts"], found["parts"]
+    diagnosis, english = found["diagnosis"], found["diagnosis_en"]  # people read zh first, then en
     if json_out:
         print_json({"payout": p, "events": events, "attempts": attempts, "parts": parts, "diagnosis": diagnosis})
         return

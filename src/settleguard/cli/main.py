@@ -19,8 +19,10 @@ from settleguard.cli import (
     commands_ledger,
     commands_notify,
     commands_payouts,
+    commands_serve,
     commands_settle,
     commands_simulate,
+    commands_users,
     commands_worker,
 )
 from settleguard.cli.output import fail
@@ -52,6 +54,8 @@ app.add_typer(commands_audit.app, name="audit")
 app.add_typer(commands_notify.app, name="notify")
 app.add_typer(commands_cases.app, name="cases")
 app.add_typer(commands_evidence.app, name="evidence")
+app.add_typer(commands_users.app, name="users")
+app.command("serve")(commands_serve.serve_cmd)
 
 
 def _version(value: bool) -> None:

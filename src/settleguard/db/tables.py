@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     ForeignKey,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from settleguard.db.types import EpochMicros, UTCDateTime
@@ -516,4 +518,64 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
     Index("ix_audit_events_subject", "subject_type", "subject_id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    # People and machine clients of the API and web interface (web/model.py: roles). A merchant
+    # user belongs to exactly one merchant; staff users (operator, support, auditor) to none.
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),  # argon2id (PHC string), never the password
+    Column("role", String(16), nullable=False),  # operator | support | auditor | merchant
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=True),
+    Column("display_name", String(128), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("role IN ('operator', 'support', 'auditor', 'merchant')", name="role"),
+    CheckConstraint("(role = 'merchant' AND merchant_id IS NOT NULL) OR (role <> 'merchant' AND merchant_id IS NULL)",
+                    name="merchant_scope"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    # Bearer tokens for machine clients: only the SHA-256 of the token is kept, and a short prefix
+    # so people can tell their tokens apart.
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Index("ix_api_tokens_user", "user_id"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    # Browser sessions: the cookie holds a random id, the table its SHA-256, and the session's CSRF token.
+    Column("id", Integer, primary_key=True),
+    Column("session_sha256", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_web_sessions_user", "user_id"),
+    Index("ix_web_sessions_expires", "expires_at"),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    # Failed logins, for the rate limit (per username and per client address within a window).
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_login_failures_username_at", "username", "at"),
+    Index("ix_login_failures_client_at", "client", "at"),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
@@ -113,3 +114,13 @@ def terminal_keys(conn: Connection) -> list[tuple[int, str, str]]:
 
 def count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(t.merchants)).scalar_one())
+
+
+def by_id(conn: Connection, merchant_id: int) -> dict[str, Any] | None:
+    """One merchant for people (no card numbers), with its fee schedule's code, or None."""
+    m, f = t.merchants, t.fee_schedules
+    r = conn.execute(
+        select(m.c.id, m.c.merchant_no, m.c.kind, m.c.registered_name, m.c.legal_person, m.c.business, m.c.mcc,
+               m.c.city, m.c.cycle, f.c.code.label("fee_schedule"), m.c.status, m.c.created_at)
+        .select_from(m.join(f, f.c.id == m.c.fee_schedule_id)).where(m.c.id == merchant_id)).first()
+    return None if r is None else dict(r._mapping)

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, select
 
 from settleguard.audit import service as audit
 from settleguard.db import tables as t
+from settleguard.db.horizon import committed_horizon
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
 from settleguard.notify.outbox import PayoutNotice, notify_payouts
@@ -76,8 +77,9 @@ def release_for_card_events(engine: Engine, now: datetime, batch: int = 500) -> 
     """Release the card-held payouts of merchants whose card was re-bound or restored, and those
     held on a card that is no longer the merchant's active one.
 
-    Reads card_events after the worker's cursor; the cursor moves in the same transaction as
-    the releases, so each event is acted on once even if the worker dies.
+    Reads card_events after the worker's cursor, up to the committed horizon (db.horizon: an event
+    committed late on PostgreSQL is not skipped); the cursor moves in the same transaction as the
+    releases, so each event is acted on once even if the worker dies.
     """
     out = ReleaseSummary()
     with engine.begin() as conn:
@@ -88,11 +90,14 @@ def release_for_card_events(engine: Engine, now: datetime, batch: int = 500) -> 
     out.released += len(rows)
     out.released_fen += sum(p.amount_fen for p in rows)
     e = t.card_events
+    upto = committed_horizon(engine, "card_events")  # no later commit can appear below it (db.horizon)
+    if upto is None:  # card writers busy for now: read the events next cycle
+        return out
     while True:
         with engine.begin() as conn:
             after = repo.cursor(conn, CARD_EVENTS_CURSOR)
-            events = conn.execute(select(e.c.id, e.c.merchant_id, e.c.kind, e.c.payload).where(e.c.id > after)
-                                  .order_by(e.c.id).limit(batch)).all()
+            events = conn.execute(select(e.c.id, e.c.merchant_id, e.c.kind, e.c.payload)
+                                  .where(e.c.id > after, e.c.id <= upto).order_by(e.c.id).limit(batch)).all()
             if not events:
                 return out
             merchants = sorted({ev.merchant_id for ev in events

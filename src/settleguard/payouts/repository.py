@@ -212,10 +212,13 @@ def next_attempt_no(conn: Connection, payout_ids: Sequence[int]) -> dict[int, in
     return {pid: int(got.get(pid) or 0) + 1 for pid in payout_ids}
 
 
-def counts_by_status(conn: Connection) -> dict[str, tuple[int, int]]:
+def counts_by_status(conn: Connection, merchant_id: int | None = None) -> dict[str, tuple[int, int]]:
+    """status -> (payouts, fen), of every merchant or of one."""
     p = t.payouts
-    return {s: (int(n), int(a)) for s, n, a in conn.execute(
-        select(p.c.status, func.count(), func.coalesce(func.sum(p.c.amount_fen), 0)).group_by(p.c.status))}
+    q = select(p.c.status, func.count(), func.coalesce(func.sum(p.c.amount_fen), 0)).group_by(p.c.status)
+    if merchant_id is not None:
+        q = q.where(p.c.merchant_id == merchant_id)
+    return {s: (int(n), int(a)) for s, n, a in conn.execute(q)}
 
 
 def failures_by_reason(conn: Connection) -> list[tuple[str, str, int]]:
@@ -345,10 +348,26 @@ def set_cursor(conn: Connection, name: str, last_id: int, now: datetime) -> None
                                             set_={"last_id": stmt.excluded.last_id, "updated_at": now}))
 
 
+def _listing_filters(q: Any, *, status: str | None, merchant_no: str | None, category: str | None,
+                     merchant_id: int | None) -> Any:
+    p, m = t.payouts, t.merchants
+    if status:
+        q = q.where(p.c.status == status)
+    if merchant_no:
+        q = q.where(m.c.merchant_no == merchant_no)
+    if category:
+        q = q.where(p.c.category == category)
+    if merchant_id is not None:
+        q = q.where(p.c.merchant_id == merchant_id)
+    return q
+
+
 def listing(conn: Connection, *, status: str | None = None, merchant_no: str | None = None,
-            category: str | None = None, limit: int = 50, after_id: int = 0) -> list[dict[str, Any]]:
+            category: str | None = None, limit: int = 50, after_id: int = 0, offset: int = 0,
+            merchant_id: int | None = None) -> list[dict[str, Any]]:
     """Payouts for people: merchant number, amount, status, latest diagnosis and the latest
-    attempt's key (EndToEndId), ordered by id, paginated by ``after_id``."""
+    attempt's key (EndToEndId), ordered by id, paginated by ``after_id`` (the CLI) or ``offset``
+    (the API); ``merchant_id`` limits the list to one merchant (a merchant user's scope)."""
     p, m, a = t.payouts, t.merchants, t.payout_attempts
     latest = (select(a.c.payout_id, func.max(a.c.id).label("aid")).group_by(a.c.payout_id).subquery("latest"))
     q = (select(p.c.id, p.c.merchant_id, m.c.merchant_no, m.c.registered_name, p.c.cycle_date, p.c.value_date,
@@ -357,14 +376,30 @@ def listing(conn: Connection, *, status: str | None = None, merchant_no: str | N
                 p.c.last_message, p.c.next_attempt_at, p.c.updated_at, a.c.idempotency_key.label("end_to_end_id"))
          .select_from(p.join(m, m.c.id == p.c.merchant_id).outerjoin(latest, latest.c.payout_id == p.c.id)
                       .outerjoin(a, a.c.id == latest.c.aid))
-         .where(p.c.id > after_id).order_by(p.c.id).limit(limit))
-    if status:
-        q = q.where(p.c.status == status)
-    if merchant_no:
-        q = q.where(m.c.merchant_no == merchant_no)
-    if category:
-        q = q.where(p.c.category == category)
+         .where(p.c.id > after_id).order_by(p.c.id).limit(limit).offset(offset))
+    q = _listing_filters(q, status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def count_listing(conn: Connection, *, status: str | None = None, merchant_no: str | None = None,
+                  category: str | None = None, merchant_id: int | None = None) -> int:
+    """How many payouts :func:`listing` would page through with these filters."""
+    p, m = t.payouts, t.merchants
+    q = select(func.count()).select_from(p.join(m, m.c.id == p.c.merchant_id) if merchant_no else p)
+    q = _listing_filters(q, status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
+    return int(conn.execute(q).scalar_one())
+
+
+def one(conn: Connection, payout_id: int) -> dict[str, Any] | None:
+    """One payout as :func:`listing` shows it, or None."""
+    rows = listing(conn, after_id=payout_id - 1, limit=1)
+    return rows[0] if rows and rows[0]["id"] == payout_id else None
+
+
+def owner(conn: Connection, payout_id: int) -> int | None:
+    """The merchant id of a payout, or None when there is no such payout."""
+    got = conn.execute(select(t.payouts.c.merchant_id).where(t.payouts.c.id == payout_id)).scalar()
+    return None if got is None else int(got)
 
 
 def history(conn: Connection, payout_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -1,0 +1,56 @@
+"""The web application: the API under /api/v1 (OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs)
+and Prometheus metrics at /metrics. ``settleguard serve`` runs it with uvicorn (docs/api.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import Engine
+
+from settleguard import __version__
+from settleguard.cases import repository as case_repo
+from settleguard.cases.model import ACTIVE
+from settleguard.payouts import repository as payout_repo
+from settleguard.payouts.model import PayoutStatus
+from settleguard.web import api_auth, api_diagnose, api_merchants, api_payouts, errors
+from settleguard.web.auth import require
+from settleguard.web.context import API, AuthSettings, WebContext, utc_now
+from settleguard.web.metrics import CONTENT_TYPE, MetricsMiddleware, business_lines
+from settleguard.web.model import Action, Principal
+
+DESCRIPTION = """结算卫士 API — settleguard's REST API.
+
+认证 Authentication: `Authorization: Bearer <token>` (`settleguard users token`) or the session cookie
+from `POST /api/v1/auth/login` (then every write needs the `X-CSRF-Token` header).
+错误 Errors: `{"error": {"code", "message_zh", "message_en"}}`. 列表 Lists: `{"items", "total", "limit", "offset"}`.
+"""
+
+
+def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: AuthSettings | None = None) -> FastAPI:
+    """The ASGI application over a migrated ``engine``; ``now`` is the clock (tests pass their own)."""
+    ctx = WebContext(engine, now, auth or AuthSettings())
+    app = FastAPI(title="settleguard 结算卫士", version=__version__, description=DESCRIPTION,
+                  openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
+    app.state.web = ctx
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+
+    for module in (api_auth, api_payouts, api_diagnose, api_merchants):
+        app.include_router(module.router)  # routers carry the full /api/v1/... prefix themselves
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics 监控"],
+             responses=errors.responses(401, 403))
+    def metrics(request: Request, principal: Annotated[Principal, Depends(require(Action.METRICS))]) -> PlainTextResponse:
+        """Prometheus 文本格式指标 Prometheus text: payouts by status, money held, open cases, HTTP requests."""
+        with ctx.engine.connect() as conn:
+            payouts = payout_repo.counts_by_status(conn)
+            cases = case_repo.counts_by_status(conn)
+        lines = (business_lines(payouts, cases, [str(s) for s in ACTIVE], [str(s) for s in PayoutStatus])
+                 + ctx.metrics.lines())
+        return PlainTextResponse("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
+
+    return app

@@ -1,0 +1,157 @@
+"""Who may do what through the API and web interface. Pure (no I/O, no clock).
+
+Roles 角色:
+
+- ``operator`` 运营: everything (read, diagnose, metrics, cases, notes, release and cancel payouts).
+- ``support`` 客服: read everything, diagnose, metrics, work cases and write notes; no money actions.
+- ``auditor`` 审计: read-only (read, diagnose, metrics).
+- ``merchant`` 商户: read its own merchant's data only. Another merchant's resource is answered
+  as if it did not exist (404), so its existence is not leaked.
+
+:func:`decide` is the one place that says allow, deny (403) or hide (404).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+class Role(enum.StrEnum):
+    OPERATOR = "operator"
+    SUPPORT = "support"
+    AUDITOR = "auditor"
+    MERCHANT = "merchant"
+
+
+ROLE_ZH: Mapping[Role, str] = {Role.OPERATOR: "运营", Role.SUPPORT: "客服", Role.AUDITOR: "审计", Role.MERCHANT: "商户"}
+
+
+class Action(enum.StrEnum):
+    READ = "read"  # payouts, merchants, cases, ... (a merchant: its own only)
+    DIAGNOSE = "diagnose"  # run the failure classifier (no stored data)
+    METRICS = "metrics"  # system-wide figures (/metrics)
+    CASE_WORK = "case_work"  # open, assign, change status, record contacts
+    CASE_NOTE = "case_note"
+    PAYOUT_RELEASE = "payout_release"
+    PAYOUT_CANCEL = "payout_cancel"
+
+
+A = Action
+STAFF_READ = frozenset({A.READ, A.DIAGNOSE, A.METRICS})
+PERMISSIONS: Mapping[Role, frozenset[Action]] = {
+    Role.OPERATOR: frozenset(Action),
+    Role.SUPPORT: STAFF_READ | {A.CASE_WORK, A.CASE_NOTE},
+    Role.AUDITOR: STAFF_READ,
+    Role.MERCHANT: frozenset({A.READ}),
+}
+
+
+class Verdict(enum.StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"  # 403: the role may not do this at all
+    HIDE = "hide"  # 404: a merchant user asking about another merchant's resource
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    user_id: int
+    username: str
+    role: Role
+    merchant_id: int | None  # set exactly for merchant users
+    via: str  # "token" | "session"
+    display_name: str = ""
+    csrf_token: str | None = None  # the session's CSRF token (sessions only)
+
+    @property
+    def merchant_scope(self) -> int | None:
+        """The merchant every listing must be limited to (None: no limit)."""
+        return self.merchant_id if self.role is Role.MERCHANT else None
+
+
+def may(role: Role, action: Action) -> bool:
+    return action in PERMISSIONS[role]
+
+
+def decide(role: Role, action: Action, *, user_merchant_id: int | None, owner_merchant_id: int | None,
+           scoped: bool) -> Verdict:
+    """May a user of ``role`` (of merchant ``user_merchant_id``) do ``action``?
+
+    ``scoped`` is True when the request is about one merchant's resource, owned by
+    ``owner_merchant_id`` (None: no such resource, e.g. an unknown id); False for a request that is
+    not about one merchant (a listing, which is then limited to the caller's merchant scope, or a
+    diagnosis). A role without the action is denied whatever the resource; a merchant user is
+    allowed only its own merchant's resources, and anything else is hidden.
+    """
+    if not may(role, action):
+        return Verdict.DENY
+    if role is Role.MERCHANT:
+        if user_merchant_id is None:
+            return Verdict.DENY  # a merchant user without a merchant cannot exist (a CHECK); refuse anyway
+        if scoped and owner_merchant_id != user_merchant_id:
+            return Verdict.HIDE
+    return Verdict.ALLOW
+
+
+# --- users -------------------------------------------------------------------------------------
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$")
+MIN_PASSWORD = 10
+
+
+def user_problems(username: str, role: Role, has_merchant: bool) -> list[tuple[str, str]]:
+    """What is wrong with a new user, as (zh, en) pairs; empty when fine."""
+    out = []
+    if not USERNAME.match(username):
+        out.append(("用户名须为 3-64 位字母、数字或 . _ @ -，以字母或数字开头",
+                    "a username is 3-64 letters, digits or . _ @ -, starting with a letter or digit"))
+    if role is Role.MERCHANT and not has_merchant:
+        out.append(("商户用户必须指定商户编号 (--merchant-no)", "a merchant user needs a merchant (--merchant-no)"))
+    if role is not Role.MERCHANT and has_merchant:
+        out.append(("只有商户用户可以指定商户", "only merchant users belong to a merchant"))
+    return out
+
+
+def password_problems(password: str, username: str = "") -> list[tuple[str, str]]:
+    """What is wrong with a new password, as (zh, en) pairs; empty when fine."""
+    out = []
+    if len(password) < MIN_PASSWORD:
+        out.append((f"密码至少 {MIN_PASSWORD} 个字符", f"a password has at least {MIN_PASSWORD} characters"))
+    if username and password.lower() == username.lower():
+        out.append(("密码不能与用户名相同", "the password must differ from the username"))
+    if password != password.strip():
+        out.append(("密码首尾不能有空白", "no spaces at the start or end of a password"))
+    return out
+
+
+# --- login rate limit ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginLimit:
+    """At most ``per_username`` failed logins for one username, and ``per_client`` from one client
+    address, within ``window``; beyond that logins are refused (429) until the oldest counted
+    failure leaves the window."""
+
+    per_username: int = 5
+    per_client: int = 20
+    window: timedelta = timedelta(minutes=15)
+
+
+def retry_after(recent: list[datetime], limit: int, window: timedelta, now: datetime) -> int | None:
+    """Seconds until another login may be tried, or None when not blocked.
+
+    ``recent`` are the times of the latest failures (newest first, at least ``limit`` of them when
+    there are that many); blocked while ``limit`` of them lie within ``window`` before ``now``.
+    """
+    inside = [at for at in recent if at > now - window]
+    if len(inside) < limit:
+        return None
+    inside.sort(reverse=True)
+    free_at = inside[limit - 1] + window  # when the limit-th newest failure leaves the window
+    return max(1, int((free_at - now).total_seconds() + 0.999))

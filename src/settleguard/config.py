@@ -32,6 +32,8 @@ class Settings(BaseSettings):
         card_verifier_seed: seed of the simulated verification service.
         card_attempts_per_day: four-element verifications a merchant may start per local calendar day.
         card_status_check_days: a bound card's status is inquired again when the last inquiry is older.
+        card_recheck_unusable_days: a card marked unusable as frozen, restricted or dormant is inquired
+            again after this many days, and made active again when the bank says normal.
         payout_initiating_party, payout_debtor_name, payout_debtor_account, payout_debtor_bank: who pays
             in pain.001 files (GrpHdr/InitgPty, Dbtr, DbtrAcct, DbtrAgt).
         worker_stale_seconds: on PostgreSQL, a payout left submitted or in inquiry this long is taken
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
     card_verifier_seed: int = 20261127
     card_attempts_per_day: int = Field(default=5, ge=1)
     card_status_check_days: int = Field(default=90, ge=1)
+    card_recheck_unusable_days: int = Field(default=1, ge=1)
     payout_initiating_party: str = "结算卫士收单服务有限公司"
     payout_debtor_name: str = "结算卫士收单服务有限公司备付金账户"
     payout_debtor_account: str = "1100000000000000001"

@@ -185,3 +185,93 @@ def test_a_card_found_lost_before_paying_holds_the_payout_instead_of_sending_it(
     assert "已挂失" in note
     # a second refresh the same morning asks nothing: the other card was just checked
     assert refresh_before_payouts(engine, bank, vault, as_of=value_day, now=send_at).checked == 0
+
+
+def test_a_frozen_card_that_comes_back_is_made_active_again_and_its_held_payout_is_paid(
+        engine: Engine, vault: Vault, tmp_path: Any) -> None:
+    """Frozen -> unusable, payout held; asked again daily (not before); normal again -> active, a
+    status_changed event and a card_restored notice; the worker's release pays the held payout to it.
+    A closed card (it cannot come back) is never asked again."""
+    from settleguard.payouts.release import release_for_card_events
+
+    day, value_day = date(2026, 11, 18), date(2026, 11, 19)
+    ms = merchants(engine, vault, 3)
+    frozen, closed, fine = ms
+    at = datetime.combine(day, time(12), ZoneInfo("Asia/Shanghai"))
+    import_rows(engine, tmp_path, [Txn(ref(), m.merchant_no, m.terminal_no, at, TxnKind.SALE, CardType.QR, 10_000)
+                                   for m in ms], now=IMPORT_NOW)
+    settle(engine, day, IMPORT_NOW)
+    send_at = datetime.combine(value_day, time(9), ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+    bank = normal_bank(ms, **{frozen.merchant_no: CardStatus.FROZEN, closed.merchant_no: CardStatus.CLOSED})
+    assert refresh_before_payouts(engine, bank, vault, as_of=value_day, now=send_at).unusable == 2
+    channel = PayAll()
+    send_due(engine, channel, vault, as_of=value_day, now=send_at)
+    p = t.payouts
+
+    def payout_status(mid: int) -> str:
+        with engine.connect() as conn:
+            return str(conn.execute(select(p.c.status).where(p.c.merchant_id == mid)).scalar_one())
+
+    assert (payout_status(frozen.id), payout_status(closed.id), payout_status(fine.id)) == ("held", "held",
+                                                                                             "succeeded")
+    calls = bank.calls
+    early = status_check(engine, bank, vault, now=send_at + timedelta(hours=12))  # not a day yet: nothing asked
+    assert early.checked == 0
+    assert bank.calls == calls
+
+    still = status_check(engine, bank, vault, now=send_at + timedelta(days=1, hours=1))  # still frozen
+    assert (still.checked, still.restored, still.unusable) == (1, 0, 1)
+    assert account(engine, frozen.id)["status"] == "unusable"
+    assert account(engine, frozen.id)["last_status_check_at"] == send_at + timedelta(days=1, hours=1)
+    assert [e["kind"] for e in table_rows(engine, t.card_events, frozen.id)] == ["status_changed", "marked_unusable"]
+
+    bank.overrides[frozen.pan] = CardStatus.NORMAL  # the bank lifts the freeze
+    bank.overrides[closed.pan] = CardStatus.NORMAL  # (a closed card is not asked again, whatever the bank says)
+    back_at = send_at + timedelta(days=2, hours=2)
+    back = status_check(engine, bank, vault, now=back_at)
+    assert (back.checked, back.restored, back.normal, back.notified) == (1, 1, 1, 1)
+    acc = account(engine, frozen.id)
+    assert (acc["status"], acc["card_status"]) == ("active", "normal")
+    assert account(engine, closed.id)["status"] == "unusable"
+    last = table_rows(engine, t.card_events, frozen.id)[-1]
+    assert (last["kind"], last["payload"]["from"], last["payload"]["to"]) == ("status_changed", "frozen", "normal")
+    [note] = [n for n in table_rows(engine, t.notifications, frozen.id) if n["kind"] == "card_restored"]
+    assert "已恢复正常" in note["payload"]["zh"]
+    assert "normal again" in note["payload"]["en"]
+    assert frozen.pan not in note["payload"]["zh"] + note["payload"]["en"]
+
+    released = release_for_card_events(engine, back_at)
+    assert released.released == 1
+    assert payout_status(frozen.id) == "released"
+    send_due(engine, channel, vault, as_of=value_day + timedelta(days=3), now=back_at + timedelta(minutes=5))
+    assert payout_status(frozen.id) == "succeeded"
+    assert payout_status(closed.id) == "held"
+    assert channel.sent[-1].endswith("R1")  # a new instruction, to the card that came back
+    with engine.connect() as conn:
+        assert conn.execute(select(p.c.account_id).where(p.c.merchant_id == frozen.id)).scalar_one() == acc["id"]
+    with engine.connect() as conn:
+        assert ledger_repo.check(conn) == []
+
+
+def test_the_payout_refresh_asks_again_about_a_frozen_card_with_held_money(
+        engine: Engine, vault: Vault, tmp_path: Any) -> None:
+    """The worker's refresh (refresh_before_payouts) also re-asks, once a day, about a frozen card whose
+    merchant has held payouts; a merchant without held money is left to `card status-check`."""
+    day, value_day = date(2026, 11, 18), date(2026, 11, 19)
+    ms = merchants(engine, vault, 2)
+    held, idle = ms
+    at = datetime.combine(day, time(12), ZoneInfo("Asia/Shanghai"))
+    import_rows(engine, tmp_path, [Txn(ref(), held.merchant_no, held.terminal_no, at, TxnKind.SALE, CardType.QR,
+                                       10_000)], now=IMPORT_NOW)
+    settle(engine, day, IMPORT_NOW)
+    send_at = datetime.combine(value_day, time(9), ZoneInfo("Asia/Shanghai")).astimezone(UTC)
+    bank = normal_bank(ms, **{held.merchant_no: CardStatus.FROZEN, idle.merchant_no: CardStatus.FROZEN})
+    status_check(engine, bank, vault, now=send_at)  # both frozen -> unusable
+    send_due(engine, PayAll(), vault, as_of=value_day, now=send_at)  # held: no usable card
+    bank.overrides[held.pan] = CardStatus.NORMAL
+    bank.overrides[idle.pan] = CardStatus.NORMAL
+    assert refresh_before_payouts(engine, bank, vault, as_of=value_day, now=send_at + timedelta(hours=2)).checked == 0
+    later = refresh_before_payouts(engine, bank, vault, as_of=value_day, now=send_at + timedelta(days=1, hours=1))
+    assert (later.checked, later.restored) == (1, 1)
+    assert account(engine, held.id)["status"] == "active"
+    assert account(engine, idle.id)["status"] == "unusable"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from settleguard.cards.bins import BinInfo
@@ -220,6 +220,61 @@ def accounts_to_check(conn: Connection, *, stale_before: datetime | None, after_
     if account_ids is not None:
         q = q.where(a.c.id.in_(list(account_ids)))
     return [_account(r) for r in conn.execute(q.order_by(a.c.id).limit(limit))]
+
+
+def _recheckable(statuses: Sequence[str]) -> Any:
+    """Unusable accounts in one of ``statuses`` that are still their merchant's newest account and whose
+    merchant has no active one (a card frozen for a while, not one replaced since)."""
+    a = t.settlement_accounts
+    b = a.alias("b")
+    return and_(a.c.status == str(AccountStatus.UNUSABLE), a.c.card_status.in_(list(statuses)),
+                ~exists().where(b.c.merchant_id == a.c.merchant_id,
+                                or_(b.c.id > a.c.id, b.c.status == str(AccountStatus.ACTIVE))))
+
+
+def accounts_to_recheck(conn: Connection, *, statuses: Sequence[str], checked_before: datetime | None, after_id: int,
+                        limit: int, account_ids: Sequence[int] | None = None) -> list[AccountRow]:
+    """Unusable accounts worth asking about again (see _recheckable), by id, after ``after_id``; only those
+    last checked before ``checked_before`` when it is given; only ``account_ids`` when given."""
+    a = t.settlement_accounts
+    q = select(a).where(_recheckable(statuses), a.c.id > after_id)
+    if checked_before is not None:
+        q = q.where(or_(a.c.last_status_check_at.is_(None), a.c.last_status_check_at < checked_before))
+    if account_ids is not None:
+        q = q.where(a.c.id.in_(list(account_ids)))
+    return [_account(r) for r in conn.execute(q.order_by(a.c.id).limit(limit))]
+
+
+def count_to_recheck(conn: Connection, *, statuses: Sequence[str], checked_before: datetime | None) -> int:
+    a = t.settlement_accounts
+    q = select(func.count()).select_from(a).where(_recheckable(statuses))
+    if checked_before is not None:
+        q = q.where(or_(a.c.last_status_check_at.is_(None), a.c.last_status_check_at < checked_before))
+    return int(conn.execute(q).scalar_one())
+
+
+def recheckable_with_held_payouts(conn: Connection, *, statuses: Sequence[str], checked_before: datetime) -> list[int]:
+    """Ids of the recheckable accounts (see _recheckable) due again whose merchant has a held payout."""
+    a, p = t.settlement_accounts, t.payouts
+    held = select(p.c.merchant_id).where(p.c.status == "held")
+    q = select(a.c.id).where(_recheckable(statuses), a.c.merchant_id.in_(held),
+                             or_(a.c.last_status_check_at.is_(None), a.c.last_status_check_at < checked_before))
+    return [int(i) for i in conn.execute(q.order_by(a.c.id)).scalars()]
+
+
+def record_recheck(conn: Connection, account_id: int, *, card_status: str, now: datetime, restore: bool) -> bool:
+    """Store a re-inquiry's answer on an unusable account; with ``restore`` (the bank says normal) make it
+    active again, provided it is still recheckable. False when it is not (re-bound meanwhile)."""
+    a = t.settlement_accounts
+    values: dict[str, Any] = {"card_status": card_status, "last_status_check_at": now}
+    if restore:
+        values["status"] = str(AccountStatus.ACTIVE)
+    b = a.alias("b")
+    res = conn.execute(update(a).where(
+        a.c.id == account_id, a.c.status == str(AccountStatus.UNUSABLE),
+        ~exists().where(b.c.merchant_id == a.c.merchant_id,
+                        or_(b.c.id > a.c.id, b.c.status == str(AccountStatus.ACTIVE)))).values(**values))
+    return bool(res.rowcount)
 
 
 def count_to_check(conn: Connection, *, stale_before: datetime | None) -> int:

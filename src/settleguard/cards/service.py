@@ -13,7 +13,10 @@ merchant notification are written. Every attempt, refused or not, leaves a row i
 Status monitoring: every active card whose last status inquiry is older than the configured
 number of days (or that was never inquired about) is inquired; an answer other than normal
 marks the account ``unusable`` and writes a ``status_changed`` and a ``marked_unusable``
-event and a notification (Chinese first) in the same transaction. Payouts to a merchant
+event and a notification (Chinese first) in the same transaction. A card marked unusable for a
+state it can come back from (frozen, restricted, dormant) is asked about again daily; when the bank
+says normal it is made active again with a ``status_changed`` event (which releases the payouts held
+meanwhile, payouts.release) and a ``card_restored`` notice. Payouts to a merchant
 without an active account are held ("no usable card"), so the merchant hears about the card
 before a payout fails. Bank calls are made outside database transactions.
 
@@ -56,13 +59,17 @@ class CardSettings:
     attempts_per_day: int = 5
     status_check_days: int = 90
     timezone: str = "Asia/Shanghai"
+    recheck_unusable_days: int = 1
 
     @classmethod
     def from_settings(cls, s: Settings) -> CardSettings:
-        return cls(s.card_attempts_per_day, s.card_status_check_days, s.timezone)
+        return cls(s.card_attempts_per_day, s.card_status_check_days, s.timezone, s.card_recheck_unusable_days)
 
     def stale_before(self, now: datetime) -> datetime:
         return now - timedelta(days=self.status_check_days)
+
+    def recheck_before(self, now: datetime) -> datetime:
+        return now - timedelta(days=self.recheck_unusable_days)
 
     def day_start(self, now: datetime) -> datetime:
         tz = ZoneInfo(self.timezone)
@@ -327,6 +334,12 @@ def _store_binding(conn: Connection, merchant: repo.MerchantRow, pan: str, req: 
 
 # --- status monitoring -------------------------------------------------------------------
 
+# States a card can come back from (the bank lifts a freeze, a restriction, dormancy): an account
+# marked unusable for one of them is asked about again every ``recheck_unusable_days`` and made
+# active again when the bank says normal; its held payouts are then released (payouts.release).
+RECOVERABLE: frozenset[CardStatus] = frozenset({CardStatus.FROZEN, CardStatus.RESTRICTED, CardStatus.DORMANT})
+
+
 @dataclass
 class StatusCheckSummary:
     checked: int = 0
@@ -335,6 +348,7 @@ class StatusCheckSummary:
     unanswered: int = 0
     skipped: int = 0
     notified: int = 0
+    restored: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
 
 
@@ -347,6 +361,9 @@ def _apply_status(conn: Connection, account: repo.AccountRow, answer: CardStatus
     summary.checked += 1
     if status is None:
         summary.unanswered += 1  # last check unchanged: the card stays due
+        return
+    if account.status == str(AccountStatus.UNUSABLE):
+        _apply_recheck(conn, account, answer, status, now=now, actor=actor, summary=summary, notifier=notifier)
         return
     if not repo.record_status(conn, account.id, card_status=str(status), now=now, unusable=not status.usable):
         summary.skipped += 1  # re-bound or marked meanwhile
@@ -374,6 +391,35 @@ def _apply_status(conn: Connection, account: repo.AccountRow, answer: CardStatus
         summary.notified += 1
 
 
+def _apply_recheck(conn: Connection, account: repo.AccountRow, answer: CardStatusResult, status: CardStatus, *,
+                   now: datetime, actor: str, summary: StatusCheckSummary, notifier: Notifier) -> None:
+    """A card marked unusable, asked about again: normal makes it active again (a ``status_changed``
+    event to normal, which releases its held payouts, and a notice); anything else is recorded."""
+    if not repo.record_recheck(conn, account.id, card_status=str(status), now=now, restore=status.usable):
+        summary.skipped += 1  # re-bound meanwhile
+        return
+    summary.by_status[str(status)] += 1
+    facts = {"account_id": account.id, "masked": account.pan_masked, "bank_code": account.bank_code,
+             "status": str(status), "answer_code": answer.code, "answer_message": answer.message}
+    if account.card_status != str(status):
+        repo.add_event(conn, merchant_id=account.merchant_id, account_id=account.id, kind="status_changed",
+                       payload={**facts, "from": account.card_status, "to": str(status)}, actor=actor, now=now)
+    if not status.usable:
+        summary.unusable += 1
+        return
+    summary.normal += 1
+    summary.restored += 1
+    was = CardStatus(account.card_status) if account.card_status in set(CardStatus) else None
+    zh = (f"银行查询显示您的结算卡 {account.bank_name} {account.pan_masked} 已恢复正常"
+          f"（此前：{was.zh if was else account.card_status}），可以继续收款。此前挂账的结算款将自动重新付到这张卡。")
+    en = (f"The bank reports your settlement card {account.bank_code} {account.pan_masked} normal again (it was "
+          f"{was.en if was else account.card_status}); it can receive money. Payouts held meanwhile are paid to it "
+          "automatically.")
+    if notifier.notify(conn, merchant_id=account.merchant_id, kind="card_restored",
+                       dedupe_key=f"card_restored:{account.id}:{now.isoformat()}", zh=zh, en=en, facts=facts, now=now):
+        summary.notified += 1
+
+
 def _inquire(verifier: CardVerifier, vault: Vault, account: repo.AccountRow) -> CardStatusResult:
     try:
         pan = vault.open(account.pan_cipher, account.pan_nonce, account.key_version)
@@ -394,13 +440,22 @@ def status_check(engine: Engine, verifier: CardVerifier, vault: Vault, *, now: d
     Each batch is read, inquired outside any transaction, then applied in one transaction."""
     summary = StatusCheckSummary()
     stale_before = settings.stale_before(now) if due_only else None
-    after_id = 0
+    recheck_before = settings.recheck_before(now) if due_only else None
+    recoverable = sorted(str(s) for s in RECOVERABLE)
+    after_id, rechecking = 0, False
     while True:
         with engine.connect() as conn:
-            accounts = repo.accounts_to_check(conn, stale_before=stale_before, after_id=after_id, limit=BATCH,
-                                              account_ids=account_ids)
+            if rechecking:  # then the unusable cards that may have come back (RECOVERABLE)
+                accounts = repo.accounts_to_recheck(conn, statuses=recoverable, checked_before=recheck_before,
+                                                    after_id=after_id, limit=BATCH, account_ids=account_ids)
+            else:  # first the active cards
+                accounts = repo.accounts_to_check(conn, stale_before=stale_before, after_id=after_id, limit=BATCH,
+                                                  account_ids=account_ids)
         if not accounts:
-            return summary
+            if rechecking:
+                return summary
+            after_id, rechecking = 0, True
+            continue
         after_id = accounts[-1].id
         answers = [(a, _inquire(verifier, vault, a)) for a in accounts]
         with engine.begin() as conn:
@@ -413,7 +468,9 @@ def status_check(engine: Engine, verifier: CardVerifier, vault: Vault, *, now: d
 def count_due(engine: Engine, *, now: datetime, settings: CardSettings = CardSettings(),
               due_only: bool = True) -> int:
     with engine.connect() as conn:
-        return repo.count_to_check(conn, stale_before=settings.stale_before(now) if due_only else None)
+        return (repo.count_to_check(conn, stale_before=settings.stale_before(now) if due_only else None)
+                + repo.count_to_recheck(conn, statuses=sorted(str(s) for s in RECOVERABLE),
+                                        checked_before=settings.recheck_before(now) if due_only else None))
 
 
 def ensure_fresh_status(conn: Connection, merchant_id: int, *, verifier: CardVerifier, vault: Vault,
@@ -437,16 +494,20 @@ def ensure_fresh_status(conn: Connection, merchant_id: int, *, verifier: CardVer
 
 def refresh_before_payouts(engine: Engine, verifier: CardVerifier, vault: Vault, *, as_of: date, now: datetime,
                            settings: CardSettings = CardSettings()) -> StatusCheckSummary:
-    """Inquire the stale cards of merchants with a payout due by ``as_of`` before anything is sent."""
+    """Inquire the stale cards of merchants with a payout due by ``as_of`` before anything is sent, and
+    the frozen (restricted, dormant) cards of merchants with held payouts that are due to be asked again
+    (a card found normal again is made active; the next release pays the held payouts to it)."""
     with engine.connect() as conn:
         ids = repo.stale_accounts_with_due_payouts(conn, as_of=as_of, stale_before=settings.stale_before(now))
+        ids += repo.recheckable_with_held_payouts(conn, statuses=sorted(str(s) for s in RECOVERABLE),
+                                                  checked_before=settings.recheck_before(now))
     if not ids:
         return StatusCheckSummary()
     summary = StatusCheckSummary()
     for start in range(0, len(ids), BATCH):
         part = status_check(engine, verifier, vault, now=now, settings=settings, due_only=True,
                             account_ids=ids[start:start + BATCH], actor="payout")
-        for name in ("checked", "normal", "unusable", "unanswered", "skipped", "notified"):
+        for name in ("checked", "normal", "unusable", "unanswered", "skipped", "notified", "restored"):
             setattr(summary, name, getattr(summary, name) + getattr(part, name))
         summary.by_status.update(part.by_status)
     return summary

@@ -176,7 +176,7 @@ def status_check_cmd(
                          progress=b.advance)
     if json_out:
         print_json({"checked": s.checked, "normal": s.normal, "unusable": s.unusable, "unanswered": s.unanswered,
-                    "skipped": s.skipped, "notified": s.notified, "by_status": dict(s.by_status),
+                    "skipped": s.skipped, "notified": s.notified, "restored": s.restored, "by_status": dict(s.by_status),
                     "interval_days": settings.status_check_days, "due_only": due})
         return
     tbl = Table(title=f"卡状态查询 card status check · 每 {settings.status_check_days} 天 every "
@@ -186,6 +186,7 @@ def status_check_cmd(
     tbl.add_row("已查询 inquired", f"{s.checked:,}")
     tbl.add_row("正常 normal", f"{s.normal:,}")
     tbl.add_row("标记为不可用 marked unusable", f"{s.unusable:,}")
+    tbl.add_row("恢复正常（重新启用）restored to use", f"{s.restored:,}")
     tbl.add_row("银行未应答 no answer", f"{s.unanswered:,}")
     tbl.add_row("已通知商户 merchants notified", f"{s.notified:,}")
     for status, n in sorted(s.by_status.items()):

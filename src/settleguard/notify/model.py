@@ -46,7 +46,7 @@ CATEGORY_KINDS: tuple[str, ...] = (
     "verification_failed", "insufficient_funds", "risk_or_compliance_block", "transaction_data_error",
     "duplicate", "result_unknown", "unknown",
 )
-EVENT_KINDS: tuple[str, ...] = ("no_card", "returned", "released", "paid", "card_unusable", "card_bound",
+EVENT_KINDS: tuple[str, ...] = ("no_card", "returned", "released", "paid", "card_unusable", "card_restored", "card_bound",
                                 "card_rebound")
 KINDS: tuple[str, ...] = CATEGORY_KINDS + EVENT_KINDS
 # Payout categories that hold the money and are told to the merchant.

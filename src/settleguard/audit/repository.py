@@ -185,9 +185,18 @@ def digest(conn: Connection, table: str, ranges: Sequence[Sequence[int]]) -> mod
 
 
 def insert_rows_covered(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
-    """Insert ``rows`` and return the id ranges they got."""
+    """Insert ``rows`` and return the id ranges they got.
+
+    SQLite, more than a few rows: one plain executemany, then the ids above the largest before it (one
+    writer at a time, as in :func:`insert_select_covered`): SQLite's RETURNING with parameter order
+    would insert the rows one statement at a time."""
     if not rows:
         return []
+    if conn.dialect.name != "postgresql" and len(rows) > 4:
+        before = int(conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one())
+        conn.execute(insert(table), list(rows))
+        return model.id_ranges(int(i) for i in conn.execute(
+            select(table.c.id).where(table.c.id > before).order_by(table.c.id)).scalars())
     ids = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)).scalars()
     return model.id_ranges(int(i) for i in ids)
 

@@ -352,6 +352,18 @@ class StatusCheckSummary:
     by_status: Counter[str] = field(default_factory=Counter)
 
 
+def _facts(account: repo.AccountRow, status: CardStatus, answer: CardStatusResult) -> dict[str, Any]:
+    """What a status event and notice record about an inquiry's answer (masked card only)."""
+    return {"account_id": account.id, "masked": account.pan_masked, "bank_code": account.bank_code,
+            "status": str(status), "answer_code": answer.code, "answer_message": answer.message}
+
+
+def _status_changed(conn: Connection, account: repo.AccountRow, facts: dict[str, Any], actor: str,
+                    now: datetime) -> None:
+    repo.add_event(conn, merchant_id=account.merchant_id, account_id=account.id, kind="status_changed",
+                   payload={**facts, "from": account.card_status, "to": facts["status"]}, actor=actor, now=now)
+
+
 def _apply_status(conn: Connection, account: repo.AccountRow, answer: CardStatusResult, *, now: datetime,
                   actor: str, summary: StatusCheckSummary, notifier: Notifier) -> None:
     status = answer.status
@@ -369,11 +381,9 @@ def _apply_status(conn: Connection, account: repo.AccountRow, answer: CardStatus
         summary.skipped += 1  # re-bound or marked meanwhile
         return
     summary.by_status[str(status)] += 1
-    facts = {"account_id": account.id, "masked": account.pan_masked, "bank_code": account.bank_code,
-             "status": str(status), "answer_code": answer.code, "answer_message": answer.message}
+    facts = _facts(account, status, answer)
     if account.card_status != str(status) and (account.card_status is not None or not status.usable):
-        repo.add_event(conn, merchant_id=account.merchant_id, account_id=account.id, kind="status_changed",
-                       payload={**facts, "from": account.card_status, "to": str(status)}, actor=actor, now=now)
+        _status_changed(conn, account, facts, actor, now)
     if status.usable:
         summary.normal += 1
         return
@@ -399,11 +409,9 @@ def _apply_recheck(conn: Connection, account: repo.AccountRow, answer: CardStatu
         summary.skipped += 1  # re-bound meanwhile
         return
     summary.by_status[str(status)] += 1
-    facts = {"account_id": account.id, "masked": account.pan_masked, "bank_code": account.bank_code,
-             "status": str(status), "answer_code": answer.code, "answer_message": answer.message}
+    facts = _facts(account, status, answer)
     if account.card_status != str(status):
-        repo.add_event(conn, merchant_id=account.merchant_id, account_id=account.id, kind="status_changed",
-                       payload={**facts, "from": account.card_status, "to": str(status)}, actor=actor, now=now)
+        _status_changed(conn, account, facts, actor, now)
     if not status.usable:
         summary.unusable += 1
         return

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from conftest import NOW
@@ -28,6 +28,7 @@ from payout_helpers import (
     make_payouts,
 )
 from settleguard.cards.vault import Vault
+from settleguard.cases.service import open_case
 from settleguard.db import tables as t
 from settleguard.payouts.service import send_due
 from settleguard.web.app import create_app
@@ -104,6 +105,11 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> Any:
 
 def routes(w: World, other_payout: int, other_merchant: int) -> list[tuple[str, str, dict[str, Any] | None]]:
     """Every API route with concrete ids (another merchant's, for the isolation test)."""
+    with w.engine.connect() as conn:
+        settlement = conn.execute(select(t.settlements.c.id).where(t.settlements.c.merchant_id == other_merchant)).scalar()
+        case = conn.execute(select(func.min(t.cases.c.id)).where(t.cases.c.merchant_id == other_merchant)).scalar()
+    sid, cid = settlement or 1, case or 1
+    card = {"pan": "6212260000000000018", "name": "张三", "id_number": "11010519491231002X", "phone": "13812345678"}
     return [
         ("GET", "/api/v1/me", None),
         ("GET", "/api/v1/payouts", None),
@@ -114,6 +120,20 @@ def routes(w: World, other_payout: int, other_merchant: int) -> list[tuple[str, 
         ("POST", "/api/v1/diagnose/batch", {"items": [{"scheme": "allinpay", "code": "3031"}]}),
         ("GET", f"/api/v1/merchants/{other_merchant}", None),
         ("GET", "/metrics", None),
+        ("POST", "/api/v1/cards/check", {"pan": card["pan"]}),
+        ("GET", f"/api/v1/merchants/{other_merchant}/card", None),
+        ("POST", f"/api/v1/merchants/{other_merchant}/card", card),
+        ("GET", "/api/v1/settlements", None),
+        ("GET", f"/api/v1/settlements/{sid}", None),
+        ("GET", "/api/v1/cases", None),
+        ("GET", f"/api/v1/cases/{cid}", None),
+        ("POST", "/api/v1/cases", {"merchant_id": other_merchant, "category": "other", "title": "x"}),
+        *[("POST", f"/api/v1/cases/{cid}/{action}", body) for action, body in (
+            ("assign", {"assignee": "x"}), ("contact", {"party": "merchant", "method": "phone", "who": "x", "said": "x"}),
+            ("note", {"body": "x"}), ("status", {"status": "waiting_bank"}), ("resolve", {"resolution": "x"}),
+            ("close", None))],
+        ("GET", f"/api/v1/cases/{cid}/evidence", None),
+        ("GET", "/api/v1/notifications", None),
         ("POST", "/api/v1/auth/logout", None),
     ]
 
@@ -160,7 +180,7 @@ def test_me_tells_the_role_and_permissions(world: World) -> None:
     assert me["role_zh"] == "商户"
     assert me["merchant_id"] == world.held_a.merchant.id
     assert me["via"] == "token"
-    assert me["permissions"] == ["read"]
+    assert me["permissions"] == ["card_bind", "card_check", "read"]
     assert "payout_release" in world.client("oper").get("/api/v1/me").json()["permissions"]
 
 
@@ -190,6 +210,8 @@ def test_only_a_merchant_user_may_belong_to_a_merchant_in_the_database_too(world
 def test_a_merchant_user_never_reads_or_changes_another_merchants_data(world: World) -> None:
     ma = world.client("mera")
     mine, other = world.held_a, world.paid_b
+    open_case(world.engine, merchant_no=other.merchant.merchant_no, category="other", title="other's case",
+              actor="test", now=NOW, payout_ids=[other.payout_id])
     secret_bits = {other.merchant.merchant_no, other.key, other.merchant.pan, str(other.amount)}
     exercised = set()
     for method, path, body in routes(world, other.payout_id, other.merchant.id):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -77,25 +77,53 @@ def add_note(conn: Connection, row: dict[str, Any]) -> int:
     return int(conn.execute(insert(t.case_notes).returning(t.case_notes.c.id), [row]).scalar_one())
 
 
-def listing(conn: Connection, *, status: str | None = None, assignee: str | None = None,
-            overdue_at: datetime | None = None, merchant_no: str | None = None, limit: int = 50,
-            after_id: int = 0) -> list[dict[str, Any]]:
-    """Cases for people, by id, paginated by ``after_id``; ``overdue_at``: only active cases due before it."""
-    c, m, cp = t.cases, t.merchants, t.case_payouts
-    n = select(func.count()).where(cp.c.case_id == c.c.id).scalar_subquery().label("payouts")
-    q = (select(c.c.id, c.c.merchant_id, m.c.merchant_no, m.c.registered_name, c.c.category, c.c.priority,
-                c.c.status, c.c.title, c.c.source, c.c.assignee, c.c.sla_due_at, c.c.created_at, c.c.updated_at,
-                c.c.resolved_at, n)
-         .select_from(c.join(m, m.c.id == c.c.merchant_id)).where(c.c.id > after_id).order_by(c.c.id).limit(limit))
+def _listing_filters(q: Select[Any], *, status: str | None, assignee: str | None, overdue_at: datetime | None,
+                     merchant_no: str | None, merchant_id: int | None) -> Select[Any]:
+    c, m = t.cases, t.merchants
     if status:
         q = q.where(c.c.status == status)
     if assignee:
         q = q.where(c.c.assignee == assignee)
     if merchant_no:
         q = q.where(m.c.merchant_no == merchant_no)
+    if merchant_id is not None:
+        q = q.where(c.c.merchant_id == merchant_id)
     if overdue_at is not None:
         q = q.where(c.c.status.in_(sorted(str(s) for s in ACTIVE)), c.c.sla_due_at < overdue_at)
-    return [dict(r._mapping) for r in conn.execute(q)]
+    return q
+
+
+def listing(conn: Connection, *, status: str | None = None, assignee: str | None = None,
+            overdue_at: datetime | None = None, merchant_no: str | None = None, merchant_id: int | None = None,
+            limit: int = 50, after_id: int = 0, offset: int = 0) -> list[dict[str, Any]]:
+    """Cases for people, by id, paginated by ``after_id`` (or ``offset``); ``overdue_at``: only active cases
+    due before it."""
+    c, m, cp = t.cases, t.merchants, t.case_payouts
+    n = select(func.count()).where(cp.c.case_id == c.c.id).scalar_subquery().label("payouts")
+    q = (select(c.c.id, c.c.merchant_id, m.c.merchant_no, m.c.registered_name, c.c.category, c.c.priority,
+                c.c.status, c.c.title, c.c.source, c.c.assignee, c.c.sla_due_at, c.c.created_at, c.c.updated_at,
+                c.c.resolved_at, n)
+         .select_from(c.join(m, m.c.id == c.c.merchant_id)).where(c.c.id > after_id).order_by(c.c.id).limit(limit))
+    q = _listing_filters(q, status=status, assignee=assignee, overdue_at=overdue_at, merchant_no=merchant_no,
+                         merchant_id=merchant_id)
+    return [dict(r._mapping) for r in conn.execute(q.offset(offset) if offset else q)]
+
+
+def count_listing(conn: Connection, *, status: str | None = None, assignee: str | None = None,
+                  overdue_at: datetime | None = None, merchant_no: str | None = None,
+                  merchant_id: int | None = None) -> int:
+    """How many cases :func:`listing` pages through with these filters."""
+    c, m = t.cases, t.merchants
+    q = select(func.count()).select_from(c.join(m, m.c.id == c.c.merchant_id))
+    q = _listing_filters(q, status=status, assignee=assignee, overdue_at=overdue_at, merchant_no=merchant_no,
+                         merchant_id=merchant_id)
+    return int(conn.execute(q).scalar_one())
+
+
+def owner(conn: Connection, case_id: int) -> int | None:
+    """The merchant id of a case (None: no such case)."""
+    got = conn.execute(select(t.cases.c.merchant_id).where(t.cases.c.id == case_id)).scalar_one_or_none()
+    return None if got is None else int(got)
 
 
 def counts_by_status(conn: Connection) -> dict[str, int]:

@@ -268,6 +268,22 @@ def close(engine: Engine, case_id: int, actor: str, now: datetime) -> None:
         _move(conn, case, CaseStatus.CLOSED, actor, now)
 
 
+def case_detail(conn: Connection, case_id: int, now: datetime) -> dict[str, Any] | None:
+    """A case for people (``settleguard cases show --json``, ``GET /api/v1/cases/{id}``): the case with
+    ``overdue``, its payouts each with the diagnosis of its latest failure in Chinese and English, its
+    contacts and notes; None when there is no such case."""
+    case = repo.get(conn, case_id)
+    if case is None:
+        return None
+    payouts = repo.case_payouts(conn, case_id)
+    for p in payouts:
+        p["diagnosis_zh"] = failure_diagnosis(p, "zh")
+        p["diagnosis_en"] = failure_diagnosis(p, "en")
+    overdue = m.is_overdue(CaseStatus(case["status"]), case["sla_due_at"], now)
+    return {"case": {**case, "overdue": overdue}, "payouts": payouts, "contacts": repo.contacts(conn, case_id),
+            "notes": repo.notes(conn, case_id)}
+
+
 def failure_diagnosis(payout: dict[str, Any], lang: str = "zh") -> dict[str, Any] | None:
     """The diagnosis and guidance (in ``lang``) of a linked payout's latest failed or unclear answer
     (``fail_code``, ``fail_message``, ``fail_rule`` from repository.case_payouts), diagnosed again in the

@@ -88,20 +88,15 @@ def show_cmd(
     rt: Runtime = ctx.obj
     now = rt.now()
     with rt.engine.connect() as conn:
-        case = repo.get(conn, case_id)
-        if case is None:
-            fail(f"没有工单 {case_id}", f"no case {case_id}", code=1)
-            return
-        payouts = repo.case_payouts(conn, case_id)
-        contacts = repo.contacts(conn, case_id)
-        notes = repo.notes(conn, case_id)
-    for p in payouts:
-        p["diagnosis_zh"] = service.failure_diagnosis(p, "zh")
-        p["diagnosis_en"] = service.failure_diagnosis(p, "en")
-    overdue = cm.is_overdue(CaseStatus(case["status"]), case["sla_due_at"], now)
-    if json_out:
-        print_json({"case": {**case, "overdue": overdue}, "payouts": payouts, "contacts": contacts, "notes": notes})
+        detail = service.case_detail(conn, case_id, now)
+    if detail is None:
+        fail(f"没有工单 {case_id}", f"no case {case_id}", code=1)
         return
+    if json_out:
+        print_json(detail)
+        return
+    case, payouts, contacts, notes = detail["case"], detail["payouts"], detail["contacts"], detail["notes"]
+    overdue = bool(case["overdue"])
     st = str(case["status"])
     sla = cm.sla_for(str(case["category"]), Priority(case["priority"]))
     console.print(Panel.fit(

@@ -178,16 +178,23 @@ def _txn_columns() -> list[Any]:
     return list(transactions.columns)
 
 
-def write_zip(bundle: Bundle, out: Path) -> None:
-    """Write the bundle to ``out`` atomically (a temporary file renamed into place)."""
+def zip_bytes(bundle: Bundle) -> bytes:
+    """The bundle as a zip (members in sorted order, fixed member times): what :func:`write_zip` writes."""
     members = {**bundle.files, MANIFEST: bundle.manifest}
-    tmp = out.with_name(out.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w") as z:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
         for name in sorted(members):
             info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             z.writestr(info, members[name])
+    return buf.getvalue()
+
+
+def write_zip(bundle: Bundle, out: Path) -> None:
+    """Write the bundle to ``out`` atomically (a temporary file renamed into place)."""
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(zip_bytes(bundle))
     os.replace(tmp, out)
 
 

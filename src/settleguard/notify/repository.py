@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from settleguard.db import tables as t
@@ -311,17 +311,25 @@ def mark_failed(conn: Connection, c: Claimed, next_at: datetime | None) -> bool:
 
 # --- reading ------------------------------------------------------------------------------------
 
-def delivery_log(conn: Connection, mid: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def _log_query(columns: Any, mid: int | None) -> Any:
+    a, d, n, m = t.notification_attempts, t.notification_deliveries, t.notifications, t.merchants
+    q = (select(*columns).select_from(a).join(d, d.c.id == a.c.delivery_id).join(n, n.c.id == d.c.notification_id)
+         .join(m, m.c.id == n.c.merchant_id))
+    return q if mid is None else q.where(n.c.merchant_id == mid)
+
+
+def delivery_log(conn: Connection, mid: int | None = None, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
     """Every try, newest first: time, channel, target, status, http code, detail."""
     a, d, n, m = t.notification_attempts, t.notification_deliveries, t.notifications, t.merchants
-    q = (select(a.c.id.label("attempt_id"), a.c.delivery_id, d.c.notification_id, m.c.merchant_no, n.c.kind,
-                d.c.channel, d.c.target, a.c.attempt_no, a.c.started_at, a.c.finished_at, a.c.ok, a.c.http_status,
-                a.c.detail, d.c.status.label("delivery_status"), d.c.next_attempt_at)
-         .join(d, d.c.id == a.c.delivery_id).join(n, n.c.id == d.c.notification_id)
-         .join(m, m.c.id == n.c.merchant_id))
-    if mid is not None:
-        q = q.where(n.c.merchant_id == mid)
-    return [dict(r._mapping) for r in conn.execute(q.order_by(a.c.id.desc()).limit(limit))]
+    q = _log_query((a.c.id.label("attempt_id"), a.c.delivery_id, d.c.notification_id, n.c.merchant_id,
+                    m.c.merchant_no, n.c.kind, d.c.channel, d.c.target, a.c.attempt_no, a.c.started_at,
+                    a.c.finished_at, a.c.ok, a.c.http_status, a.c.detail, d.c.status.label("delivery_status"),
+                    d.c.next_attempt_at), mid)
+    return [dict(r._mapping) for r in conn.execute(q.order_by(a.c.id.desc()).limit(limit).offset(offset))]
+
+
+def count_delivery_log(conn: Connection, mid: int | None = None) -> int:
+    return int(conn.execute(_log_query((func.count(),), mid)).scalar_one())
 
 
 def deliveries_of(conn: Connection, nid: int) -> list[dict[str, Any]]:

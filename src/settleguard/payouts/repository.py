@@ -369,13 +369,15 @@ def listing(conn: Connection, *, status: str | None = None, merchant_no: str | N
     attempt's key (EndToEndId), ordered by id, paginated by ``after_id`` (the CLI) or ``offset``
     (the API); ``merchant_id`` limits the list to one merchant (a merchant user's scope)."""
     p, m, a = t.payouts, t.merchants, t.payout_attempts
-    latest = (select(a.c.payout_id, func.max(a.c.id).label("aid")).group_by(a.c.payout_id).subquery("latest"))
+    # The latest attempt per listed row (an index probe each): a GROUP BY over all attempts joined by
+    # merge made PostgreSQL read every attempt below the page's first payout id (O(n) per detail).
+    prior = t.payout_attempts.alias("prior")
+    latest = select(func.max(prior.c.id)).where(prior.c.payout_id == p.c.id).correlate(p).scalar_subquery()
     q = (select(p.c.id, p.c.merchant_id, m.c.merchant_no, m.c.registered_name, p.c.cycle_date, p.c.value_date,
                 p.c.amount_fen, p.c.status, p.c.category, p.c.parent_id, p.c.idempotency_key, p.c.attempt_count,
                 p.c.last_code,
                 p.c.last_message, p.c.next_attempt_at, p.c.updated_at, a.c.idempotency_key.label("end_to_end_id"))
-         .select_from(p.join(m, m.c.id == p.c.merchant_id).outerjoin(latest, latest.c.payout_id == p.c.id)
-                      .outerjoin(a, a.c.id == latest.c.aid))
+         .select_from(p.join(m, m.c.id == p.c.merchant_id).outerjoin(a, a.c.id == latest))
          .where(p.c.id > after_id).order_by(p.c.id).limit(limit).offset(offset))
     q = _listing_filters(q, status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
     return [dict(r._mapping) for r in conn.execute(q)]

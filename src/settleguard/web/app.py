@@ -16,7 +16,18 @@ from settleguard.cases import repository as case_repo
 from settleguard.cases.model import ACTIVE
 from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.model import PayoutStatus
-from settleguard.web import api_auth, api_diagnose, api_merchants, api_payouts, errors
+from settleguard.web import (
+    api_auth,
+    api_cards,
+    api_cases,
+    api_diagnose,
+    api_evidence,
+    api_merchants,
+    api_notifications,
+    api_payouts,
+    api_settlements,
+    errors,
+)
 from settleguard.web.auth import require
 from settleguard.web.context import API, AuthSettings, WebContext, utc_now
 from settleguard.web.metrics import CONTENT_TYPE, MetricsMiddleware, business_lines
@@ -39,7 +50,8 @@ def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: A
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
 
-    for module in (api_auth, api_payouts, api_diagnose, api_merchants):
+    for module in (api_auth, api_payouts, api_diagnose, api_merchants, api_cards, api_settlements, api_cases,
+                   api_evidence, api_notifications):
         app.include_router(module.router)  # routers carry the full /api/v1/... prefix themselves
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics 监控"],
@@ -53,4 +65,7 @@ def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: A
                  + ctx.metrics.lines())
         return PlainTextResponse("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
 
+    from settleguard.web import console
+
+    console.install(app, ctx)  # the HTML console and merchant portal, outside /api/v1 (docs/console.md)
     return app

@@ -2,11 +2,11 @@
 
 Roles 角色:
 
-- ``operator`` 运营: everything (read, diagnose, metrics, cases, notes, release and cancel payouts).
-- ``support`` 客服: read everything, diagnose, metrics, work cases and write notes; no money actions.
-- ``auditor`` 审计: read-only (read, diagnose, metrics).
-- ``merchant`` 商户: read its own merchant's data only. Another merchant's resource is answered
-  as if it did not exist (404), so its existence is not leaked.
+- ``operator`` 运营: everything (read, diagnose, metrics, cases, notes, bind cards, release and cancel payouts).
+- ``support`` 客服: read everything, diagnose, metrics, work cases and write notes; no money or card actions.
+- ``auditor`` 审计: read-only (read, cases, diagnose, metrics, card checks).
+- ``merchant`` 商户: read its own merchant's data only (no cases), check cards and re-bind its own card.
+  Another merchant's resource is answered as if it did not exist (404), so its existence is not leaked.
 
 :func:`decide` is the one place that says allow, deny (403) or hide (404).
 """
@@ -31,22 +31,25 @@ ROLE_ZH: Mapping[Role, str] = {Role.OPERATOR: "运营", Role.SUPPORT: "客服", 
 
 
 class Action(enum.StrEnum):
-    READ = "read"  # payouts, merchants, cases, ... (a merchant: its own only)
+    READ = "read"  # payouts, merchants, cards, settlements, notices (a merchant: its own only)
     DIAGNOSE = "diagnose"  # run the failure classifier (no stored data)
     METRICS = "metrics"  # system-wide figures (/metrics)
-    CASE_WORK = "case_work"  # open, assign, change status, record contacts
+    CASE_READ = "case_read"  # cases, their contacts and notes, evidence bundles (staff only)
+    CASE_WORK = "case_work"  # open, assign, change status, resolve, close, record contacts
     CASE_NOTE = "case_note"
+    CARD_CHECK = "card_check"  # check a card number (no stored data)
+    CARD_BIND = "card_bind"  # bind or re-bind a settlement card (a merchant: its own)
     PAYOUT_RELEASE = "payout_release"
     PAYOUT_CANCEL = "payout_cancel"
 
 
 A = Action
-STAFF_READ = frozenset({A.READ, A.DIAGNOSE, A.METRICS})
+STAFF_READ = frozenset({A.READ, A.DIAGNOSE, A.METRICS, A.CASE_READ, A.CARD_CHECK})
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.OPERATOR: frozenset(Action),
     Role.SUPPORT: STAFF_READ | {A.CASE_WORK, A.CASE_NOTE},
     Role.AUDITOR: STAFF_READ,
-    Role.MERCHANT: frozenset({A.READ}),
+    Role.MERCHANT: frozenset({A.READ, A.CARD_CHECK, A.CARD_BIND}),
 }
 
 

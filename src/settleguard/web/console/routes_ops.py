@@ -1,0 +1,189 @@
+"""The operations console (operators, support, auditors): dashboard ``/``, payout queue ``/payouts`` with
+bulk release, payout ``/payouts/{id}``, cases ``/cases`` and ``/cases/{id}``, merchant ``/merchants/{id}``.
+Read pages need a staff role (a merchant user gets 403, or 404 for another merchant's payout or
+merchant page); bulk release needs the operator role (payout_release) and the form's CSRF token."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection
+
+from settleguard.cards import repository as card_repo
+from settleguard.cases import repository as case_repo
+from settleguard.cases.model import CaseStatus
+from settleguard.cases.service import failure_diagnosis
+from settleguard.diagnosis import Category
+from settleguard.merchants import repository as merchant_repo
+from settleguard.payouts import repository as payout_repo
+from settleguard.payouts.details import detail
+from settleguard.payouts.model import PayoutStatus
+from settleguard.payouts.release import PayoutActionRefused, release
+from settleguard.web import dashboard_repository as dash
+from settleguard.web.console import labels
+from settleguard.web.console.common import (
+    LOCAL_TZ,
+    check_csrf,
+    check_owner,
+    lang_of,
+    not_found,
+    page_user,
+    render,
+    require_action,
+    staff_user,
+)
+from settleguard.web.console.labels import label
+from settleguard.web.context import web
+from settleguard.web.model import Action, Principal, may
+
+router = APIRouter(include_in_schema=False)
+Staff = Annotated[Principal, Depends(staff_user)]
+User = Annotated[Principal, Depends(page_user)]
+Id = Annotated[int, Path(ge=1, le=2**62)]
+PAGE = 50
+MAX_BULK = 200
+
+
+def dashboard_data(conn: Connection, now: datetime) -> dict[str, Any]:
+    """Every dashboard figure (tables and charts use the same numbers)."""
+    local = now.astimezone(LOCAL_TZ)
+    end_of_today = datetime.combine(local.date() + timedelta(days=1), time(0), LOCAL_TZ)
+    since = now - timedelta(days=30)
+    attempts, by_category = dash.failures_by_category(conn, since)
+    retried, retried_ok = dash.retries(conn, since)
+    ageing = dash.held_ageing(conn, now)
+    return {"today": local.date().isoformat(), "by_status": dash.today_by_status(conn, local.date()),
+            "attempts_30d": attempts, "by_category": by_category, "by_bank": dash.failures_by_bank(conn, since),
+            "held": ageing, "held_fen": sum(b["amount_fen"] for b in ageing),
+            "held_count": sum(b["count"] for b in ageing), "retries": {"attempts": retried, "succeeded": retried_ok},
+            "cases_sla": dash.cases_by_sla(conn, now, end_of_today)}
+
+
+def chart_data(data: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The dashboard's figures as the charts draw them: names in ``lang``, rates in percent, money in yuan."""
+    total = data["attempts_30d"]
+    return {
+        "status": {"names": [label(labels.PAYOUT_STATUS, r["status"], lang) for r in data["by_status"]],
+                   "values": [r["count"] for r in data["by_status"]]},
+        "category": {"names": [label(labels.CATEGORY, r["category"], lang) for r in data["by_category"]],
+                     "values": [round(100 * r["failed"] / total, 2) if total else 0 for r in data["by_category"]]},
+        "bank": {"names": [r["bank_name"] for r in data["by_bank"]],
+                 "values": [round(100 * r["failed"] / r["attempts"], 2) if r["attempts"] else 0 for r in data["by_bank"]]},
+        "held": {"names": [label(labels.AGEING, r["bucket"], lang) for r in data["held"]],
+                 "values": [r["amount_fen"] / 100 for r in data["held"]]},
+        "sla": {"names": [label(labels.SLA, k, lang) for k in ("overdue", "today", "later")],
+                "values": [data["cases_sla"][k] for k in ("overdue", "today", "later")]},
+    }
+
+
+@router.get("/")
+def dashboard(request: Request, user: Staff) -> Response:
+    ctx = web(request)
+    with ctx.engine.connect() as conn:
+        data = dashboard_data(conn, ctx.now())
+    return render(request, "dashboard.html", user, data=data, charts=chart_data(data, lang_of(request)))
+
+
+@router.get("/dashboard.json")
+def dashboard_json(request: Request, user: Staff) -> Response:
+    """The dashboard's figures as JSON (what the charts draw)."""
+    ctx = web(request)
+    with ctx.engine.connect() as conn:
+        return JSONResponse(dashboard_data(conn, ctx.now()))
+
+
+@router.get("/payouts")
+def payouts(request: Request, user: Staff,
+            status: Annotated[PayoutStatus | None, Query()] = None,
+            category: Annotated[Category | None, Query()] = None,
+            bank: Annotated[str | None, Query(max_length=16)] = None,
+            merchant: Annotated[str | None, Query(max_length=32)] = None,
+            page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+            done: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    filters: dict[str, Any] = {"status": str(status) if status else None, "category": str(category) if category else None,
+               "bank_code": bank or None, "merchant_no": (merchant or "").strip() or None}
+    with web(request).engine.connect() as conn:
+        total, rows = dash.queue(conn, limit=PAGE, offset=(page - 1) * PAGE, **filters)
+        bank_list = dash.banks(conn)
+    return render(request, "payouts.html", user, rows=rows, total=total, page=page, pages=max(1, -(-total // PAGE)),
+                  filters=filters, banks=bank_list, statuses=[str(s) for s in PayoutStatus],
+                  categories=[str(c.value) for c in Category], can_release=may(user.role, Action.PAYOUT_RELEASE))
+
+
+@router.post("/payouts/release")
+def bulk_release(request: Request, user: Staff, ids: Annotated[list[int], Form()] = [],  # noqa: B006
+                 note: Annotated[str, Form(max_length=500)] = "",
+                 csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Release the ticked payouts one by one through payouts.release (each in its own transaction, with its
+    ledger entry, events, audit record and merchant notice); refused ones are listed with the reason."""
+    check_csrf(user, csrf_token)
+    require_action(user, Action.PAYOUT_RELEASE)
+    ctx = web(request)
+    results: list[dict[str, Any]] = []
+    for payout_id in sorted(set(ids))[:MAX_BULK]:
+        try:
+            new = release(ctx.engine, payout_id, user.username, ctx.now(), note.strip())
+            results.append({"id": payout_id, "ok": True, "status": str(new)})
+        except PayoutActionRefused as exc:
+            results.append({"id": payout_id, "ok": False, "zh": exc.zh, "en": exc.en})
+    return render(request, "released.html", user, results=results, skipped=max(0, len(set(ids)) - MAX_BULK))
+
+
+@router.get("/payouts/{payout_id}")
+def payout_page(request: Request, user: User, payout_id: Id) -> Response:
+    lang = lang_of(request)
+    with web(request).engine.connect() as conn:
+        check_owner(user, payout_repo.owner(conn, payout_id))
+        found = detail(conn, payout_id, lang)
+        raw = dash.raw_answers(conn, payout_id)
+    if found is None:
+        raise not_found()
+    return render(request, "payout.html", user, d=found, raw=raw,
+                  can_release=may(user.role, Action.PAYOUT_RELEASE)
+                  and found["payout"]["status"] in (PayoutStatus.HELD, PayoutStatus.NEEDS_REVIEW))
+
+
+@router.get("/cases")
+def cases(request: Request, user: Staff, status: Annotated[CaseStatus | None, Query()] = None,
+          merchant: Annotated[str | None, Query(max_length=32)] = None,
+          overdue: Annotated[bool, Query()] = False,
+          after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> Response:
+    ctx = web(request)
+    with ctx.engine.connect() as conn:
+        rows = case_repo.listing(conn, status=str(status) if status else None, merchant_no=(merchant or "").strip() or None,
+                                 overdue_at=ctx.now() if overdue else None, limit=PAGE + 1, after_id=after)
+    more = len(rows) > PAGE
+    return render(request, "cases.html", user, rows=rows[:PAGE], more=more, now=ctx.now(),
+                  filters={"status": str(status) if status else "", "merchant": merchant or "", "overdue": overdue},
+                  statuses=[str(s) for s in CaseStatus])
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, user: Staff, case_id: Id) -> Response:
+    lang = lang_of(request)
+    with web(request).engine.connect() as conn:
+        case = case_repo.get(conn, case_id)
+        if case is None:
+            raise not_found()
+        linked = case_repo.case_payouts(conn, case_id)
+        contacts = case_repo.contacts(conn, case_id)
+        notes = case_repo.notes(conn, case_id)
+    for p in linked:
+        p["diagnosis"] = failure_diagnosis(p, lang)
+    return render(request, "case.html", user, case=case, linked=linked, contacts=contacts, notes=notes)
+
+
+@router.get("/merchants/{merchant_id}")
+def merchant_page(request: Request, user: User, merchant_id: Id) -> Response:
+    with web(request).engine.connect() as conn:
+        m = merchant_repo.by_id(conn, merchant_id)
+        check_owner(user, None if m is None else merchant_id)
+        accounts = card_repo.accounts_of(conn, merchant_id)
+        counts = payout_repo.counts_by_status(conn, merchant_id)
+        total, recent = dash.queue(conn, merchant_id=merchant_id, limit=20)
+        merchant_cases = dash.cases_of(conn, merchant_id) if user.merchant_scope is None else []
+    return render(request, "merchant.html", user, m=m, accounts=accounts, counts=sorted(counts.items()),
+                  recent=recent, total=total, cases=merchant_cases)

@@ -1,0 +1,96 @@
+"""The merchant portal ``/m/...`` (phone-sized, one column): settlement history, each failed or held
+payout with the reason and what to do (diagnosis guidance), the held money, and re-binding the
+settlement card through cards.service.bind_card (the same checks and bank verification as
+``settleguard card bind``). A merchant user sees only its own merchant (404 otherwise)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from settleguard.cards import repository as card_repo
+from settleguard.cards.service import BindRefused, BindRequest, bind_card
+from settleguard.cases.service import failure_diagnosis
+from settleguard.merchants import repository as merchant_repo
+from settleguard.payouts import repository as payout_repo
+from settleguard.web import dashboard_repository as dash
+from settleguard.web.console.common import check_csrf, check_owner, forbidden, lang_of, page_user, render
+from settleguard.web.console.labels import CARD_BINDERS, TROUBLE
+from settleguard.web.console.tools import card_tools
+from settleguard.web.context import web
+from settleguard.web.model import Principal, Role
+
+router = APIRouter(prefix="/m", include_in_schema=False)
+User = Annotated[Principal, Depends(page_user)]
+MerchantId = Annotated[int, Path(ge=1, le=2**62)]
+PAGE = 30
+
+
+@router.get("")
+def portal_home(request: Request, user: User) -> Response:
+    """A merchant user's own page; staff go to the console."""
+    if user.role is Role.MERCHANT and user.merchant_id is not None:
+        return RedirectResponse(f"/m/{user.merchant_id}", status_code=303)
+    return RedirectResponse("/", status_code=303)
+
+
+def _merchant(request: Request, user: Principal, merchant_id: int) -> dict[str, object]:
+    with web(request).engine.connect() as conn:
+        m = merchant_repo.by_id(conn, merchant_id)
+    check_owner(user, None if m is None else merchant_id)
+    assert m is not None
+    return m
+
+
+@router.get("/{merchant_id}")
+def portal_merchant(request: Request, user: User, merchant_id: MerchantId,
+                    page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    m = _merchant(request, user, merchant_id)
+    lang = lang_of(request)
+    with web(request).engine.connect() as conn:
+        counts = payout_repo.counts_by_status(conn, merchant_id)
+        _, trouble = dash.queue(conn, merchant_id=merchant_id, limit=50, statuses=sorted(TROUBLE))
+        total, history = dash.queue(conn, merchant_id=merchant_id, limit=PAGE, offset=(page - 1) * PAGE)
+        card = card_repo.active_account(conn, merchant_id)
+    for p in trouble:
+        p["diagnosis"] = failure_diagnosis(p, lang)
+    held_count, held_fen = counts.get("held", (0, 0))
+    return render(request, "portal/merchant.html", user, m=m, trouble=trouble, history=history, total=total,
+                  page=page, pages=max(1, -(-total // PAGE)), held_count=held_count, held_fen=held_fen, card=card,
+                  can_bind=user.role in CARD_BINDERS)
+
+
+@router.get("/{merchant_id}/card")
+def card_form(request: Request, user: User, merchant_id: MerchantId) -> Response:
+    m = _merchant(request, user, merchant_id)
+    with web(request).engine.connect() as conn:
+        card = card_repo.active_account(conn, merchant_id)
+    return render(request, "portal/card.html", user, m=m, card=card, can_bind=user.role in CARD_BINDERS,
+                  refused=None, bound=None, form={})
+
+
+@router.post("/{merchant_id}/card")
+def card_bind(request: Request, user: User, merchant_id: MerchantId,
+              pan: Annotated[str, Form(max_length=64)] = "", name: Annotated[str, Form(max_length=128)] = "",
+              id_number: Annotated[str, Form(max_length=32)] = "", phone: Annotated[str, Form(max_length=32)] = "",
+              csrf_token: Annotated[str, Form()] = "") -> Response:
+    m = _merchant(request, user, merchant_id)
+    check_csrf(user, csrf_token)
+    if user.role not in CARD_BINDERS:
+        raise forbidden()
+    ctx = web(request)
+    tools = card_tools(request)
+    req = BindRequest(str(m["merchant_no"]), pan, name, id_number, phone, actor=user.username)
+    refused: BindRefused | None = None
+    bound = None
+    try:
+        bound = bind_card(ctx.engine, tools.verifier, tools.vault, req, now=ctx.now(), settings=tools.settings)
+    except BindRefused as exc:
+        refused = exc
+    with ctx.engine.connect() as conn:
+        card = card_repo.active_account(conn, merchant_id)
+    # the card number is never sent back: a refused form keeps only the name
+    return render(request, "portal/card.html", user, status=200 if refused is None else 422, m=m, card=card,
+                  can_bind=True, refused=refused, bound=bound, form={"name": name})

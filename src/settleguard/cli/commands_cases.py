@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -17,6 +18,8 @@ from settleguard.cases.model import CaseStatus, Method, Party, Priority
 from settleguard.cli.output import console, fail, print_json
 from settleguard.cli.runtime import Runtime
 from settleguard.money import format_yuan
+
+T = TypeVar("T")
 
 app = typer.Typer(help="工单 Support cases.", no_args_is_help=True)
 
@@ -36,8 +39,12 @@ def _local(rt: Runtime, at: Any) -> str:
     return at.astimezone(ZoneInfo(rt.settings.timezone)).strftime("%Y-%m-%d %H:%M")
 
 
-def _refused(exc: service.CaseActionRefused) -> None:
-    fail(exc.zh, exc.en, code=1)
+def _act(action: Callable[[], T]) -> T:
+    """Run a case action; a refusal (closed case, unknown case, bad input) is printed zh/en, exit 1."""
+    try:
+        return action()
+    except service.CaseActionRefused as exc:
+        fail(exc.zh, exc.en, code=1)
 
 
 @app.command("list")
@@ -148,12 +155,9 @@ def open_cmd(
 ) -> None:
     """手工开工单 Open a case by hand."""
     rt: Runtime = ctx.obj
-    try:
-        cid = service.open_case(rt.engine, merchant_no=merchant, category=category, title=title, actor=actor,
-                                now=rt.now(), priority=priority, payout_ids=payout or [], tz=rt.settings.timezone)
-    except service.CaseActionRefused as exc:
-        _refused(exc)
-        return
+    cid = _act(lambda: service.open_case(rt.engine, merchant_no=merchant, category=category, title=title,
+                                         actor=actor, now=rt.now(), priority=priority, payout_ids=payout or [],
+                                         tz=rt.settings.timezone))
     console.print(f"已开工单 case opened: {cid}")
 
 
@@ -162,10 +166,7 @@ def assign_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="
                user: Annotated[str, typer.Argument(help="处理人 assignee")], actor: ActorOpt = "operator") -> None:
     """指派处理人 Assign a case."""
     rt: Runtime = ctx.obj
-    try:
-        service.assign(rt.engine, case_id, user, actor, rt.now())
-    except service.CaseActionRefused as exc:
-        _refused(exc)
+    _act(lambda: service.assign(rt.engine, case_id, user, actor, rt.now()))
     console.print(f"工单 {case_id} 已指派给 assigned to {user}")
 
 
@@ -192,12 +193,8 @@ def contact_cmd(
 ) -> None:
     """记录一次联系 Record a contact with the bank, the payment platform or the merchant."""
     rt: Runtime = ctx.obj
-    try:
-        n = service.add_contact(rt.engine, case_id, party=party, method=method, who=who, said=said, actor=actor,
-                                now=rt.now(), at=_parse_at(rt, at))
-    except service.CaseActionRefused as exc:
-        _refused(exc)
-        return
+    n = _act(lambda: service.add_contact(rt.engine, case_id, party=party, method=method, who=who, said=said,
+                                         actor=actor, now=rt.now(), at=_parse_at(rt, at)))
     console.print(f"已记录联系 contact recorded: #{n} (工单 case {case_id})")
 
 
@@ -206,10 +203,7 @@ def note_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="�
              text: Annotated[str, typer.Argument(help="备注 note")], actor: ActorOpt = "operator") -> None:
     """添加备注 Add a note."""
     rt: Runtime = ctx.obj
-    try:
-        service.add_note(rt.engine, case_id, text, actor, rt.now())
-    except service.CaseActionRefused as exc:
-        _refused(exc)
+    _act(lambda: service.add_note(rt.engine, case_id, text, actor, rt.now()))
     console.print(f"已添加备注 note added (工单 case {case_id})")
 
 
@@ -221,10 +215,7 @@ def status_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="
     rt: Runtime = ctx.obj
     if target not in {s.value for s in CaseStatus}:
         fail(f"未知状态 {target}", f"unknown status {target!r}", ", ".join(s.value for s in CaseStatus))
-    try:
-        service.set_status(rt.engine, case_id, CaseStatus(target), actor, rt.now())
-    except service.CaseActionRefused as exc:
-        _refused(exc)
+    _act(lambda: service.set_status(rt.engine, case_id, CaseStatus(target), actor, rt.now()))
     console.print(f"工单 {case_id} → {_status_label(target)}")
 
 
@@ -234,10 +225,7 @@ def resolve_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help=
                 actor: ActorOpt = "operator") -> None:
     """解决工单 Resolve a case with a resolution."""
     rt: Runtime = ctx.obj
-    try:
-        service.resolve(rt.engine, case_id, resolution, actor, rt.now())
-    except service.CaseActionRefused as exc:
-        _refused(exc)
+    _act(lambda: service.resolve(rt.engine, case_id, resolution, actor, rt.now()))
     console.print(f"工单 {case_id} 已解决 resolved")
 
 
@@ -246,8 +234,5 @@ def close_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="�
               actor: ActorOpt = "operator") -> None:
     """关闭已解决的工单 Close a resolved case."""
     rt: Runtime = ctx.obj
-    try:
-        service.close(rt.engine, case_id, actor, rt.now())
-    except service.CaseActionRefused as exc:
-        _refused(exc)
+    _act(lambda: service.close(rt.engine, case_id, actor, rt.now()))
     console.print(f"工单 {case_id} 已关闭 closed")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,7 +25,7 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()  # a worker printing one line per cycle must not hold them in a buffer
 
 
-def fail(zh: str, en: str, detail: str = "", code: int = 2) -> None:
+def fail(zh: str, en: str, detail: str = "", code: int = 2) -> NoReturn:
     """Print an error in Chinese then English and exit with ``code``."""
     import typer
 

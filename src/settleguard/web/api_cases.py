@@ -6,11 +6,13 @@ and support work them, auditors read them, merchant users get 403."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from sqlalchemy import Engine
 
 from settleguard.cards import repository as card_repo
 from settleguard.cases import repository as repo
@@ -232,41 +234,43 @@ def open_case(request: Request, principal: Annotated[Principal, Depends(require(
     return _result(request, case_id)
 
 
+def _act(request: Request, principal: Principal, action: Action, case_id: int,
+         do: Callable[[Engine, str, datetime], int | None], made: str | None = None) -> CaseActionResult:
+    """Check the case is visible to the caller, run ``do(engine, actor, now)`` (a cases.service action) and
+    answer the case as it now is; a refusal is 409. ``made`` names the id the action returns, if any."""
+    _exists(request, principal, action, case_id)
+    ctx = web(request)
+    try:
+        new_id = do(ctx.engine, principal.username, ctx.now())
+    except service.CaseActionRefused as exc:
+        raise _refused(exc) from None
+    return _result(request, case_id, **({made: int(new_id)} if made and new_id is not None else {}))
+
+
 @router.post("/{case_id}/assign", response_model=CaseActionResult, responses=responses(401, 403, 404, 409, 422))
 def assign_case(request: Request, principal: Annotated[Principal, Depends(require(Action.CASE_WORK))],
                 case_id: CaseId, body: AssignRequest) -> CaseActionResult:
     """指派处理人 Assign the case (a note records who had it before)."""
-    _exists(request, principal, Action.CASE_WORK, case_id)
-    try:
-        service.assign(web(request).engine, case_id, body.assignee, principal.username, web(request).now())
-    except service.CaseActionRefused as exc:
-        raise _refused(exc) from None
-    return _result(request, case_id)
+    return _act(request, principal, Action.CASE_WORK, case_id,
+                lambda engine, actor, now: service.assign(engine, case_id, body.assignee, actor, now))
 
 
 @router.post("/{case_id}/contact", response_model=CaseActionResult, responses=responses(401, 403, 404, 409, 422))
 def add_contact(request: Request, principal: Annotated[Principal, Depends(require(Action.CASE_WORK))],
                 case_id: CaseId, body: ContactRequest) -> CaseActionResult:
     """记录一次联系（银行客服、支付平台热线或商户）Record a contact with the bank, the platform or the merchant."""
-    _exists(request, principal, Action.CASE_WORK, case_id)
-    try:
-        cid = service.add_contact(web(request).engine, case_id, party=body.party, method=body.method, who=body.who,
-                                  said=body.said, actor=principal.username, now=web(request).now(), at=body.at)
-    except service.CaseActionRefused as exc:
-        raise _refused(exc) from None
-    return _result(request, case_id, contact_id=cid)
+    return _act(request, principal, Action.CASE_WORK, case_id,
+                lambda engine, actor, now: service.add_contact(engine, case_id, party=body.party, method=body.method,
+                                                               who=body.who, said=body.said, actor=actor, now=now,
+                                                               at=body.at), made="contact_id")
 
 
 @router.post("/{case_id}/note", response_model=CaseActionResult, responses=responses(401, 403, 404, 409, 422))
 def add_note(request: Request, principal: Annotated[Principal, Depends(require(Action.CASE_NOTE))],
              case_id: CaseId, body: NoteRequest) -> CaseActionResult:
     """添加备注 Add a note."""
-    _exists(request, principal, Action.CASE_NOTE, case_id)
-    try:
-        nid = service.add_note(web(request).engine, case_id, body.body, principal.username, web(request).now())
-    except service.CaseActionRefused as exc:
-        raise _refused(exc) from None
-    return _result(request, case_id, note_id=nid)
+    return _act(request, principal, Action.CASE_NOTE, case_id,
+                lambda engine, actor, now: service.add_note(engine, case_id, body.body, actor, now), made="note_id")
 
 
 @router.post("/{case_id}/status", response_model=CaseActionResult, responses=responses(401, 403, 404, 409, 422))
@@ -274,33 +278,21 @@ def set_status(request: Request, principal: Annotated[Principal, Depends(require
                case_id: CaseId, body: StatusRequest) -> CaseActionResult:
     """变更状态：等待银行、等待商户或回到处理中（含重新打开已解决的工单）Wait for the bank or the merchant, or
     back to open (also reopens a resolved case)."""
-    _exists(request, principal, Action.CASE_WORK, case_id)
-    try:
-        service.set_status(web(request).engine, case_id, body.status, principal.username, web(request).now())
-    except service.CaseActionRefused as exc:
-        raise _refused(exc) from None
-    return _result(request, case_id)
+    return _act(request, principal, Action.CASE_WORK, case_id,
+                lambda engine, actor, now: service.set_status(engine, case_id, body.status, actor, now))
 
 
 @router.post("/{case_id}/resolve", response_model=CaseActionResult, responses=responses(401, 403, 404, 409, 422))
 def resolve_case(request: Request, principal: Annotated[Principal, Depends(require(Action.CASE_WORK))],
                  case_id: CaseId, body: ResolveRequest) -> CaseActionResult:
     """解决工单（必须填写处理结果）Resolve the case with a resolution."""
-    _exists(request, principal, Action.CASE_WORK, case_id)
-    try:
-        service.resolve(web(request).engine, case_id, body.resolution, principal.username, web(request).now())
-    except service.CaseActionRefused as exc:
-        raise _refused(exc) from None
-    return _result(request, case_id)
+    return _act(request, principal, Action.CASE_WORK, case_id,
+                lambda engine, actor, now: service.resolve(engine, case_id, body.resolution, actor, now))
 
 
 @router.post("/{case_id}/close", response_model=CaseActionResult, responses=responses(401, 403, 404, 409, 422))
 def close_case(request: Request, principal: Annotated[Principal, Depends(require(Action.CASE_WORK))],
                case_id: CaseId) -> CaseActionResult:
     """关闭已解决的工单 Close a resolved case (final)."""
-    _exists(request, principal, Action.CASE_WORK, case_id)
-    try:
-        service.close(web(request).engine, case_id, principal.username, web(request).now())
-    except service.CaseActionRefused as exc:
-        raise _refused(exc) from None
-    return _result(request, case_id)
+    return _act(request, principal, Action.CASE_WORK, case_id,
+                lambda engine, actor, now: service.close(engine, case_id, actor, now))

@@ -47,11 +47,9 @@ def delivery_log(
     merchant_id: Annotated[int | None, Query(ge=1, le=2**62, description="商户 ID merchant id")] = None,
 ) -> dict[str, Any]:
     """通知发送记录，新的在前 The delivery log, newest first: time, channel, target, result, HTTP status."""
-    scope = principal.merchant_scope
-    if scope is not None:
-        if merchant_id is not None and merchant_id != scope:
-            return empty(paging)
-        merchant_id = scope
+    visible, merchant_id = principal.list_scope(merchant_id)
+    if not visible:
+        return empty(paging)
     with web(request).engine.connect() as conn:
         total = repo.count_delivery_log(conn, merchant_id)
         rows = repo.delivery_log(conn, merchant_id, paging.limit, paging.offset) if paging.offset < total else []

@@ -86,11 +86,9 @@ def list_payouts(
     category: Annotated[Category | None, Query(description="失败分类 failure category")] = None,
 ) -> dict[str, Any]:
     """出款列表 Payouts by id with their latest diagnosis; a merchant user sees its own only."""
-    scope = principal.merchant_scope
-    if scope is not None:
-        if merchant_id is not None and merchant_id != scope:
-            return empty(paging)
-        merchant_id = scope
+    visible, merchant_id = principal.list_scope(merchant_id)
+    if not visible:
+        return empty(paging)
     filters: dict[str, Any] = {"status": str(status) if status else None, "merchant_no": merchant_no,
                                "category": str(category) if category else None, "merchant_id": merchant_id}
     with web(request).engine.connect() as conn:

@@ -68,11 +68,9 @@ def list_settlements(
 ) -> dict[str, Any]:
     """结算列表 Settlements by id: sales, voids, refunds, reversals, fees and net in fen; a merchant user sees
     its own only."""
-    scope = principal.merchant_scope
-    if scope is not None:
-        if merchant_id is not None and merchant_id != scope:
-            return empty(paging)
-        merchant_id = scope
+    visible, merchant_id = principal.list_scope(merchant_id)
+    if not visible:
+        return empty(paging)
     filters: dict[str, Any] = {"merchant_id": merchant_id, "cycle_from": cycle_from, "cycle_to": cycle_to}
     with web(request).engine.connect() as conn:
         total = repo.count_listing(conn, **filters)

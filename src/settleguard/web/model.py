@@ -76,6 +76,14 @@ class Principal:
         """The merchant every listing must be limited to (None: no limit)."""
         return self.merchant_id if self.role is Role.MERCHANT else None
 
+    def list_scope(self, asked: int | None) -> tuple[bool, int | None]:
+        """(anything to show, the merchant to filter by) for a listing filtered by ``asked``: staff get what
+        they asked for; a merchant user its own merchant, and nothing when it asked for another one."""
+        scope = self.merchant_scope
+        if scope is None:
+            return True, asked
+        return asked is None or asked == scope, scope
+
 
 def may(role: Role, action: Action) -> bool:
     return action in PERMISSIONS[role]

@@ -79,6 +79,18 @@ def test_only_merchant_users_have_a_listing_scope(role: Role, mid: int) -> None:
     assert p.merchant_scope == (mid if role is R.MERCHANT else None)
 
 
+@given(role=st.sampled_from(list(Role)), mid=merchant_ids, asked=st.one_of(st.none(), merchant_ids))
+def test_a_listing_shows_staff_what_they_ask_and_a_merchant_user_only_its_own(role: Role, mid: int,
+                                                                             asked: int | None) -> None:
+    p = Principal(1, "u", role, mid if role is R.MERCHANT else None, "token")
+    visible, merchant = p.list_scope(asked)
+    if role is not R.MERCHANT:
+        assert (visible, merchant) == (True, asked)
+    else:
+        assert merchant == mid
+        assert visible == (asked is None or asked == mid)
+
+
 @pytest.mark.parametrize(("username", "role", "has_merchant", "ok"), [
     ("alice", R.OPERATOR, False, True),
     ("shop.8981000@pos", R.MERCHANT, True, True),

@@ -348,8 +348,9 @@ def set_cursor(conn: Connection, name: str, last_id: int, now: datetime) -> None
                                             set_={"last_id": stmt.excluded.last_id, "updated_at": now}))
 
 
-def _listing_filters(q: Any, *, status: str | None, merchant_no: str | None, category: str | None,
-                     merchant_id: int | None) -> Any:
+def listing_filters(q: Any, *, status: str | None, merchant_no: str | None, category: str | None,
+                    merchant_id: int | None) -> Any:
+    """The payout list's filters on a query that selects from payouts joined to merchants."""
     p, m = t.payouts, t.merchants
     if status:
         q = q.where(p.c.status == status)
@@ -379,7 +380,7 @@ def listing(conn: Connection, *, status: str | None = None, merchant_no: str | N
                 p.c.last_message, p.c.next_attempt_at, p.c.updated_at, a.c.idempotency_key.label("end_to_end_id"))
          .select_from(p.join(m, m.c.id == p.c.merchant_id).outerjoin(a, a.c.id == latest))
          .where(p.c.id > after_id).order_by(p.c.id).limit(limit).offset(offset))
-    q = _listing_filters(q, status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
+    q = listing_filters(q, status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
     return [dict(r._mapping) for r in conn.execute(q)]
 
 
@@ -388,7 +389,7 @@ def count_listing(conn: Connection, *, status: str | None = None, merchant_no: s
     """How many payouts :func:`listing` would page through with these filters."""
     p, m = t.payouts, t.merchants
     q = select(func.count()).select_from(p.join(m, m.c.id == p.c.merchant_id) if merchant_no else p)
-    q = _listing_filters(q, status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
+    q = listing_filters(q, status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
     return int(conn.execute(q).scalar_one())
 
 

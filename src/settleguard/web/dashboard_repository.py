@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, case, func, literal, select
 
 from settleguard.cases.model import ACTIVE
 from settleguard.db import tables as t
+from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.model import PayoutStatus
 
 # Ageing of held money (挂账账龄): (label, younger than); the last bucket is everything older.
@@ -103,19 +104,13 @@ def banks(conn: Connection) -> list[tuple[str, str]]:
 
 def _queue_filters(q: Any, *, status: str | None, category: str | None, bank_code: str | None,
                    merchant_no: str | None, merchant_id: int | None, statuses: Sequence[str] | None) -> Any:
-    p, m, s = t.payouts, t.merchants, t.settlement_accounts
+    p, s = t.payouts, t.settlement_accounts
+    q = payout_repo.listing_filters(q, status=status, merchant_no=merchant_no, category=category,
+                                    merchant_id=merchant_id)
     if statuses is not None:
         q = q.where(p.c.status.in_(list(statuses)))
-    if status:
-        q = q.where(p.c.status == status)
-    if category:
-        q = q.where(p.c.category == category)
     if bank_code:
         q = q.where(s.c.bank_code == bank_code)
-    if merchant_no:
-        q = q.where(m.c.merchant_no == merchant_no)
-    if merchant_id is not None:
-        q = q.where(p.c.merchant_id == merchant_id)
     return q
 
 

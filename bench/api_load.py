@@ -10,10 +10,9 @@ Not a unit test. Run ``python bench/api_load.py`` (``--rate``, ``--seconds``, ``
    the payout service records them), written with set-based SQL (generate_series) into the same tables
    (``db.tables``), then VACUUM ANALYZE (what autovacuum leaves on a live database); one operator and
    ``--merchant-users`` merchant users (argon2id) with API tokens through ``web.users``;
-2. the server: ``python -m settleguard --db URL serve`` (one uvicorn worker, the command operators run)
-   in a child process; ``--workers N`` > 1 runs uvicorn's process manager on the same ``create_app``
-   instead (``make_app`` below);
-3. the load (a child process): httpx async, open loop — request i is sent at t0 + i / rate whatever the
+2. the server: ``python -m settleguard --db URL serve --workers N`` (the command operators run; N server
+   processes, default 1) in a child process;
+3. the load (a child process): aiohttp, open loop — request i is sent at t0 + i / rate whatever the
    answers before it — for ``--warmup`` seconds (not counted) and then ``--seconds``; the mix: operator
    payout lists filtered by status / merchant number / category with offsets, payout and merchant
    details, diagnose, /metrics; merchant users' own lists and details and another merchant's payout
@@ -69,14 +68,6 @@ REQUESTS = [
     (10, "merchant_show"), (10, "diagnose"), (1, "metrics"),
     (10, "mer_list"), (10, "mer_payout_show"), (5, "mer_merchant_show"), (5, "mer_other_payout"),
 ]
-
-
-def make_app() -> Any:
-    """``uvicorn --factory api_load:make_app`` (``--workers`` > 1): the app ``settleguard serve`` runs."""
-    from settleguard.db.engine import open_engine
-    from settleguard.web.app import create_app
-
-    return create_app(open_engine(os.environ["SG_BENCH_DB_URL"]))
 
 
 # ---- setup ------------------------------------------------------------------------------------------
@@ -238,7 +229,7 @@ def phase_load(base_url: str, tokens: dict[str, Any], merchants: int, rate: floa
     """Open-loop load at ``rate`` requests/s; latencies of the requests after the warm-up."""
     import asyncio
 
-    import httpx
+    import aiohttp
     import psutil
 
     n_warm, n_main = int(warmup * rate), int(seconds * rate)
@@ -266,8 +257,11 @@ def phase_load(base_url: str, tokens: dict[str, Any], merchants: int, rate: floa
 
     async def run() -> dict[str, Any]:
         records: list[tuple[int, str, float, float, int | str]] = []
-        limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10.0) as client:
+        # aiohttp, not httpx: at 60 requests/s httpx's async client used 93 % of a core here (the generator,
+        # not the server, set the pace); aiohttp's client costs a fraction of that (docs/benchmarks.md)
+        connector = aiohttp.TCPConnector(limit=CONNECTIONS, ttl_dns_cache=None)
+        timeout = aiohttp.ClientTimeout(total=10.0)
+        async with aiohttp.ClientSession(base_url=base_url, connector=connector, timeout=timeout) as client:
             loop = asyncio.get_running_loop()
             marks: dict[str, Any] = {}
 
@@ -275,11 +269,11 @@ def phase_load(base_url: str, tokens: dict[str, Any], merchants: int, rate: floa
                 token = tokens["operator"] if req["token"] == "operator" else req["token"]
                 start = loop.time()
                 try:
-                    resp = await client.request(req["method"], req["path"], params=req["params"], json=req["json"],
-                                                headers={"Authorization": f"Bearer {token}"})
-                    await resp.aread()
-                    outcome: int | str = resp.status_code
-                except httpx.HTTPError as exc:
+                    async with client.request(req["method"], req["path"], params=req["params"], json=req["json"],
+                                              headers={"Authorization": f"Bearer {token}"}) as resp:
+                        await resp.read()
+                        outcome: int | str = resp.status
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     outcome = type(exc).__name__
                 end = loop.time()
                 records.append((i, req["kind"], end - at, end - start, outcome))
@@ -374,12 +368,8 @@ def _pg_server(url: str) -> dict[str, Any]:
 
 
 def _start_server(url: str, port: int, workers: int, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "COLUMNS": "160", "SG_BENCH_DB_URL": url}
-    if workers == 1:
-        cmd = [sys.executable, "-m", "settleguard", "--db", url, "serve", "--port", str(port)]
-    else:
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "api_load:make_app", "--app-dir", str(ROOT / "bench"),
-               "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    env = {**os.environ, "COLUMNS": "160"}
+    cmd = [sys.executable, "-m", "settleguard", "--db", url, "serve", "--port", str(port), "--workers", str(workers)]
     log = open(workdir / "api-load-server.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     import httpx
@@ -420,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
     ap.add_argument("--seconds", type=float, default=60.0, help="measured seconds")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds at the same rate before, not counted")
-    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (1: settleguard serve itself)")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (settleguard serve --workers)")
     ap.add_argument("--merchant-users", type=int, default=200, help="merchant users with tokens")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -164,7 +164,7 @@ def test_list_show_release_cancel_and_worker_once(db_url: str, tmp_path: Path) -
     cancelled = cli(db_url, "payouts", "cancel", str(review.id), "--reason", "商户已注销", cwd=tmp_path)
     assert "已撤销" in cancelled.stdout
     listed = cli(db_url, "payouts", "list", "--status", "released", cwd=tmp_path).stdout
-    assert "已放行 released" in listed
+    assert "已放行待出款 released" in listed
     assert str(held.id) in listed
 
     worker = cli(db_url, "worker", "--once", "--json", cwd=tmp_path)

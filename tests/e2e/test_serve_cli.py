@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from datetime import time as dtime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import psutil
 import pytest
 from sqlalchemy import select
 
@@ -83,12 +85,14 @@ def seed(db_url: str, vault: Vault, tmp_path: Path) -> dict[str, Any]:
     return {"a": a, "b": b, "held": ids[a.id], "paid": ids[b.id]}
 
 
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+@contextmanager
+def running(db_url: str, tmp_path: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``settleguard serve`` with ``options`` until the block ends; (base url, process)."""
     port = free_port()
     env = {**os.environ, "COLUMNS": "160"}
-    proc = subprocess.Popen([sys.executable, "-m", "settleguard", "--db", db_url, "serve", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "settleguard", "--db", db_url, "serve", "--port", str(port),
+                             *options], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -106,6 +110,12 @@ def server(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert "API 服务已启动 serving on" in out, (out, err)
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    with running(db_url, tmp_path) as got:
+        yield got
 
 
 def test_users_and_tokens_then_the_api_over_http(db_url: str, vault: Vault, tmp_path: Path,
@@ -192,3 +202,32 @@ def test_users_and_tokens_then_the_api_over_http(db_url: str, vault: Vault, tmp_
     resp = httpx.get(f"{url}/api/v1/me", headers=bearer)
     assert resp.status_code == 401
     assert resp.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_serve_with_several_processes_on_postgresql_and_refused_on_sqlite(db_url: str, vault: Vault,
+                                                                         tmp_path: Path) -> None:
+    if db_url.startswith("sqlite"):
+        r = sg(db_url, tmp_path, "serve", "--workers", "2")
+        assert r.returncode == 2
+        assert r.stderr.index("SQLite 数据库只能由一个服务进程使用") < r.stderr.index("an SQLite database is served by")
+        return
+    data = seed(db_url, vault, tmp_path)
+    assert sg(db_url, tmp_path, "users", "add", "oper2", "--role", "operator", "--password-stdin",
+              stdin=PASSWORD + "\n").returncode == 0
+    token = sg(db_url, tmp_path, "users", "token", "oper2", "--name", "e2e").stdout.strip()
+    assert token.startswith("sgt_")
+    bearer = {"Authorization": f"Bearer {token}"}
+    with running(db_url, tmp_path, "--workers", "2") as (url, proc):
+        workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "python" in p.name()]
+        assert len(workers) >= 2, workers  # uvicorn's manager runs two server processes
+        with httpx.Client(base_url=url, headers=bearer) as client:  # each request on a new connection:
+            for _ in range(20):  # the kernel spreads them over both processes' shared socket
+                shown = client.get(f"/api/v1/payouts/{data['held']}", headers={"Connection": "close"})
+                assert shown.status_code == 200
+                assert shown.json()["payout"]["status"] == "held"
+            assert client.get("/api/v1/payouts", params={"category": "card_info_error"}).json()["total"] == 1
+            # a write through one process is read back through any
+            assert client.post(f"/api/v1/payouts/{data['held']}/release", json={}).json()["status"] == "released"
+            for _ in range(6):
+                assert client.get(f"/api/v1/payouts/{data['held']}",
+                                  headers={"Connection": "close"}).json()["payout"]["status"] == "released"

@@ -34,6 +34,7 @@ from settleguard.cards.service import CardSettings
 from settleguard.cards.vault import Vault
 from settleguard.cards.verifier import CardStatus
 from settleguard.cards.verifier_sim import Holder, SimulatedVerifier
+from settleguard.cases import repository as case_repo
 from settleguard.cases.model import Method, Party
 from settleguard.cases.service import add_contact, open_case
 from settleguard.db import tables as t
@@ -134,6 +135,15 @@ def csrf(c: TestClient, page: str = "/login") -> str:
 def status_of(engine: Engine, pid: int) -> str:
     with engine.connect() as conn:
         return str(conn.execute(select(t.payouts.c.status).where(t.payouts.c.id == pid)).scalar_one())
+
+
+def case_state(engine: Engine, case_id: int) -> tuple[Any, ...]:
+    """Everything a case action could change: status, assignee, resolution, update time, contacts, notes."""
+    with engine.connect() as conn:
+        case = case_repo.get(conn, case_id)
+        assert case is not None
+        return (case["status"], case["assignee"], case["resolution"], case["updated_at"],
+                [k["summary"] for k in case_repo.contacts(conn, case_id)], [n["body"] for n in case_repo.notes(conn, case_id)])
 
 
 def assert_no_pan(w: World, body: str, where: str) -> None:
@@ -417,9 +427,11 @@ def console_routes(app: FastAPI) -> set[tuple[str, str]]:
     return out
 
 
-def concrete(w: World, other: Due) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]:
-    """Each route with another merchant's ids (for merchant a's user) and a form body for posts."""
+def concrete(w: World, other: Due, case_id: int | None = None) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]:
+    """Each route with another merchant's ids (for merchant a's user; ``case_id``: a case of the other
+    merchant, else the world's case) and a form body for posts."""
     m = other.merchant.id
+    case = w.case_id if case_id is None else case_id
     return {
         ("GET", "/login"): ("/login", None),
         ("POST", "/login"): ("/login", {"username": "x", "password": "y", "login_token": "forged"}),
@@ -431,6 +443,13 @@ def concrete(w: World, other: Due) -> dict[tuple[str, str], tuple[str, dict[str,
         ("GET", "/payouts/{payout_id}"): (f"/payouts/{other.payout_id}", None),
         ("GET", "/cases"): ("/cases", None),
         ("GET", "/cases/{case_id}"): (f"/cases/{w.case_id}", None),
+        ("POST", "/cases/{case_id}/assign"): (f"/cases/{case}/assign", {"assignee": "supp"}),
+        ("POST", "/cases/{case_id}/contact"): (f"/cases/{case}/contact", {"party": "bank_support", "method": "phone",
+                                                                          "who": "工行客服", "said": "已核实"}),
+        ("POST", "/cases/{case_id}/note"): (f"/cases/{case}/note", {"body": "备注"}),
+        ("POST", "/cases/{case_id}/status"): (f"/cases/{case}/status", {"status": "waiting_bank"}),
+        ("POST", "/payouts/{payout_id}/cancel"): (f"/payouts/{other.payout_id}/cancel",
+                                                  {"reason": "商户要求", "confirm": "yes"}),
         ("GET", "/merchants/{merchant_id}"): (f"/merchants/{m}", None),
         ("GET", "/m"): ("/m", None),
         ("GET", "/m/{merchant_id}"): (f"/m/{m}", None),
@@ -446,6 +465,9 @@ EXPECTED = {
     ("GET", "/"): (403, 200), ("GET", "/dashboard.json"): (403, 200), ("GET", "/payouts"): (403, 200),
     ("POST", "/payouts/release"): (403, None), ("GET", "/payouts/{payout_id}"): (404, 200),
     ("GET", "/cases"): (403, 200), ("GET", "/cases/{case_id}"): (403, 200),
+    ("POST", "/cases/{case_id}/assign"): (404, None), ("POST", "/cases/{case_id}/contact"): (404, None),
+    ("POST", "/cases/{case_id}/note"): (404, None), ("POST", "/cases/{case_id}/status"): (404, None),
+    ("POST", "/payouts/{payout_id}/cancel"): (404, None),
     ("GET", "/merchants/{merchant_id}"): (404, 200), ("GET", "/m"): (303, 303),
     ("GET", "/m/{merchant_id}"): (404, 200), ("GET", "/m/{merchant_id}/card"): (404, 200),
     ("POST", "/m/{merchant_id}/card"): (404, None),
@@ -460,7 +482,10 @@ def test_merchant_user_never_sees_another_merchants_pages(world: World) -> None:
     c = sign_in(world, "mera")
     token = csrf(c, "/m")
     other = world.paid_b
-    for key, (path, body) in concrete(world, other).items():
+    other_case = open_case(world.engine, merchant_no=other.merchant.merchant_no, category="other", title="商户乙的工单",
+                           actor="supp", now=SEND_AT)
+    before = case_state(world.engine, other_case)
+    for key, (path, body) in concrete(world, other, other_case).items():
         method = key[0]
         data = body if body is None or key[1] in ("/login", "/logout") else {"csrf_token": token, **body}
         r = c.request(method, path, data=data)
@@ -472,6 +497,8 @@ def test_merchant_user_never_sees_another_merchants_pages(world: World) -> None:
     with world.engine.connect() as conn:
         bound = conn.execute(select(s.c.id).where(s.c.merchant_id == other.merchant.id)).all()
     assert len(bound) == 1  # nothing bound for merchant b
+    assert case_state(world.engine, other_case) == before  # nothing done to merchant b's case
+    assert status_of(world.engine, other.payout_id) == "succeeded"
     assert c.get(f"/m/{world.held_a.merchant.id}").status_code == 200  # its own page still works
     assert c.get(f"/payouts/{world.held_a.payout_id}").status_code == 200
     assert c.get(f"/merchants/{world.held_a.merchant.id}").status_code == 200
@@ -490,6 +517,13 @@ def test_each_staff_role_on_every_route(world: World, who: str) -> None:
             want = 200 if who == "oper" else 403
         if key == ("POST", "/m/{merchant_id}/card"):
             want = 200 if who == "oper" else 403  # an operator may bind for any merchant, as with card bind
+        if template.startswith("/cases/{case_id}/"):
+            want = 303 if who in ("oper", "supp") else 403  # done, back to the case page
+        if key == ("POST", "/payouts/{payout_id}/cancel"):
+            want = 409 if who == "oper" else 403  # a paid payout cannot be cancelled
         assert r.status_code == want, (who, key, r.status_code, r.text[:300])
         assert_no_pan(world, r.text, str(key))
     assert status_of(world.engine, world.held_c.payout_id) == ("released" if who == "oper" else "held")
+    assert status_of(world.engine, world.paid_b.payout_id) == "succeeded"
+    case = case_state(world.engine, world.case_id)
+    assert case[:2] == (("waiting_bank", "supp") if who in ("oper", "supp") else ("open", None))

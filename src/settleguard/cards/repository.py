@@ -87,11 +87,13 @@ def current_accounts(conn: Connection, merchant_id: int) -> list[AccountRow]:
         .order_by(a.c.id.desc()))]
 
 
+_ACCOUNTS_OF = (select(t.settlement_accounts).where(t.settlement_accounts.c.merchant_id == bindparam("merchant_id"))
+                .order_by(t.settlement_accounts.c.id.desc()))  # built once: the API reads it per request
+
+
 def accounts_of(conn: Connection, merchant_id: int) -> list[AccountRow]:
     """Every account the merchant ever bound, newest first."""
-    a = t.settlement_accounts
-    return [_account(r) for r in conn.execute(select(a).where(a.c.merchant_id == merchant_id)
-                                              .order_by(a.c.id.desc()))]
+    return [_account(r) for r in conn.execute(_ACCOUNTS_OF, {"merchant_id": merchant_id})]
 
 
 def active_account(conn: Connection, merchant_id: int) -> AccountRow | None:

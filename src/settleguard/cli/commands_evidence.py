@@ -1,4 +1,5 @@
-"""``settleguard evidence export CASE --out FILE.zip`` and ``evidence verify FILE.zip`` (证据包, docs/cases.md)."""
+"""``settleguard evidence export CASE --out FILE.zip``, ``evidence payout PAYOUT --out FILE.zip`` and
+``evidence verify FILE.zip`` (证据包, docs/cases.md; a payout's bundle, docs/payouts.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 from settleguard.cli.output import console, err, fail, print_json
 from settleguard.cli.runtime import Runtime
 
-app = typer.Typer(help="证据包 Evidence bundles of cases.", no_args_is_help=True)
+app = typer.Typer(help="证据包 Evidence bundles of cases and of payouts.", no_args_is_help=True)
 
 
 @app.command("export")
@@ -40,6 +41,31 @@ def export_cmd(
                   f"{out.stat().st_size:,} 字节 bytes)")
 
 
+@app.command("payout")
+def payout_cmd(
+    ctx: typer.Context,
+    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id")],
+    out: Annotated[Path, typer.Option("--out", help="输出 zip 文件 output zip file")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """导出出款凭证 Export one payout's evidence bundle (zip with manifest.json of SHA-256 hashes)."""
+    from settleguard.evidence.payout import NoSuchPayout, export_payout
+
+    rt: Runtime = ctx.obj
+    try:
+        bundle = export_payout(rt.engine, payout_id, out, rt.now())
+    except NoSuchPayout:
+        fail(f"没有出款 {payout_id}，未写入文件", f"no payout {payout_id}; nothing written", code=1)
+    except OSError as exc:
+        fail(f"无法写入 {out}", f"cannot write {out}", str(exc))
+    if json_out:
+        print_json({"path": str(out), "payout_id": payout_id, "files": sorted(bundle.files),
+                    "redacted": bundle.redacted, "size": out.stat().st_size})
+        return
+    console.print(f"已导出出款凭证 payout evidence written: {out} ({len(bundle.files) + 1} 个文件 files, "
+                  f"{out.stat().st_size:,} 字节 bytes)")
+
+
 @app.command("verify")
 def verify_cmd(
     file: Annotated[Path, typer.Argument(help="证据包 zip bundle")],
@@ -54,7 +80,7 @@ def verify_cmd(
     if json_out:
         print_json(rep.to_dict())
     elif rep.ok:
-        console.print(f"证据包完整 bundle verified: 工单 case {rep.case_id}, {rep.checked} 个文件 files, "
+        console.print(f"证据包完整 bundle verified: {rep.subject_zh_en}, {rep.checked} 个文件 files, "
                       "哈希全部一致 every hash matches")
     else:
         err.print("[bold red]证据包校验失败[/] bundle verification FAILED", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -16,16 +17,13 @@ from settleguard.cli.output import bar, console, fail, parse_date, print_json
 from settleguard.cli.runtime import Runtime
 from settleguard.money import format_yuan
 from settleguard.payouts import repository as repo
+from settleguard.payouts.model import STATUS_ZH as PAYOUT_STATUS_ZH
 from settleguard.payouts.model import PayoutStatus
 from settleguard.payouts.service import SendSummary
 
 app = typer.Typer(help="出款 Payouts.", no_args_is_help=True)
 
-STATUS_ZH = {
-    "created": "待出款", "submitted": "已提交", "succeeded": "成功", "failed": "失败", "result_unknown": "结果未明",
-    "inquiry": "查询中", "retry_scheduled": "待重试", "held": "挂账", "needs_review": "待复核", "split": "已拆分",
-    "returned": "退票", "released": "已放行", "cancelled": "已撤销",
-}
+STATUS_ZH: Mapping[str, str] = {str(s): zh for s, zh in PAYOUT_STATUS_ZH.items()}
 
 
 def _today(rt: Runtime, now: datetime) -> Any:

@@ -1,7 +1,8 @@
-"""``settleguard serve``: the REST API (and later the web interface) with uvicorn (docs/api.md)."""
+"""``settleguard serve``: the REST API, the console and the merchant portal with uvicorn (docs/api.md)."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -18,20 +19,39 @@ def serve_cmd(
     secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="会话 Cookie 只经 HTTPS 发送（在 HTTPS "
                                                                           "反向代理之后使用）set the Secure flag on the "
                                                                           "session cookie (behind HTTPS)")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="服务进程数（仅 PostgreSQL；通常为 CPU 核数）server "
+                                                             "processes (PostgreSQL only; usually the CPU count)")] = 1,
 ) -> None:
     """启动 API 服务 Serve the API under /api/v1 (OpenAPI at /api/v1/openapi.json) and /metrics."""
     import uvicorn
 
-    from settleguard.web.app import create_app
+    from settleguard.web.app import SERVE_DB_ENV, SERVE_SECURE_COOKIES_ENV, create_app, server_engine
     from settleguard.web.context import AuthSettings
 
     rt: Runtime = ctx.obj
     try:
-        engine = rt.engine
+        engine = rt.engine  # migrated here, once, before any server process starts
     except DatabaseError as exc:
         fail("无法打开数据库", "cannot open the database", str(exc))
         return
-    app_ = create_app(engine, auth=AuthSettings(secure_cookies=secure_cookies))
+    postgres = engine.dialect.name == "postgresql"
+    if workers > 1 and not postgres:
+        fail("SQLite 数据库只能由一个服务进程使用", "an SQLite database is served by one process",
+             "--workers > 1 needs PostgreSQL (SQLite writes would queue on the file lock)")
     console.print(f"API 服务已启动 serving on http://{host}:{port}/api/v1 "
-                  f"(文档 docs http://{host}:{port}/api/v1/docs); Ctrl-C 停止 to stop", highlight=False)
-    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+                  f"(文档 docs http://{host}:{port}/api/v1/docs; {workers} 个进程 process(es)); Ctrl-C 停止 to stop",
+                  highlight=False)
+    if workers == 1:
+        if postgres:
+            engine.dispose()
+            engine = server_engine(rt.settings.db)
+        app_ = create_app(engine, auth=AuthSettings(secure_cookies=secure_cookies))
+        uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+        return
+    engine.dispose()
+    # uvicorn's process manager starts each worker from an import string: the worker builds its own engine
+    # and app from these variables (web/app.py app_from_environment)
+    os.environ[SERVE_DB_ENV] = rt.settings.db
+    os.environ[SERVE_SECURE_COOKIES_ENV] = "1" if secure_cookies else "0"
+    uvicorn.run("settleguard.web.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level="warning", access_log=False)

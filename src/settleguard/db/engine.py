@@ -66,15 +66,18 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if _explicit_begin() else "BEGIN")
 
 
-def create(url: str) -> Engine:
-    """An engine for ``url`` without running migrations."""
+def create(url: str, *, pool_size: int | None = None) -> Engine:
+    """An engine for ``url`` without running migrations. ``pool_size`` (PostgreSQL): connections kept open,
+    as many again opened beyond them under a burst (default: SQLAlchemy's 5 + 10)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if pool_size is None:
+        return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 from settleguard.db.types import EpochMicros, UTCDateTime
@@ -232,7 +233,11 @@ payouts = Table(
     # each new instruction after a release gets a new key: idempotency_key + "R<n>" (n > 0).
     Column("instruction_no", Integer, nullable=False, server_default="0"),
     Column("category", String(32), nullable=True),  # latest diagnosis (failure-taxonomy.md)
-    Index("ix_payouts_status_value_date", "status", "value_date"),
+    # migration 0007: amounts in the index for counts and sums per status (PostgreSQL), and a partial
+    # index for the category filter of the API and the console
+    Index("ix_payouts_status_value_date", "status", "value_date", postgresql_include=["amount_fen"]),
+    Index("ix_payouts_category", "category", postgresql_where=text("category IS NOT NULL"),
+          sqlite_where=text("category IS NOT NULL")),
     Index("ix_payouts_merchant", "merchant_id"),
     Index("ix_payouts_parent", "parent_id"),
 )

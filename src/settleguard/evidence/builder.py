@@ -16,85 +16,43 @@ Bundle layout (docs/cases.md), every text file UTF-8, names in sorted order insi
 No full card number is ever read (accounts are read without their cipher); as a second guard every file is
 passed through :func:`settleguard.evidence.model.redact_pans` (a 13-19 digit run with a known BIN that passes
 Luhn is masked). The zip is deterministic for a given database state and ``now``: fixed member times,
-sorted names.
+sorted names. The pieces every bundle shares (CSV/JSON text, the guard, the manifest, the zip) are in
+evidence/pack.py; a payout's bundle is built by evidence/payout.py. :func:`verify` checks either kind.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import os
 import zipfile
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
-from settleguard import __version__
-from settleguard.cards.bins import load_packaged_bins, luhn_valid
 from settleguard.cases import model as cm
 from settleguard.cases import repository as case_repo
 from settleguard.cases.service import failure_diagnosis
 from settleguard.evidence import repository as repo
-from settleguard.evidence.model import MANIFEST, Report, build_manifest, check, redact_pans
+from settleguard.evidence.model import MANIFEST, Report, check
+from settleguard.evidence.pack import (
+    GENERATOR,
+    Bundle,
+    attempt_columns,
+    attempt_diagnosis,
+    seal,
+    to_csv,
+    to_json,
+    txn_columns,
+    write_zip,
+    zip_bytes,
+)
 from settleguard.evidence.summary import render
 from settleguard.money import format_yuan
 
-GENERATOR = f"settleguard {__version__}"
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+__all__ = ["GENERATOR", "Bundle", "NoSuchCase", "build", "export", "verify", "write_zip", "zip_bytes"]
 
 
 class NoSuchCase(LookupError):
     pass
-
-
-@dataclass(frozen=True)
-class Bundle:
-    case_id: int
-    files: dict[str, bytes]  # without the manifest
-    manifest: bytes
-    redacted: int  # card-number-like digit runs masked by the second guard
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    return v
-
-
-def _cell(v: Any) -> str:
-    v = _plain(v)
-    if v is None:
-        return ""
-    if isinstance(v, dict | list):
-        return json.dumps(v, ensure_ascii=False, sort_keys=True)
-    return str(v)
-
-
-def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    cols = list(columns or (rows[0].keys() if rows else []))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for r in rows:
-        w.writerow([_cell(r.get(c)) for c in cols])
-    return buf.getvalue()
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(_plain(obj), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-
-
-def _is_card_number(digits: str) -> bool:
-    return luhn_valid(digits) and load_packaged_bins().lookup(digits) is not None
 
 
 def build(engine: Engine, case_id: int, now: datetime) -> Bundle:
@@ -125,27 +83,23 @@ def build(engine: Engine, case_id: int, now: datetime) -> Bundle:
     answers = [{**{k: a[k] for k in ("payout_id", "attempt_no", "kind", "idempotency_key", "channel",
                                      "requested_at", "responded_at", "outcome", "code", "message",
                                      "raw_response", "category", "rule_id", "decision")},
-                "diagnosis_zh": failure_diagnosis({"fail_code": a["code"], "fail_message": a["message"],
-                                                   "fail_rule": a["rule_id"]}, "zh"),
-                "diagnosis_en": failure_diagnosis({"fail_code": a["code"], "fail_message": a["message"],
-                                                   "fail_rule": a["rule_id"]}, "en")} for a in bad]
+                "diagnosis_zh": attempt_diagnosis(a, "zh"), "diagnosis_en": attempt_diagnosis(a, "en")} for a in bad]
     texts: dict[str, str] = {
-        "case.json": _json({"case": case, "merchant": merchant, "payouts": linked, "contacts": contacts,
-                            "notes": notes}),
-        "bank_responses.json": _json(answers),
-        "attempts.csv": _csv(attempts, [c.name for c in _attempt_columns()]),
-        "attempts.json": _json(attempts),
-        "payouts.csv": _csv(payouts),
-        "payout_events.csv": _csv(events),
-        "settlements.csv": _csv(settlements),
-        "ledger_entries.csv": _csv(entries),
-        "ledger_postings.csv": _csv(postings),
-        "contacts.csv": _csv(contacts, ["id", "at", "party", "method", "contact_name", "summary", "recorded_by",
-                                        "recorded_at"]),
-        "notes.csv": _csv(notes, ["id", "created_at", "author", "body"]),
-        **{f"cards/{name}.csv": _csv(rows) for name, rows in cards.items()},
-        **{f"transactions/{d.isoformat()}.csv": _csv(rows, [c.name for c in _txn_columns()])
-           for d, rows in txns.items()},
+        "case.json": to_json({"case": case, "merchant": merchant, "payouts": linked, "contacts": contacts,
+                              "notes": notes}),
+        "bank_responses.json": to_json(answers),
+        "attempts.csv": to_csv(attempts, attempt_columns()),
+        "attempts.json": to_json(attempts),
+        "payouts.csv": to_csv(payouts),
+        "payout_events.csv": to_csv(events),
+        "settlements.csv": to_csv(settlements),
+        "ledger_entries.csv": to_csv(entries),
+        "ledger_postings.csv": to_csv(postings),
+        "contacts.csv": to_csv(contacts, ["id", "at", "party", "method", "contact_name", "summary",
+                                          "recorded_by", "recorded_at"]),
+        "notes.csv": to_csv(notes, ["id", "created_at", "author", "body"]),
+        **{f"cards/{name}.csv": to_csv(rows) for name, rows in cards.items()},
+        **{f"transactions/{d.isoformat()}.csv": to_csv(rows, txn_columns()) for d, rows in txns.items()},
     }
     names = sorted([*texts, "summary.html", MANIFEST])
     texts["summary.html"] = render({
@@ -156,46 +110,7 @@ def build(engine: Engine, case_id: int, now: datetime) -> Bundle:
         "generator": GENERATOR, "category_zh": cm.CATEGORY_ZH.get(str(case["category"]), ""),
         "status_zh": cm.STATUS_ZH[cm.CaseStatus(case["status"])],
     })
-    files: dict[str, bytes] = {}
-    redacted = 0
-    for name in sorted(texts):
-        clean, n = redact_pans(texts[name], _is_card_number)
-        redacted += n
-        files[name] = clean.encode("utf-8")
-    manifest = build_manifest(files, case_id=case_id, created_at=now.isoformat(), generator=GENERATOR)
-    return Bundle(case_id, files, manifest, redacted)
-
-
-def _attempt_columns() -> list[Any]:
-    from settleguard.db.tables import payout_attempts
-
-    return list(payout_attempts.columns)
-
-
-def _txn_columns() -> list[Any]:
-    from settleguard.db.tables import transactions
-
-    return list(transactions.columns)
-
-
-def zip_bytes(bundle: Bundle) -> bytes:
-    """The bundle as a zip (members in sorted order, fixed member times): what :func:`write_zip` writes."""
-    members = {**bundle.files, MANIFEST: bundle.manifest}
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name in sorted(members):
-            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, members[name])
-    return buf.getvalue()
-
-
-def write_zip(bundle: Bundle, out: Path) -> None:
-    """Write the bundle to ``out`` atomically (a temporary file renamed into place)."""
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(zip_bytes(bundle))
-    os.replace(tmp, out)
+    return seal(texts, now=now, case_id=case_id)
 
 
 def export(engine: Engine, case_id: int, out: Path, now: datetime) -> Bundle:

@@ -1,5 +1,6 @@
 """SQL reads for an evidence bundle: attempts, events, settlements, transactions, ledger and card history
-of a case's payouts and merchant. Card numbers are read masked only (never the cipher)."""
+of a case's payouts and merchant, or of one payout (its parts, the cards it was paid to, the notices about
+it). Card numbers are read masked only (never the cipher); notices without any secret."""
 
 from __future__ import annotations
 
@@ -63,13 +64,18 @@ def ledger(conn: Connection, merchant_id: int, payout_ids: Sequence[int], run_id
     return [x for x in entries if int(x["id"]) in used or x["payout_id"] is not None], postings
 
 
+def _masked_accounts() -> Any:
+    """Settlement accounts without their cipher and nonce: the card number masked only."""
+    a = t.settlement_accounts
+    return select(a.c.id, a.c.merchant_id, a.c.account_kind, a.c.holder_name, a.c.bank_code, a.c.bank_name,
+                  a.c.card_type, a.c.pan_masked, a.c.key_version, a.c.status, a.c.bound_at, a.c.replaced_at,
+                  a.c.card_status, a.c.last_status_check_at, a.c.verified_at)
+
+
 def card_history(conn: Connection, merchant_id: int) -> dict[str, list[dict[str, Any]]]:
     """Settlement accounts (masked, no cipher), card events and verification attempts of the merchant."""
     a, ev, v = t.settlement_accounts, t.card_events, t.card_verifications
-    accounts = _rows(conn, select(a.c.id, a.c.merchant_id, a.c.account_kind, a.c.holder_name, a.c.bank_code,
-                                  a.c.bank_name, a.c.card_type, a.c.pan_masked, a.c.key_version, a.c.status,
-                                  a.c.bound_at, a.c.replaced_at, a.c.card_status, a.c.last_status_check_at,
-                                  a.c.verified_at).where(a.c.merchant_id == merchant_id).order_by(a.c.id))
+    accounts = _rows(conn, _masked_accounts().where(a.c.merchant_id == merchant_id).order_by(a.c.id))
     return {
         "settlement_accounts": accounts,
         "card_events": _rows(conn, select(ev).where(ev.c.merchant_id == merchant_id).order_by(ev.c.id)),
@@ -81,3 +87,42 @@ def merchant(conn: Connection, merchant_id: int) -> dict[str, Any]:
     m = t.merchants
     return dict(conn.execute(select(m.c.id, m.c.merchant_no, m.c.registered_name, m.c.kind, m.c.cycle, m.c.city)
                              .where(m.c.id == merchant_id)).one()._mapping)
+
+
+# --- one payout ---------------------------------------------------------------------------------
+
+
+def parts(conn: Connection, payout_id: int) -> list[dict[str, Any]]:
+    """The parts of a split payout (its children), whole rows, by id."""
+    p = t.payouts
+    return _rows(conn, select(p).where(p.c.parent_id == payout_id).order_by(p.c.id))
+
+
+def accounts(conn: Connection, merchant_id: int, account_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """These settlement accounts of the merchant (masked, no cipher)."""
+    a = t.settlement_accounts
+    return _rows(conn, _masked_accounts().where(a.c.merchant_id == merchant_id, a.c.id.in_(list(account_ids)))
+                 .order_by(a.c.id))
+
+
+def notices(conn: Connection, merchant_id: int, payout_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The merchant's notices about these payouts (dedupe key ``payout:<id>:<cause>``, notify/model.py), by id."""
+    n = t.notifications
+    if not payout_ids:
+        return []
+    about = or_(*[n.c.dedupe_key.startswith(f"payout:{pid}:", autoescape=True) for pid in payout_ids])
+    return _rows(conn, select(n.c.id, n.c.kind, n.c.dedupe_key, n.c.payload, n.c.created_at, n.c.delivered_at)
+                 .where(n.c.merchant_id == merchant_id, about).order_by(n.c.id))
+
+
+def notice_log(conn: Connection, notification_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Every delivery of these notices and every try of each (a delivery not tried yet: one row without a
+    try), in order; the columns of ``settleguard notify log`` (notify.repository.delivery_log)."""
+    d, a, n = t.notification_deliveries, t.notification_attempts, t.notifications
+    q = (select(d.c.notification_id, n.c.kind, d.c.id.label("delivery_id"), d.c.channel, d.c.target,
+                d.c.status.label("delivery_status"), d.c.attempts, d.c.next_attempt_at, d.c.delivered_at,
+                a.c.id.label("attempt_id"), a.c.attempt_no, a.c.started_at, a.c.finished_at, a.c.ok,
+                a.c.http_status, a.c.detail)
+         .select_from(d).join(n, n.c.id == d.c.notification_id).outerjoin(a, a.c.delivery_id == d.c.id)
+         .where(d.c.notification_id.in_(list(notification_ids))).order_by(d.c.id, a.c.attempt_no))
+    return _rows(conn, q)

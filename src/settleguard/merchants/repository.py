@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from settleguard.cards.vault import Vault, mask_pan
 from settleguard.db import tables as t
@@ -116,11 +116,15 @@ def count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(t.merchants)).scalar_one())
 
 
+_BY_ID = (select(t.merchants.c.id, t.merchants.c.merchant_no, t.merchants.c.kind, t.merchants.c.registered_name,
+                 t.merchants.c.legal_person, t.merchants.c.business, t.merchants.c.mcc, t.merchants.c.city,
+                 t.merchants.c.cycle, t.fee_schedules.c.code.label("fee_schedule"), t.merchants.c.status,
+                 t.merchants.c.created_at)
+          .select_from(t.merchants.join(t.fee_schedules, t.fee_schedules.c.id == t.merchants.c.fee_schedule_id))
+          .where(t.merchants.c.id == bindparam("merchant_id")))  # built once: the API reads it per request
+
+
 def by_id(conn: Connection, merchant_id: int) -> dict[str, Any] | None:
     """One merchant for people (no card numbers), with its fee schedule's code, or None."""
-    m, f = t.merchants, t.fee_schedules
-    r = conn.execute(
-        select(m.c.id, m.c.merchant_no, m.c.kind, m.c.registered_name, m.c.legal_person, m.c.business, m.c.mcc,
-               m.c.city, m.c.cycle, f.c.code.label("fee_schedule"), m.c.status, m.c.created_at)
-        .select_from(m.join(f, f.c.id == m.c.fee_schedule_id)).where(m.c.id == merchant_id)).first()
+    r = conn.execute(_BY_ID, {"merchant_id": merchant_id}).first()
     return None if r is None else dict(r._mapping)

@@ -27,6 +27,12 @@ class PayoutStatus(enum.StrEnum):
 
 
 S = PayoutStatus
+# each status in Chinese, the words people read in the CLI, the console, the portal and evidence bundles
+STATUS_ZH: Mapping[PayoutStatus, str] = {
+    S.CREATED: "待出款", S.SUBMITTED: "已提交银行", S.SUCCEEDED: "出款成功", S.FAILED: "失败", S.RESULT_UNKNOWN: "结果未明",
+    S.INQUIRY: "查询中", S.RETRY_SCHEDULED: "等待重试", S.HELD: "挂账", S.NEEDS_REVIEW: "待复核", S.SPLIT: "已拆分",
+    S.RETURNED: "退票", S.RELEASED: "已放行待出款", S.CANCELLED: "已撤销",
+}
 TRANSITIONS: Mapping[PayoutStatus, frozenset[PayoutStatus]] = {
     S.CREATED: frozenset({S.SUBMITTED, S.CANCELLED}),
     S.SUBMITTED: frozenset({S.SUCCEEDED, S.FAILED, S.RESULT_UNKNOWN}),

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -212,13 +213,15 @@ def next_attempt_no(conn: Connection, payout_ids: Sequence[int]) -> dict[int, in
     return {pid: int(got.get(pid) or 0) + 1 for pid in payout_ids}
 
 
+_COUNTS = select(t.payouts.c.status, func.count(), func.coalesce(func.sum(t.payouts.c.amount_fen), 0)).group_by(
+    t.payouts.c.status)
+_COUNTS_OF = _COUNTS.where(t.payouts.c.merchant_id == bindparam("merchant_id"))
+
+
 def counts_by_status(conn: Connection, merchant_id: int | None = None) -> dict[str, tuple[int, int]]:
     """status -> (payouts, fen), of every merchant or of one."""
-    p = t.payouts
-    q = select(p.c.status, func.count(), func.coalesce(func.sum(p.c.amount_fen), 0)).group_by(p.c.status)
-    if merchant_id is not None:
-        q = q.where(p.c.merchant_id == merchant_id)
-    return {s: (int(n), int(a)) for s, n, a in conn.execute(q)}
+    rows = conn.execute(_COUNTS) if merchant_id is None else conn.execute(_COUNTS_OF, {"merchant_id": merchant_id})
+    return {s: (int(n), int(a)) for s, n, a in rows}
 
 
 def failures_by_reason(conn: Connection) -> list[tuple[str, str, int]]:
@@ -348,19 +351,69 @@ def set_cursor(conn: Connection, name: str, last_id: int, now: datetime) -> None
                                             set_={"last_id": stmt.excluded.last_id, "updated_at": now}))
 
 
-def listing_filters(q: Any, *, status: str | None, merchant_no: str | None, category: str | None,
-                    merchant_id: int | None) -> Any:
-    """The payout list's filters on a query that selects from payouts joined to merchants."""
+def _given(value: Any) -> bool:
+    """A filter value is given unless None or an empty string (a bound parameter counts as given)."""
+    return value is not None and not (isinstance(value, str) and not value)
+
+
+def listing_filters(q: Any, *, status: Any, merchant_no: Any, category: Any, merchant_id: Any) -> Any:
+    """The payout list's filters on a query that selects from payouts joined to merchants; each value is a
+    plain value or a bound parameter (the prebuilt statements below)."""
     p, m = t.payouts, t.merchants
-    if status:
+    if _given(status):
         q = q.where(p.c.status == status)
-    if merchant_no:
+    if _given(merchant_no):
         q = q.where(m.c.merchant_no == merchant_no)
-    if category:
+    if _given(category):
         q = q.where(p.c.category == category)
     if merchant_id is not None:
         q = q.where(p.c.merchant_id == merchant_id)
     return q
+
+
+# The API and the console read payouts on every request: their statements are built once, with bound
+# parameters, so SQLAlchemy neither rebuilds them nor recomputes their cache keys per call (memoized on
+# the statement object); ``listing``'s filters pick one of 16 prebuilt shapes.
+_FILTERS = ("status", "merchant_no", "category", "merchant_id")
+
+
+def _listing_columns() -> Any:
+    """The payout list's select (no filter, order or page): merchant, latest diagnosis and the latest
+    attempt's key (EndToEndId)."""
+    p, m, a = t.payouts, t.merchants, t.payout_attempts
+    # The latest attempt per listed row (an index probe each): a GROUP BY over all attempts joined by
+    # merge made PostgreSQL read every attempt below the page's first payout id (O(n) per detail).
+    prior = t.payout_attempts.alias("prior")
+    latest = select(func.max(prior.c.id)).where(prior.c.payout_id == p.c.id).correlate(p).scalar_subquery()
+    return (select(p.c.id, p.c.merchant_id, m.c.merchant_no, m.c.registered_name, p.c.cycle_date, p.c.value_date,
+                   p.c.amount_fen, p.c.status, p.c.category, p.c.parent_id, p.c.idempotency_key, p.c.attempt_count,
+                   p.c.last_code, p.c.last_message, p.c.next_attempt_at, p.c.updated_at,
+                   a.c.idempotency_key.label("end_to_end_id"))
+            .select_from(p.join(m, m.c.id == p.c.merchant_id).outerjoin(a, a.c.id == latest)))
+
+
+@cache
+def _listing_query(used: tuple[bool, ...]) -> Any:
+    bound: dict[str, Any] = {n: bindparam(n) if on else None for n, on in zip(_FILTERS, used, strict=True)}
+    q = (_listing_columns().where(t.payouts.c.id > bindparam("after_id")).order_by(t.payouts.c.id)
+         .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
+    return listing_filters(q, **bound)
+
+
+@cache
+def _count_query(used: tuple[bool, ...]) -> Any:
+    p, m = t.payouts, t.merchants
+    bound: dict[str, Any] = {n: bindparam(n) if on else None for n, on in zip(_FILTERS, used, strict=True)}
+    q = select(func.count()).select_from(p.join(m, m.c.id == p.c.merchant_id) if bound["merchant_no"] is not None
+                                         else p)
+    return listing_filters(q, **bound)
+
+
+def _filter_values(**given: Any) -> tuple[tuple[bool, ...], dict[str, Any]]:
+    """(which filters are used, their values): a falsy status, number or category is no filter; a
+    merchant id is one unless None."""
+    used = tuple(given[n] is not None if n == "merchant_id" else _given(given[n]) for n in _FILTERS)
+    return used, {n: given[n] for n, on in zip(_FILTERS, used, strict=True) if on}
 
 
 def listing(conn: Connection, *, status: str | None = None, merchant_no: str | None = None,
@@ -369,61 +422,60 @@ def listing(conn: Connection, *, status: str | None = None, merchant_no: str | N
     """Payouts for people: merchant number, amount, status, latest diagnosis and the latest
     attempt's key (EndToEndId), ordered by id, paginated by ``after_id`` (the CLI) or ``offset``
     (the API); ``merchant_id`` limits the list to one merchant (a merchant user's scope)."""
-    p, m, a = t.payouts, t.merchants, t.payout_attempts
-    # The latest attempt per listed row (an index probe each): a GROUP BY over all attempts joined by
-    # merge made PostgreSQL read every attempt below the page's first payout id (O(n) per detail).
-    prior = t.payout_attempts.alias("prior")
-    latest = select(func.max(prior.c.id)).where(prior.c.payout_id == p.c.id).correlate(p).scalar_subquery()
-    q = (select(p.c.id, p.c.merchant_id, m.c.merchant_no, m.c.registered_name, p.c.cycle_date, p.c.value_date,
-                p.c.amount_fen, p.c.status, p.c.category, p.c.parent_id, p.c.idempotency_key, p.c.attempt_count,
-                p.c.last_code,
-                p.c.last_message, p.c.next_attempt_at, p.c.updated_at, a.c.idempotency_key.label("end_to_end_id"))
-         .select_from(p.join(m, m.c.id == p.c.merchant_id).outerjoin(a, a.c.id == latest))
-         .where(p.c.id > after_id).order_by(p.c.id).limit(limit).offset(offset))
-    q = listing_filters(q, status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
-    return [dict(r._mapping) for r in conn.execute(q)]
+    used, values = _filter_values(status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
+    rows = conn.execute(_listing_query(used), {**values, "after_id": after_id, "limit": limit, "offset": offset})
+    return [dict(r._mapping) for r in rows]
 
 
 def count_listing(conn: Connection, *, status: str | None = None, merchant_no: str | None = None,
                   category: str | None = None, merchant_id: int | None = None) -> int:
     """How many payouts :func:`listing` would page through with these filters."""
-    p, m = t.payouts, t.merchants
-    q = select(func.count()).select_from(p.join(m, m.c.id == p.c.merchant_id) if merchant_no else p)
-    q = listing_filters(q, status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
-    return int(conn.execute(q).scalar_one())
+    used, values = _filter_values(status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
+    return int(conn.execute(_count_query(used), values).scalar_one())
+
+
+@cache
+def _one_query() -> Any:
+    return _listing_columns().where(t.payouts.c.id == bindparam("payout_id"))
 
 
 def one(conn: Connection, payout_id: int) -> dict[str, Any] | None:
     """One payout as :func:`listing` shows it, or None."""
-    rows = listing(conn, after_id=payout_id - 1, limit=1)
-    return rows[0] if rows and rows[0]["id"] == payout_id else None
+    r = conn.execute(_one_query(), {"payout_id": payout_id}).first()
+    return None if r is None else dict(r._mapping)
+
+
+_OWNER = select(t.payouts.c.merchant_id).where(t.payouts.c.id == bindparam("payout_id"))
 
 
 def owner(conn: Connection, payout_id: int) -> int | None:
     """The merchant id of a payout, or None when there is no such payout."""
-    got = conn.execute(select(t.payouts.c.merchant_id).where(t.payouts.c.id == payout_id)).scalar()
+    got = conn.execute(_OWNER, {"payout_id": payout_id}).scalar()
     return None if got is None else int(got)
+
+
+_EVENTS = (select(t.payout_events.c.from_status, t.payout_events.c.to_status, t.payout_events.c.reason,
+                  t.payout_events.c.created_at)
+           .where(t.payout_events.c.payout_id == bindparam("payout_id")).order_by(t.payout_events.c.id))
+_A = t.payout_attempts
+_ATTEMPTS = (select(_A.c.attempt_no, _A.c.kind, _A.c.idempotency_key, _A.c.channel, _A.c.amount_fen, _A.c.requested_at,
+                    _A.c.responded_at, _A.c.outcome, _A.c.code, _A.c.message, _A.c.category, _A.c.rule_id,
+                    _A.c.decision, _A.c.batch_ref)
+             .where(_A.c.payout_id == bindparam("payout_id")).order_by(_A.c.attempt_no))
+_PARTS = (select(t.payouts.c.id, t.payouts.c.amount_fen, t.payouts.c.status, t.payouts.c.idempotency_key)
+          .where(t.payouts.c.parent_id == bindparam("payout_id")).order_by(t.payouts.c.id))
 
 
 def history(conn: Connection, payout_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(status events, attempts) of one payout, oldest first."""
-    ev, a = t.payout_events, t.payout_attempts
-    events = [dict(r._mapping) for r in conn.execute(
-        select(ev.c.from_status, ev.c.to_status, ev.c.reason, ev.c.created_at)
-        .where(ev.c.payout_id == payout_id).order_by(ev.c.id))]
-    attempts = [dict(r._mapping) for r in conn.execute(
-        select(a.c.attempt_no, a.c.kind, a.c.idempotency_key, a.c.channel, a.c.amount_fen, a.c.requested_at,
-               a.c.responded_at, a.c.outcome, a.c.code, a.c.message, a.c.category, a.c.rule_id, a.c.decision,
-               a.c.batch_ref)
-        .where(a.c.payout_id == payout_id).order_by(a.c.attempt_no))]
+    key = {"payout_id": payout_id}
+    events = [dict(r._mapping) for r in conn.execute(_EVENTS, key)]
+    attempts = [dict(r._mapping) for r in conn.execute(_ATTEMPTS, key)]
     return events, attempts
 
 
 def parts_of(conn: Connection, payout_id: int) -> list[dict[str, Any]]:
-    p = t.payouts
-    return [dict(r._mapping) for r in conn.execute(
-        select(p.c.id, p.c.amount_fen, p.c.status, p.c.idempotency_key).where(p.c.parent_id == payout_id)
-        .order_by(p.c.id))]
+    return [dict(r._mapping) for r in conn.execute(_PARTS, {"payout_id": payout_id})]
 
 
 def alerts(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """``GET /api/v1/cases/{id}/evidence``: a case's evidence bundle (证据包, docs/cases.md) as a zip — the
 bytes ``settleguard evidence export`` writes (evidence.builder), with ``manifest.json`` of SHA-256 hashes
-that ``settleguard evidence verify`` checks. Staff only, like the case itself. evidence/ builds bundles
-per case only, so there is no per-payout bundle."""
+that ``settleguard evidence verify`` checks. Staff only, like the case itself. A payout's own bundle, which
+merchants may download too: web/api_payout_evidence.py."""
 
 from __future__ import annotations
 

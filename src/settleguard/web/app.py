@@ -3,6 +3,7 @@ and Prometheus metrics at /metrics. ``settleguard serve`` runs it with uvicorn (
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 from settleguard import __version__
 from settleguard.cases import repository as case_repo
 from settleguard.cases.model import ACTIVE
+from settleguard.db.engine import create
 from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.model import PayoutStatus
 from settleguard.web import (
@@ -24,6 +26,7 @@ from settleguard.web import (
     api_evidence,
     api_merchants,
     api_notifications,
+    api_payout_evidence,
     api_payouts,
     api_settlements,
     errors,
@@ -32,6 +35,10 @@ from settleguard.web.auth import require
 from settleguard.web.context import API, AuthSettings, WebContext, utc_now
 from settleguard.web.metrics import CONTENT_TYPE, MetricsMiddleware, business_lines
 from settleguard.web.model import Action, Principal
+
+SERVE_DB_ENV = "SETTLEGUARD_SERVE_DB"  # the database URL for each process of ``serve --workers N``
+SERVE_SECURE_COOKIES_ENV = "SETTLEGUARD_SERVE_SECURE_COOKIES"
+SERVER_POOL = 20  # pooled PostgreSQL connections kept per server process; as many again under a burst
 
 DESCRIPTION = """结算卫士 API — settleguard's REST API.
 
@@ -51,7 +58,7 @@ def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: A
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
 
     for module in (api_auth, api_payouts, api_diagnose, api_merchants, api_cards, api_settlements, api_cases,
-                   api_evidence, api_notifications):
+                   api_evidence, api_payout_evidence, api_notifications):
         app.include_router(module.router)  # routers carry the full /api/v1/... prefix themselves
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics 监控"],
@@ -69,3 +76,17 @@ def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: A
 
     console.install(app, ctx)  # the HTML console and merchant portal, outside /api/v1 (docs/console.md)
     return app
+
+
+def server_engine(url: str) -> Engine:
+    """The engine of a server process (the database is already migrated). On PostgreSQL its pool keeps
+    ``SERVER_POOL`` connections: FastAPI runs each request's database work in a pool of 40 threads, and a
+    connection beyond the pool is opened and closed per request (a new PostgreSQL backend each time)."""
+    return create(url, pool_size=SERVER_POOL)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one process of ``settleguard serve --workers N`` (uvicorn ``--factory``): its own engine
+    over ``$SETTLEGUARD_SERVE_DB``."""
+    secure = os.environ.get(SERVE_SECURE_COOKIES_ENV) == "1"
+    return create_app(server_engine(os.environ[SERVE_DB_ENV]), auth=AuthSettings(secure_cookies=secure))

@@ -21,7 +21,7 @@ class PageParams:
     offset: int
 
 
-def page_params(
+async def page_params(  # async: no I/O, no worker thread
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="每页行数 rows per page")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="跳过的行数 rows to skip")] = 0,
 ) -> PageParams:

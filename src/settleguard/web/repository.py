@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, or_, select, update
 
 from settleguard.db import tables as t
 
@@ -87,13 +87,20 @@ def add_token(conn: Connection, *, user_id: int, name: str, token_sha256: str, p
     return int(pk[0])
 
 
+def _token_query() -> Select[Any]:
+    k = t.api_tokens
+    return (_user_query().add_columns(k.c.id.label("token_id"), k.c.last_used_at)
+            .join(k, k.c.user_id == t.users.c.id)
+            .where(k.c.token_sha256 == bindparam("token_sha256"), k.c.revoked_at.is_(None),
+                   t.users.c.disabled.is_(False)))
+
+
+_TOKEN = _token_query()  # built once: every API request with a token runs it
+
+
 def user_for_token(conn: Connection, token_sha256: str) -> tuple[UserRow, int, datetime | None] | None:
     """(user, token id, last used) for a live token of an enabled user."""
-    k = t.api_tokens
-    r = conn.execute(_user_query().add_columns(k.c.id.label("token_id"), k.c.last_used_at)
-                     .join(k, k.c.user_id == t.users.c.id)
-                     .where(k.c.token_sha256 == token_sha256, k.c.revoked_at.is_(None),
-                            t.users.c.disabled.is_(False))).first()
+    r = conn.execute(_TOKEN, {"token_sha256": token_sha256}).first()
     return None if r is None else (_user(r), int(r.token_id), r.last_used_at)
 
 

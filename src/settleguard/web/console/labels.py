@@ -6,17 +6,11 @@ from collections.abc import Mapping
 
 from settleguard.cases.model import STATUS_ZH as CASE_STATUS_ZH
 from settleguard.diagnosis.model import CATEGORY_ZH
-from settleguard.payouts.model import PayoutStatus
+from settleguard.payouts.model import STATUS_ZH, PayoutStatus
 from settleguard.web.model import Role
 
 S = PayoutStatus
-PAYOUT_STATUS: Mapping[str, tuple[str, str]] = {
-    S.CREATED: ("待出款", "created"), S.SUBMITTED: ("已提交银行", "submitted"), S.SUCCEEDED: ("出款成功", "succeeded"),
-    S.FAILED: ("失败", "failed"), S.RESULT_UNKNOWN: ("结果未明", "result unknown"), S.INQUIRY: ("查询中", "inquiry"),
-    S.RETRY_SCHEDULED: ("等待重试", "retry scheduled"), S.HELD: ("挂账", "held"), S.NEEDS_REVIEW: ("待复核", "needs review"),
-    S.SPLIT: ("已拆分", "split"), S.RETURNED: ("退票", "returned"), S.RELEASED: ("已放行待出款", "released"),
-    S.CANCELLED: ("已撤销", "cancelled"),
-}
+PAYOUT_STATUS: Mapping[str, tuple[str, str]] = {str(s): (zh, str(s).replace("_", " ")) for s, zh in STATUS_ZH.items()}
 # payouts a merchant should know about: money not (yet) on its card for a reason
 TROUBLE = frozenset({S.FAILED, S.HELD, S.NEEDS_REVIEW, S.RETRY_SCHEDULED, S.RETURNED, S.RESULT_UNKNOWN, S.INQUIRY})
 CATEGORY: Mapping[str, tuple[str, str]] = {str(c.value): (zh, str(c.value).replace("_", " ")) for c, zh in CATEGORY_ZH.items()}

@@ -1,7 +1,8 @@
 """The operations console (operators, support, auditors): dashboard ``/``, payout queue ``/payouts`` with
-bulk release, payout ``/payouts/{id}``, cases ``/cases`` and ``/cases/{id}``, merchant ``/merchants/{id}``.
+bulk release, payout ``/payouts/{id}`` with cancel, merchant ``/merchants/{id}`` (cases: routes_cases.py).
 Read pages need a staff role (a merchant user gets 403, or 404 for another merchant's payout or
-merchant page); bulk release needs the operator role (payout_release) and the form's CSRF token."""
+merchant page); bulk release needs the operator role (payout_release), cancel the operator role
+(payout_cancel), both the form's CSRF token."""
 
 from __future__ import annotations
 
@@ -9,19 +10,16 @@ from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
 from settleguard.cards import repository as card_repo
-from settleguard.cases import repository as case_repo
-from settleguard.cases.model import CaseStatus
-from settleguard.cases.service import failure_diagnosis
 from settleguard.diagnosis import Category
 from settleguard.merchants import repository as merchant_repo
 from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.details import detail
-from settleguard.payouts.model import PayoutStatus
-from settleguard.payouts.release import PayoutActionRefused, release
+from settleguard.payouts.model import CANCELLABLE, PayoutStatus
+from settleguard.payouts.release import PayoutActionRefused, cancel, release
 from settleguard.web import dashboard_repository as dash
 from settleguard.web.console import labels
 from settleguard.web.console.common import (
@@ -132,8 +130,12 @@ def bulk_release(request: Request, user: Staff, ids: Annotated[list[int], Form()
     return render(request, "released.html", user, results=results, skipped=max(0, len(set(ids)) - MAX_BULK))
 
 
-@router.get("/payouts/{payout_id}")
-def payout_page(request: Request, user: User, payout_id: Id) -> Response:
+# What the payout page says after an action went through (``?done=<key>``); unknown keys say nothing.
+DONE = {"cancelled": ("出款已撤销，资金已挂账", "payout cancelled; its money is held")}
+
+
+def _payout_page(request: Request, user: Principal, payout_id: int, *, status: int = 200, done: str | None = None,
+                 refused: PayoutActionRefused | None = None, reason: str = "") -> Response:
     lang = lang_of(request)
     with web(request).engine.connect() as conn:
         check_owner(user, payout_repo.owner(conn, payout_id))
@@ -141,39 +143,39 @@ def payout_page(request: Request, user: User, payout_id: Id) -> Response:
         raw = dash.raw_answers(conn, payout_id)
     if found is None:
         raise not_found()
-    return render(request, "payout.html", user, d=found, raw=raw,
+    current = found["payout"]["status"]
+    return render(request, "payout.html", user, status=status, d=found, raw=raw,
                   can_release=may(user.role, Action.PAYOUT_RELEASE)
-                  and found["payout"]["status"] in (PayoutStatus.HELD, PayoutStatus.NEEDS_REVIEW))
+                  and current in (PayoutStatus.HELD, PayoutStatus.NEEDS_REVIEW),
+                  can_cancel=may(user.role, Action.PAYOUT_CANCEL) and current in CANCELLABLE,
+                  done=DONE.get(done or ""), refused=refused, reason=reason)
 
 
-@router.get("/cases")
-def cases(request: Request, user: Staff, status: Annotated[CaseStatus | None, Query()] = None,
-          merchant: Annotated[str | None, Query(max_length=32)] = None,
-          overdue: Annotated[bool, Query()] = False,
-          after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> Response:
-    ctx = web(request)
-    with ctx.engine.connect() as conn:
-        rows = case_repo.listing(conn, status=str(status) if status else None, merchant_no=(merchant or "").strip() or None,
-                                 overdue_at=ctx.now() if overdue else None, limit=PAGE + 1, after_id=after)
-    more = len(rows) > PAGE
-    return render(request, "cases.html", user, rows=rows[:PAGE], more=more, now=ctx.now(),
-                  filters={"status": str(status) if status else "", "merchant": merchant or "", "overdue": overdue},
-                  statuses=[str(s) for s in CaseStatus])
+@router.get("/payouts/{payout_id}")
+def payout_page(request: Request, user: User, payout_id: Id,
+                done: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+    return _payout_page(request, user, payout_id, done=done)
 
 
-@router.get("/cases/{case_id}")
-def case_page(request: Request, user: Staff, case_id: Id) -> Response:
-    lang = lang_of(request)
+@router.post("/payouts/{payout_id}/cancel")
+def cancel_payout(request: Request, user: User, payout_id: Id, reason: Annotated[str, Form(max_length=500)] = "",
+                  confirm: Annotated[str, Form(max_length=8)] = "", csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Cancel one payout with a reason (the form's confirm box ticked) through payouts.release.cancel, as
+    ``settleguard payouts cancel`` does (status event, ledger entry, audit record); then back to the payout
+    page. A refusal (no reason, no confirmation, a status that cannot be cancelled) shows the payout page with
+    the reason (409) and changes nothing. A merchant user gets 404 for another merchant's payout."""
     with web(request).engine.connect() as conn:
-        case = case_repo.get(conn, case_id)
-        if case is None:
-            raise not_found()
-        linked = case_repo.case_payouts(conn, case_id)
-        contacts = case_repo.contacts(conn, case_id)
-        notes = case_repo.notes(conn, case_id)
-    for p in linked:
-        p["diagnosis"] = failure_diagnosis(p, lang)
-    return render(request, "case.html", user, case=case, linked=linked, contacts=contacts, notes=notes)
+        check_owner(user, payout_repo.owner(conn, payout_id))
+    check_csrf(user, csrf_token)
+    require_action(user, Action.PAYOUT_CANCEL)
+    ctx = web(request)
+    try:
+        if reason.strip() and confirm != "yes":  # (no reason: cancel says so first)
+            raise PayoutActionRefused("请勾选确认撤销", "tick the box to confirm the cancellation")
+        cancel(ctx.engine, payout_id, reason.strip(), user.username, ctx.now())
+    except PayoutActionRefused as exc:
+        return _payout_page(request, user, payout_id, status=409, refused=exc, reason=reason)
+    return RedirectResponse(f"/payouts/{payout_id}?done=cancelled", status_code=303)
 
 
 @router.get("/merchants/{merchant_id}")

@@ -1,7 +1,9 @@
 """The merchant portal ``/m/...`` (phone-sized, one column): settlement history, each failed or held
 payout with the reason and what to do (diagnosis guidance), the held money, and re-binding the
 settlement card through cards.service.bind_card (the same checks and bank verification as
-``settleguard card bind``). A merchant user sees only its own merchant (404 otherwise)."""
+``settleguard card bind``). A failed, held, paid or returned payout links its evidence bundle
+(``GET /api/v1/payouts/{id}/evidence``, web/api_payout_evidence.py; the session cookie authenticates it).
+A merchant user sees only its own merchant (404 otherwise)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from settleguard.cards.service import BindRefused, BindRequest, bind_card
 from settleguard.cases.service import failure_diagnosis
 from settleguard.merchants import repository as merchant_repo
 from settleguard.payouts import repository as payout_repo
+from settleguard.payouts.model import PayoutStatus
 from settleguard.web import dashboard_repository as dash
 from settleguard.web.console.common import check_csrf, check_owner, forbidden, lang_of, page_user, render
 from settleguard.web.console.labels import CARD_BINDERS, TROUBLE
@@ -26,6 +29,8 @@ router = APIRouter(prefix="/m", include_in_schema=False)
 User = Annotated[Principal, Depends(page_user)]
 MerchantId = Annotated[int, Path(ge=1, le=2**62)]
 PAGE = 30
+# payouts whose evidence bundle (出款凭证) the portal links: money refused, held, paid, or paid and returned
+EVIDENCE = frozenset({PayoutStatus.FAILED, PayoutStatus.HELD, PayoutStatus.SUCCEEDED, PayoutStatus.RETURNED})
 
 
 @router.get("")
@@ -59,7 +64,7 @@ def portal_merchant(request: Request, user: User, merchant_id: MerchantId,
     held_count, held_fen = counts.get("held", (0, 0))
     return render(request, "portal/merchant.html", user, m=m, trouble=trouble, history=history, total=total,
                   page=page, pages=max(1, -(-total // PAGE)), held_count=held_count, held_fen=held_fen, card=card,
-                  can_bind=user.role in CARD_BINDERS)
+                  can_bind=user.role in CARD_BINDERS, evidence=EVIDENCE)
 
 
 @router.get("/{merchant_id}/card")

@@ -17,9 +17,10 @@ Not a unit test. Run ``python bench/returns.py`` (``--rows 100000`` to scale dow
    check, diagnosis, plan, status changes, events, attempts, ledger entries and commit included;
 4. the floor: lxml ``iterparse`` over the same file, end events of TxInfAndSts cleared and
    unlinked, nothing else (best of ``--floor-repeat`` runs); ratio = import time / floor time;
-5. checks after each run: ``ledger.repository.check`` finds nothing; payout statuses, report
-   attempts per reason code and ledger entries match what the file says; a second import of the
-   same file is recognised (SHA-256) and changes nothing.
+5. checks after each run: ``ledger.repository.check`` finds nothing; payout statuses, answers per
+   reason code (each recorded on the send attempt it answers: no attempt rows added) and ledger
+   entries match what the file says; a second import of the same file is recognised (SHA-256) and
+   changes nothing.
 
 Prints a table and writes ``<workdir>/returns-result.json``. Target (issue 5): >= 50,000
 statuses/s on SQLite; the exit status is 1 when it is missed or a check fails.
@@ -347,8 +348,10 @@ def phase_check(url: str) -> dict[str, Any]:
         problems = check(conn)
         statuses = dict(conn.execute(select(t.payouts.c.status, func.count()).group_by(t.payouts.c.status)).all())
         a = t.payout_attempts
-        report_codes = dict(conn.execute(select(a.c.code, func.count()).where(a.c.kind == "report")
+        # the report's answers: on the send attempts they answer (or, for none here, rows of their own)
+        report_codes = dict(conn.execute(select(a.c.code, func.count()).where(a.c.responded_at.is_not(None))
                                          .group_by(a.c.code)).all())
+        attempts = dict(conn.execute(select(a.c.kind, func.count()).group_by(a.c.kind)).all())
         entries = dict(conn.execute(select(t.ledger_entries.c.kind, func.count())
                                     .group_by(t.ledger_entries.c.kind)).all())
         events = int(conn.execute(select(func.count()).select_from(t.payout_events)).scalar_one())
@@ -356,7 +359,8 @@ def phase_check(url: str) -> dict[str, Any]:
         imports = int(conn.execute(select(func.count()).select_from(t.report_imports)).scalar_one())
     engine.dispose()
     return {"problems": len(problems), "first_problems": [p.message for p in problems[:5]],
-            "statuses": statuses, "report_codes": report_codes, "entries": entries, "events": events,
+            "statuses": statuses, "report_codes": report_codes, "attempts": attempts, "entries": entries,
+            "events": events,
             "alerts": alerts, "report_imports": imports, "seconds": round(time.perf_counter() - t0, 2)}
 
 
@@ -374,7 +378,9 @@ def verify(rows: int, gen: dict[str, Any], imp: dict[str, Any], chk: dict[str, A
     codes = dict(gen["codes"])
     codes["ACSC"], codes["ACSP"] = gen["tx_status"].get("ACSC", 0), gen["tx_status"].get("ACSP", 0)
     if chk["report_codes"] != {k: v for k, v in codes.items() if v}:
-        bad.append(f"report attempts by code {chk['report_codes']} != the file's {codes}")
+        bad.append(f"answers by code {chk['report_codes']} != the file's {codes}")
+    if chk["attempts"] != {"send": rows}:  # each answer on the unanswered send of its pain.001
+        bad.append(f"attempts by kind {chk['attempts']}: expected the {rows} send attempts only")
     entries = chk["entries"]
     if (entries.get("payout_confirm", 0) != expect.get("succeeded", 0)
             or entries.get("payout_hold", 0) != expect.get("held", 0) or entries.get("payout_submit") != rows):

@@ -177,9 +177,19 @@ def test_a_pain002_with_transaction_payment_information_and_implied_statuses_is_
     assert len(alerts(engine, "insufficient_funds")) == 1
     assert entries(engine, ds[0].payout_id) == ["payout_submit", "payout_confirm"]
     assert entries(engine, ds[2].payout_id) == ["payout_submit", "payout_hold"]
-    rep = attempts(engine, ds[2].payout_id)[-1]
-    assert (rep["kind"], rep["outcome"], rep["code"], rep["category"], rep["rule_id"]) == (
-        "report", "failed", "AC04", "card_status_abnormal", "iso20022.AC04")
+    # each answer is recorded on the send attempt it answers (no attempt row of its own): bulk (AC04,
+    # ACSC, the implied AC01) and one by one (AM04, a retry) alike
+    (rep,) = attempts(engine, ds[2].payout_id)
+    assert (rep["kind"], rep["batch_ref"], rep["outcome"], rep["code"], rep["category"], rep["rule_id"],
+            rep["decision"], rep["responded_at"]) == (
+        "send", f"{res.message_id}|{first_pmt}", "failed", "AC04", "card_status_abnormal", "iso20022.AC04", "hold", at)
+    (retry,) = attempts(engine, ds[3].payout_id)
+    assert (retry["kind"], retry["outcome"], retry["code"], retry["category"], retry["decision"]) == (
+        "send", "failed", "AM04", "insufficient_funds", "retry")
+    assert [[(a["kind"], a["outcome"], a["code"]) for a in attempts(engine, d.payout_id)] for d in ds] == [
+        [("send", "succeeded", "ACSC")], [("send", "succeeded", "ACCC")], [("send", "failed", "AC04")],
+        [("send", "failed", "AM04")], [("send", "unknown", "ACSP")], [("send", "failed", "AC01")],
+        [("send", "failed", "AC01")]]
     bal = balances(engine, ds[0].merchant.id)
     assert (bal[Account.BANK_PROVISIONS], bal[Account.PAYOUT_IN_TRANSIT]) == (ds[0].amount, 0)
 
@@ -239,6 +249,24 @@ def test_duplicated_and_reordered_reports_change_nothing_and_a_contradiction_rai
                                                            original_message=res.message_id)))
     assert twice.applied == 1
     assert entries(engine, ds[1].payout_id) == ["payout_submit", "payout_confirm"]
+    # the first answer (ACSP) stays on the send attempt; the later one gets a row of its own: nothing lost
+    assert [(a["attempt_no"], a["kind"], a["outcome"], a["code"]) for a in attempts(engine, ds[1].payout_id)] == [
+        (1, "send", "unknown", "ACSP"), (2, "report", "succeeded", "ACSC")]
+
+
+def test_an_answer_about_another_file_is_not_recorded_on_this_files_send_attempt(
+    engine: Engine, tmp_path: Path, batch: tuple[list[Due], ExportResult, dict[str, str]],
+) -> None:
+    ds, res, by_key = batch
+    pmt = by_key[ds[0].key]
+    s = apply(engine, write(tmp_path / "1.xml", pain002([Pmt(pmt, txs=[Tx(ds[0].key, "ACSC"),
+                                                                       Tx(ds[1].key, "RJCT", "AM04")])],
+                                                        original_message="SGB-ANOTHER-FILE")))
+    assert s.applied == 2
+    assert (status(engine, ds[0].payout_id), status(engine, ds[1].payout_id)) == (S.SUCCEEDED, S.RETRY_SCHEDULED)
+    for d, outcome, code in ((ds[0], "succeeded", "ACSC"), (ds[1], "failed", "AM04")):
+        assert [(a["kind"], a["outcome"], a["code"]) for a in attempts(engine, d.payout_id)] == [
+            ("send", None, None), ("report", outcome, code)]
 
 
 def test_a_report_for_an_old_instruction_key_does_not_touch_the_new_instruction(

@@ -21,6 +21,10 @@ planned once and applied with set-based SQL where its plan does not depend on th
   (RtrInf, 退票) moves a paid payout to returned and then held, with the return reason's
   diagnosis (scheme iso20022_return) and a return ledger entry.
 
+A pain.002 answer is recorded on the send attempt it answers (the payout's latest attempt, the
+unanswered ``send`` of that EndToEndId in the report's OrgnlMsgId); any other answer (a second
+report about an answered send, another file, camt.054) gets a "report" attempt row of its own.
+
 Reports are duplicated and reordered in real life: an answer about an instruction that is no
 longer the payout's current one, or for a payout already past that point, changes nothing; an
 answer that contradicts what is recorded (paid vs rejected) raises an alert for operations.
@@ -34,7 +38,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -79,6 +83,7 @@ _Item = TypeVar("_Item")
 CHANNEL = "pain.001"
 CHUNK = 5_000
 STATUS_CHUNK = 50_000  # pain.002 statuses applied with set-based SQL per chunk (report_repository)
+FIRST_CHUNK = 5_000  # the first chunk is small, so the database starts while the rest is parsed
 SUCCEEDED = frozenset({"ACSC", "ACCC"})
 FAILED = frozenset({"RJCT", "CANC"})
 OPEN = frozenset({S.SUBMITTED, S.RESULT_UNKNOWN, S.INQUIRY})
@@ -213,23 +218,22 @@ def _import_report_once(engine: Engine, path: Path, *, now: datetime, opts: Opti
             summary.already_imported = True
             return summary
         if stream.kind == "pain.002":
-            bulk = _BulkStatuses(conn, summary, now, opts)
+            bulk = _BulkStatuses(conn, summary, now, opts, stream)
             listed: set[str] = set()
-            # The file is parsed and checked on a second thread, a chunk ahead, while this one
-            # applies the previous chunk (SQLite and libpq release the GIL while they work).
-            last: list[TransactionStatus] = []
-            with closing(_read_ahead(_chunks(_listing(stream, listed), STATUS_CHUNK))) as chunks:
-                for chunk in chunks:
-                    bulk.apply(last)
-                    if progress and last:
-                        progress(len(last))
-                    last = chunk
-            # The last chunk goes together with the implied statuses: a report that fits in one chunk
-            # locks its payouts (PostgreSQL) in one ordered statement, as concurrent workers do.
-            for chunk in _chunks([*last, *_implied(conn, stream, listed)], STATUS_CHUNK):
-                bulk.apply(chunk)
-            if progress and last:
-                progress(len(last))
+            # The file is parsed and checked on a second thread, up to two chunks ahead, while this one
+            # applies each chunk as it comes (SQLite and libpq release the GIL while they work).
+            with closing(_read_ahead(_final_chunks(_listing(stream, listed), STATUS_CHUNK, FIRST_CHUNK))) as chunks:
+                for chunk, final in chunks:
+                    if final:
+                        # The final chunk (read once the whole file was) goes together with the implied
+                        # statuses: a report that fits in one chunk locks its payouts (PostgreSQL) in
+                        # one ordered statement, as concurrent workers do.
+                        for part in _chunks([*chunk, *_implied(conn, stream, listed)], STATUS_CHUNK):
+                            bulk.apply(part)
+                    else:
+                        bulk.apply(chunk)
+                    if progress and chunk:
+                        progress(len(chunk))
             bulk.close()
         else:
             for entries in _chunks(stream.items(), CHUNK):
@@ -274,8 +278,7 @@ def _implied(conn: Connection, stream: ReportStream, listed: set[str]) -> list[T
     return implied_statuses(stream.header, stream.payment_informations, original, listed)
 
 
-def _read_ahead(chunks: Generator[list[TransactionStatus], None, None], depth: int = 2
-                ) -> Generator[list[TransactionStatus], None, None]:
+def _read_ahead(chunks: Generator[_Item, None, None], depth: int = 2) -> Generator[_Item, None, None]:
     """``chunks`` as a background thread produces them, up to ``depth`` ahead; an exception raised
     while producing (ReportRejected) is raised here. Closing this generator stops the thread."""
     q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
@@ -323,8 +326,9 @@ class _BulkStatuses:
     to every open payout that received that answer.
     """
 
-    def __init__(self, conn: Connection, summary: ImportSummary, now: datetime, opts: Options) -> None:
-        self.conn, self.summary, self.now, self.opts = conn, summary, now, opts
+    def __init__(self, conn: Connection, summary: ImportSummary, now: datetime, opts: Options,
+                 stream: ReportStream) -> None:
+        self.conn, self.summary, self.now, self.opts, self.stream = conn, summary, now, opts, stream
         self.ids: dict[tuple[str, str | None, str | None, str, str], int] = {}
         self.fast: dict[int, tuple[report_repo.Kind, SendSummary, BankOutcome, Plan]] = {}
         report_repo.begin(conn)
@@ -373,7 +377,10 @@ class _BulkStatuses:
         conn, s = self.conn, self.summary
         kinds = [k for k, *_ in self.fast.values()]
         report_repo.stage(conn, rows, kinds)
-        matched, _dropped = report_repo.resolve(conn, list(self.fast), sorted(OPEN))
+        # the pain.001 the report answers (its group comes before any transaction in the file)
+        group = self.stream.group
+        matched, _dropped = report_repo.resolve(conn, list(self.fast), sorted(OPEN),
+                                                group.original_message_id if group is not None else None)
         s.ignored += len(statuses) - matched
         rest = report_repo.others(conn)
         for done in report_repo.apply_fast(conn, kinds, self.now, "银行状态报告 status report"):
@@ -394,7 +401,9 @@ class _BulkStatuses:
             for category, n in counts.categories.items():
                 s.send.categories[category] += n * done.count
         for start in range(0, len(rest), CHUNK):
-            _apply_statuses(conn, [statuses[i] for i in rest[start:start + CHUNK]], s, self.now, self.opts)
+            part = rest[start:start + CHUNK]
+            _apply_statuses(conn, [statuses[i] for i, _on in part], s, self.now, self.opts,
+                            {statuses[i].end_to_end_id: on for i, on in part if on is not None})
 
 
 def _chunks(items: Iterable[_Item], n: int) -> Generator[list[_Item], None, None]:
@@ -408,6 +417,19 @@ def _chunks(items: Iterable[_Item], n: int) -> Generator[list[_Item], None, None
         yield chunk
 
 
+def _final_chunks(items: Iterable[_Item], n: int, first: int) -> Generator[tuple[list[_Item], bool], None, None]:
+    """``items`` in lists of ``n`` (the first of ``first``), each with whether it is the final one: the
+    list made once ``items`` ended, shorter than its size (empty when they ended on a full list)."""
+    chunk: list[_Item] = []
+    size = first
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk, False
+            chunk, size = [], n
+    yield chunk, True
+
+
 def _conflict(conn: Connection, p: repo.DuePayout, what: str, now: datetime, summary: ImportSummary) -> None:
     summary.conflicts += 1
     digest = hashlib.sha256(f"{p.key}:{what}".encode()).hexdigest()[:16]
@@ -417,7 +439,9 @@ def _conflict(conn: Connection, p: repo.DuePayout, what: str, now: datetime, sum
 
 
 def _apply_statuses(conn: Connection, statuses: Sequence[TransactionStatus], summary: ImportSummary,
-                    now: datetime, opts: Options) -> None:
+                    now: datetime, opts: Options, answer_on: Mapping[str, int]) -> None:
+    """Apply statuses one by one through apply_answers; ``answer_on``: EndToEndId -> the unanswered send
+    attempt the answer belongs on (report_repository.resolve); without one, a "report" attempt row."""
     found = repo.by_instruction_keys(conn, [s.end_to_end_id for s in statuses])
     answers: list[Answer] = []
     seen: set[int] = set()
@@ -440,7 +464,7 @@ def _apply_statuses(conn: Connection, statuses: Sequence[TransactionStatus], sum
         if p.status is S.RESULT_UNKNOWN:
             to_inquiry.append(repo.StatusChange(p.id, S.INQUIRY, "银行状态报告 status report"))
             p = _with_status(p, S.INQUIRY)
-        answers.append(Answer(p, 0, p.attempt_count, outcome, True, p.bank_code))
+        answers.append(Answer(p, answer_on.get(st.end_to_end_id, 0), p.attempt_count, outcome, True, p.bank_code))
     repo.change_status(conn, to_inquiry, now)
     apply_answers(conn, answers, summary.send, now, opts, lambda _p: None)
     summary.applied += len(answers)

@@ -1,7 +1,8 @@
 """Set-based SQL for applying a bank status report (pain.002) in bulk.
 
 中文：把银行状态报告（一百万条状态）成批写入数据库：先把一批状态放进临时表，再用少量集合式 SQL
-完成查找出款、去重、状态变更（按转换表校验）、事件、回执尝试记录和账务分录，而不是逐条执行。
+完成查找出款、去重、状态变更（按转换表校验）、事件、回执记录和账务分录，而不是逐条执行。回执记在
+它所回答的那次发送记录上（尚未有回执时），否则另记一条 report 记录。
 
 The answers handled here are those whose plan does not depend on the payout (a success: confirm;
 an unclear answer: inquire first; a rejection for a card or compliance reason: hold; one for a
@@ -10,6 +11,8 @@ diagnosis and plan as every other answer, and sends everything else (failures, a
 that are no longer open) through ``payouts.service.apply_answers`` one by one. Each function runs
 inside the caller's transaction. Every status change is checked against the transition table in the
 UPDATE's WHERE clause, and its row count against what was expected (``ConcurrentChange`` otherwise).
+An answer is recorded on the unanswered send attempt it answers (:func:`resolve`), else in a
+"report" attempt row of its own.
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ targets = Table("sg_report_targets", _md, Column("seq", Integer, primary_key=Tru
                 Column("kind", Integer, nullable=False), Column("end_to_end_id", String(35), nullable=False),
                 Column("payout_id", Integer, nullable=False), Column("status", String(24), nullable=False),
                 Column("merchant_id", Integer, nullable=False), Column("amount_fen", BigInteger, nullable=False),
-                Column("account_id", Integer), Column("next_no", Integer, nullable=False),
-                Column("fast", Integer, nullable=False),
+                Column("account_id", Integer), Column("fast", Integer, nullable=False),
+                Column("answer_on", Integer),
                 Index("ix_sg_report_targets_payout", "payout_id"),
                 Index("ix_sg_report_targets_kind", "fast", "kind", "status"), prefixes=["TEMPORARY"])
 
@@ -121,32 +124,45 @@ def stage(conn: Connection, rows: Sequence[tuple[int, str, int]], chunk_kinds: S
              "category": k.category, "rule_id": k.rule_id, "decision": k.decision} for k in chunk_kinds])
 
 
-def resolve(conn: Connection, fast_kinds: Sequence[int], open_statuses: Sequence[PayoutStatus]) -> tuple[int, int]:
+def resolve(conn: Connection, fast_kinds: Sequence[int], open_statuses: Sequence[PayoutStatus],
+            message_id: str | None) -> tuple[int, int]:
     """Match each staged status to its payout (the latest attempt under its key, whose current
     instruction key it must be); keep the first mention of each payout. Marks as ``fast`` those of
-    a fast kind about an open payout. Returns (statuses matched, duplicates dropped)."""
+    a fast kind about an open payout, and notes in ``answer_on`` the attempt the answer belongs on:
+    the payout's latest attempt when it is the still unanswered ``send`` of this key in our pain.001
+    ``message_id`` (the report's OrgnlMsgId); otherwise (answered already: a second report about the
+    same send; another file; no send) the answer gets an attempt row of its own.
+    Returns (statuses matched, duplicates dropped)."""
     a, p = t.payout_attempts, t.payouts
-    x = a.alias("x")
-    pid = (select(func.max(a.c.payout_id)).where(a.c.idempotency_key == items.c.end_to_end_id)
-           .scalar_subquery().label("pid"))
-    latest = select(items.c.seq, items.c.kind, items.c.end_to_end_id, pid).subquery("latest")
+    x, sent = a.alias("x"), a.alias("sent")
+    # The latest attempt under the key (its id from the key index alone), then its payout: a key
+    # belongs to one payout (the payout's key, or that key + "R<n>" / "S<n>").
+    aid = (select(func.max(a.c.id)).where(a.c.idempotency_key == items.c.end_to_end_id)
+           .scalar_subquery().label("aid"))
+    latest = select(items.c.seq, items.c.kind, items.c.end_to_end_id, aid).subquery("latest")
     current_key = case((p.c.instruction_no == 0, p.c.idempotency_key),
                        else_=p.c.idempotency_key + "R" + cast(p.c.instruction_no, String))
-    next_no = select(func.coalesce(func.max(x.c.attempt_no), 0) + 1).where(x.c.payout_id == p.c.id).scalar_subquery()
+    last_no = select(func.max(x.c.attempt_no)).where(x.c.payout_id == p.c.id).correlate(p).scalar_subquery()
+    answer_on: Any = literal(None, Integer)
+    if message_id is not None:
+        answer_on = case((and_(sent.c.kind == "send", sent.c.responded_at.is_(None), sent.c.attempt_no == last_no,
+                               func.substr(sent.c.batch_ref, 1, len(message_id) + 1) == f"{message_id}|"),
+                          sent.c.id), else_=literal(None, Integer))
     # A payout released and paid again (instruction_no > 0) gets a merchant notice when paid: one by one.
     fast = case((and_(latest.c.kind.in_(list(fast_kinds) or [-1]), p.c.status.in_([str(s) for s in open_statuses]),
                       p.c.instruction_no == 0), 1), else_=0)
+    found = latest.join(sent, sent.c.id == latest.c.aid)
     if conn.dialect.name == "postgresql":
         # Lock the payouts first (in id order), so that the statuses read below stay true until the
         # UPDATEs: a worker may be changing the same payouts (inquiry, retry) at this moment.
-        conn.execute(select(p.c.id).where(p.c.id.in_(select(latest.c.pid).where(latest.c.pid.is_not(None))))
+        conn.execute(select(p.c.id).where(p.c.id.in_(select(sent.c.payout_id).select_from(found)))
                      .order_by(p.c.id).with_for_update(of=p)).all()
     conn.execute(insert(targets).from_select(
-        ["seq", "kind", "end_to_end_id", "payout_id", "status", "merchant_id", "amount_fen", "account_id", "next_no",
-         "fast"],
+        ["seq", "kind", "end_to_end_id", "payout_id", "status", "merchant_id", "amount_fen", "account_id", "fast",
+         "answer_on"],
         select(latest.c.seq, latest.c.kind, latest.c.end_to_end_id, p.c.id, p.c.status, p.c.merchant_id,
-               p.c.amount_fen, p.c.account_id, next_no, fast)
-        .select_from(latest.join(p, p.c.id == latest.c.pid))
+               p.c.amount_fen, p.c.account_id, fast, answer_on)
+        .select_from(found.join(p, p.c.id == sent.c.payout_id))
         .where(current_key == latest.c.end_to_end_id)))
     first = select(func.min(targets.c.seq)).group_by(targets.c.payout_id)
     dropped = conn.execute(delete(targets).where(targets.c.seq.not_in(first))).rowcount
@@ -173,9 +189,11 @@ def fast_targets(conn: Connection, kind: int) -> list[Target]:
                targets.c.amount_fen).where(targets.c.fast == 1, targets.c.kind == kind).order_by(targets.c.seq))]
 
 
-def others(conn: Connection) -> list[int]:
-    """Seqs of matched statuses not handled here (failures, payouts no longer open), in order."""
-    return [int(s) for s, in conn.execute(select(targets.c.seq).where(targets.c.fast == 0).order_by(targets.c.seq))]
+def others(conn: Connection) -> list[tuple[int, int | None]]:
+    """(seq, ``answer_on``) of the matched statuses not handled here (failures, payouts no longer
+    open), in order."""
+    return [(int(s), None if on is None else int(on)) for s, on in conn.execute(
+        select(targets.c.seq, targets.c.answer_on).where(targets.c.fast == 0).order_by(targets.c.seq))]
 
 
 def _move(conn: Connection, chosen: Any, expected: int, froms: Sequence[PayoutStatus], from_column: Any,
@@ -203,29 +221,44 @@ def _move(conn: Connection, chosen: Any, expected: int, froms: Sequence[PayoutSt
 
 
 def apply_fast(conn: Connection, chunk_kinds: Sequence[Kind], now: datetime, first_reason: str) -> list[Applied]:
-    """Apply the fast targets: an attempt row of kind "report" per answer, the status change(s) with
-    their events, and the kind's ledger entry. A payout in result_unknown first moves to inquiry
-    (``first_reason``), as an inquiry's answer would."""
+    """Apply the fast targets: each answer recorded on the send attempt it answers (``answer_on``), or
+    else in an attempt row of kind "report" of its own; the status change(s) with their events, and
+    the kind's ledger entry. A payout in result_unknown first moves to inquiry (``first_reason``), as
+    an inquiry's answer would."""
     unknown = and_(targets.c.fast == 1, targets.c.status == str(S.RESULT_UNKNOWN))
     n_unknown = int(conn.execute(select(func.count()).select_from(targets).where(unknown)).scalar_one())
     if n_unknown:
         _move(conn, unknown, n_unknown, (S.RESULT_UNKNOWN,), targets.c.status, S.INQUIRY, first_reason, {}, now)
     now_lit = literal(now, UTCDateTime)
     a = t.payout_attempts
+    x = a.alias("x")
+    next_no = (select(func.coalesce(func.max(x.c.attempt_no), 0) + 1).where(x.c.payout_id == targets.c.payout_id)
+               .scalar_subquery())
     conn.execute(insert(a).from_select(
         ["payout_id", "attempt_no", "kind", "idempotency_key", "channel", "account_id", "amount_fen", "requested_at",
          "responded_at", "outcome", "code", "message", "raw_response", "category", "rule_id", "decision"],
-        select(targets.c.payout_id, targets.c.next_no, literal("report", String), targets.c.end_to_end_id,
+        select(targets.c.payout_id, next_no, literal("report", String), targets.c.end_to_end_id,
                literal("report", String), targets.c.account_id, targets.c.amount_fen, now_lit, now_lit, kinds.c.outcome,
                kinds.c.code, kinds.c.message, kinds.c.raw, kinds.c.category, kinds.c.rule_id, kinds.c.decision)
-        .select_from(targets.join(kinds, kinds.c.kind == targets.c.kind)).where(targets.c.fast == 1)))
+        .select_from(targets.join(kinds, kinds.c.kind == targets.c.kind))
+        .where(targets.c.fast == 1, targets.c.answer_on.is_(None))))
     out: list[Applied] = []
     for k in chunk_kinds:
         chosen = and_(targets.c.fast == 1, targets.c.kind == k.kind)
-        n, total = conn.execute(select(func.count(), func.coalesce(func.sum(targets.c.amount_fen), 0))
-                                .where(chosen)).one()
+        n, total, on_send = conn.execute(select(func.count(), func.coalesce(func.sum(targets.c.amount_fen), 0),
+                                                func.count(targets.c.answer_on)).where(chosen)).one()
         if not n:
             continue
+        if on_send:
+            # the answer on the attempt it answers (payouts.service.apply_answers does the same for a
+            # channel's answer): the row is rewritten in place, no index entry changes
+            res = conn.execute(update(a).where(
+                a.c.id.in_(select(targets.c.answer_on).where(chosen, targets.c.answer_on.is_not(None))),
+                a.c.responded_at.is_(None)).values(
+                responded_at=now, outcome=k.outcome, code=k.code, message=k.message, raw_response=k.raw,
+                category=k.category, rule_id=k.rule_id, decision=k.decision))
+            if res.rowcount != on_send:
+                raise ConcurrentChange(f"{on_send - res.rowcount} attempt(s) answered while the report was applied")
         # after the step above, every fast target is submitted or in inquiry
         froms: tuple[PayoutStatus, ...] = (S.SUBMITTED, S.INQUIRY)
         from_column: Any = case((targets.c.status == str(S.RESULT_UNKNOWN), literal(str(S.INQUIRY), String)),

@@ -394,10 +394,14 @@ def _listing_columns() -> Any:
 
 @cache
 def _listing_query(used: tuple[bool, ...]) -> Any:
+    """The page's payout ids first (filters, order, offset: the payouts table alone, or with merchants for a
+    merchant-number filter), then merchant and latest attempt for those rows only, not for the skipped ones."""
+    p, m = t.payouts, t.merchants
     bound: dict[str, Any] = {n: bindparam(n) if on else None for n, on in zip(_FILTERS, used, strict=True)}
-    q = (_listing_columns().where(t.payouts.c.id > bindparam("after_id")).order_by(t.payouts.c.id)
-         .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
-    return listing_filters(q, **bound)
+    ids = select(p.c.id).select_from(p.join(m, m.c.id == p.c.merchant_id) if bound["merchant_no"] is not None else p)
+    ids = (listing_filters(ids.where(p.c.id > bindparam("after_id")), **bound).order_by(p.c.id)
+           .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
+    return _listing_columns().where(p.c.id.in_(ids)).order_by(p.c.id)
 
 
 @cache

@@ -4,10 +4,12 @@ and Prometheus metrics at /metrics. ``settleguard serve`` runs it with uvicorn (
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import Engine
@@ -39,6 +41,7 @@ from settleguard.web.model import Action, Principal
 SERVE_DB_ENV = "SETTLEGUARD_SERVE_DB"  # the database URL for each process of ``serve --workers N``
 SERVE_SECURE_COOKIES_ENV = "SETTLEGUARD_SERVE_SECURE_COOKIES"
 SERVER_POOL = 20  # pooled PostgreSQL connections kept per server process; as many again under a burst
+REQUEST_THREADS = 16  # worker threads per server process for request handlers (at most SERVER_POOL)
 
 DESCRIPTION = """结算卫士 API — settleguard's REST API.
 
@@ -48,11 +51,20 @@ from `POST /api/v1/auth/login` (then every write needs the `X-CSRF-Token` header
 """
 
 
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Request handlers do their database work in a pool of worker threads (FastAPI: anyio's, 40 by default).
+    # They share one interpreter lock, so beyond a few threads more only add switching; under a burst 40
+    # runnable threads made each request cost more CPU and the process fell further behind.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+    yield
+
+
 def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: AuthSettings | None = None) -> FastAPI:
     """The ASGI application over a migrated ``engine``; ``now`` is the clock (tests pass their own)."""
     ctx = WebContext(engine, now, auth or AuthSettings())
     app = FastAPI(title="settleguard 结算卫士", version=__version__, description=DESCRIPTION,
-                  openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
+                  openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None, lifespan=_lifespan)
     app.state.web = ctx
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
@@ -80,8 +92,8 @@ def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: A
 
 def server_engine(url: str) -> Engine:
     """The engine of a server process (the database is already migrated). On PostgreSQL its pool keeps
-    ``SERVER_POOL`` connections: FastAPI runs each request's database work in a pool of 40 threads, and a
-    connection beyond the pool is opened and closed per request (a new PostgreSQL backend each time)."""
+    ``SERVER_POOL`` connections, more than the ``REQUEST_THREADS`` that use them: a connection beyond the pool
+    is opened and closed per request (a new PostgreSQL backend each time)."""
     return create(url, pool_size=SERVER_POOL)
 
 

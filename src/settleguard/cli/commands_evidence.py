@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,6 +12,16 @@ from settleguard.cli.output import console, err, fail, print_json
 from settleguard.cli.runtime import Runtime
 
 app = typer.Typer(help="证据包 Evidence bundles of cases and of payouts.", no_args_is_help=True)
+
+
+def _written(bundle: Any, out: Path, json_out: bool, subject: dict[str, int], said: str) -> None:
+    """Report a written bundle: JSON (path, subject id, files, redacted, size) or one line."""
+    size = out.stat().st_size
+    if json_out:
+        print_json({"path": str(out), **subject, "files": sorted(bundle.files), "redacted": bundle.redacted,
+                    "size": size})
+        return
+    console.print(f"{said}: {out} ({len(bundle.files) + 1} 个文件 files, {size:,} 字节 bytes)")
 
 
 @app.command("export")
@@ -29,16 +39,9 @@ def export_cmd(
         bundle = export(rt.engine, case_id, out, rt.now())
     except NoSuchCase:
         fail(f"没有工单 {case_id}", f"no case {case_id}", code=1)
-        return
     except OSError as exc:
         fail(f"无法写入 {out}", f"cannot write {out}", str(exc))
-        return
-    if json_out:
-        print_json({"path": str(out), "case_id": case_id, "files": sorted(bundle.files), "redacted": bundle.redacted,
-                    "size": out.stat().st_size})
-        return
-    console.print(f"已导出证据包 evidence bundle written: {out} ({len(bundle.files) + 1} 个文件 files, "
-                  f"{out.stat().st_size:,} 字节 bytes)")
+    _written(bundle, out, json_out, {"case_id": case_id}, "已导出证据包 evidence bundle written")
 
 
 @app.command("payout")
@@ -58,12 +61,7 @@ def payout_cmd(
         fail(f"没有出款 {payout_id}，未写入文件", f"no payout {payout_id}; nothing written", code=1)
     except OSError as exc:
         fail(f"无法写入 {out}", f"cannot write {out}", str(exc))
-    if json_out:
-        print_json({"path": str(out), "payout_id": payout_id, "files": sorted(bundle.files),
-                    "redacted": bundle.redacted, "size": out.stat().st_size})
-        return
-    console.print(f"已导出出款凭证 payout evidence written: {out} ({len(bundle.files) + 1} 个文件 files, "
-                  f"{out.stat().st_size:,} 字节 bytes)")
+    _written(bundle, out, json_out, {"payout_id": payout_id}, "已导出出款凭证 payout evidence written")
 
 
 @app.command("verify")

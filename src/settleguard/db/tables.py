@@ -584,3 +584,25 @@ login_failures = Table(
     Index("ix_login_failures_username_at", "username", "at"),
     Index("ix_login_failures_client_at", "client", "at"),
 )
+
+card_keys = Table(
+    "card_keys",
+    metadata,
+    # Migration 0008: the card-encryption keys this database's cards are sealed with, one row per key
+    # version: a keyed fingerprint of the key (HMAC-SHA256 under a fixed label, never the key itself), so a
+    # command that holds another key refuses before it reads or writes a card (cards/custody.py).
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime, nullable=True),  # no card is sealed under it any more
+)
+
+database_marks = Table(
+    "database_marks",
+    metadata,
+    # Migration 0008: facts about the database itself, e.g. ``demo`` when ``settleguard demo`` created it
+    # (the demo replaces only a database it made).
+    Column("name", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -54,14 +54,44 @@ def test_one_digit_changed_says_which_check_failed_and_what_to_do_chinese_first(
     proc = run(ONE_DIGIT_CHANGED.translate(str.maketrans("0123456789", "０１２３４５６７８９")), cwd=tmp_path)
     out = proc.stdout
     assert "Luhn 校验位" in out
-    assert "! 警告 warning" in out
+    assert "? 请核对 check it" in out
     assert "卡号未通过 Luhn 校验" in out
     assert "请对照银行卡逐位核对" in out
     zh = out.index("卡号未通过 Luhn 校验")
     en = out.index("fails the Luhn check")
     assert zh < en
-    assert proc.returncode == 0  # a known-BIN card failing Luhn is a warning
+    # a warning (binding is not refused: the bank decides), but the headline says to check the number
+    assert proc.returncode == 1
+    assert "卡号可能输错了，请核对" in out
+    assert "可以作为结算卡" not in out
     assert_no_full_pan(proc, ONE_DIGIT_CHANGED)
+
+
+REPORTED = "6222020200112233447"  # issue 18: ICBC's BIN, a wrong check digit
+
+
+def test_the_reported_number_is_headlined_probably_mistyped_not_valid(tmp_path: Path) -> None:
+    human = run(REPORTED, cwd=tmp_path)
+    headline = human.stdout.splitlines()[0]
+    assert "卡号可能输错了，请核对" in headline
+    assert headline.index("可能输错了") < headline.index("probably mistyped, check it")
+    assert "可以作为结算卡" not in human.stdout
+    assert "valid settlement card" not in human.stdout
+    assert "未通过 failed" in human.stdout  # the Luhn line below says the same as the headline
+    assert human.returncode == 1
+    doc = json.loads(run(REPORTED, "--json", cwd=tmp_path).stdout)
+    assert (doc["valid"], doc["bindable"], doc["verdict"], doc["verdict_cause"]) == (False, True, "check",
+                                                                                     "luhn_failed")
+    assert doc["verdict_zh"] == "卡号可能输错了，请核对"
+    assert [p["code"] for p in doc["problems"]] == ["luhn_failed"]
+
+
+def test_a_good_card_with_only_a_warning_says_so_in_the_headline(tmp_path: Path) -> None:
+    proc = run(GOOD, "--kind", "personal", cwd=tmp_path)  # no name nor ID: a warning, not an error
+    headline = proc.stdout.splitlines()[0]
+    assert "可以作为结算卡，但请先看 1 条警告" in headline
+    assert "read the 1 warning first" in headline
+    assert proc.returncode == 0
 
 
 def test_one_digit_changed_in_the_bin_is_an_error_with_exit_code_1(tmp_path: Path) -> None:

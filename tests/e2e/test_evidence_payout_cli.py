@@ -5,7 +5,11 @@ written."""
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -38,6 +42,19 @@ def test_export_verify_and_tamper_a_payouts_bundle(failed: Failed, tmp_path: Pat
 
     ok = run(f.db, "evidence", "verify", str(out), cwd=tmp_path)
     assert f"出款 payout {f.payout_id}" in ok.stdout
+    # export and verify count the same files, and say the manifest is not among them (issue 18: 23 vs 22)
+    counted = f"{len(members) - 1} 个文件（另有清单 manifest.json）{len(members) - 1} files plus manifest.json"
+    assert counted in res.stdout
+    assert counted in ok.stdout
+    # the CSVs open in Excel: UTF-8 with a BOM, "中文 english" headers, 元, Beijing time, the merchant's number
+    for name, data in members.items():
+        assert data.startswith(codecs.BOM_UTF8) is name.endswith(".csv"), name
+    rows = list(csv.DictReader(io.StringIO(members["transactions/2026-11-18.csv"].decode("utf-8-sig"))))
+    assert [(r["商户编号 merchant_no"], r["金额(元) amount_yuan"], r["交易时间 occurred_at"]) for r in rows] == [
+        (f.merchant_no, "1234.56", "2026-11-18 12:00:00+08:00")]
+    (attempt,) = csv.DictReader(io.StringIO(members["attempts.csv"].decode("utf-8-sig")))
+    assert attempt["金额(元) amount_yuan"] == "1229.87"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+08:00", attempt["请求时间 requested_at"])
     doc = json.loads(run(f.db, "evidence", "verify", str(out), "--json", cwd=tmp_path).stdout)
     assert (doc["ok"], doc["payout_id"], doc["case_id"]) == (True, f.payout_id, None)
     again = tmp_path / "again.zip"

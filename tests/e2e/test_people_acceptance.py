@@ -288,8 +288,8 @@ def test_people_in_the_loop(db_url: str, tmp_path: Path, hook: Receiver, smtp: t
     raw_answers = members["bank_responses.json"].decode("utf-8")
     assert "账号户名不符" in raw_answers
     assert key in raw_answers
-    contacts = list(csv.DictReader(io.StringIO(members["contacts.csv"].decode("utf-8"))))
-    assert [(c["party"], c["method"], c["contact_name"], c["summary"]) for c in contacts] == [
+    contacts = list(csv.DictReader(io.StringIO(members["contacts.csv"].decode("utf-8-sig"))))  # CSVs carry a BOM
+    assert [(c["联系对象 party"], c["方式 method"], c["联系人 contact_name"], c["内容 summary"]) for c in contacts] == [
         ("bank_support", "phone", WHO, SAID)]
     assert all(m.pan.encode() not in data for data in members.values())
 

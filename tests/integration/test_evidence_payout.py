@@ -5,12 +5,15 @@ data, and that a merchant user downloads its own payouts' bundles only."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -94,7 +97,11 @@ def members(data: bytes) -> dict[str, bytes]:
 
 
 def table(data: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(data.decode())))
+    """A CSV member as rows keyed by each column's English name (its header is "中文 english_name")."""
+    assert data.startswith(codecs.BOM_UTF8)  # Excel reads UTF-8 only with a BOM
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
+    names = [h.rsplit(" ", 1)[-1] for h in next(reader)]
+    return [dict(zip(names, row, strict=True)) for row in reader]
 
 
 def masked(pan: str) -> str:
@@ -128,6 +135,7 @@ def test_a_held_payouts_bundle_tells_its_story_verifies_and_holds_no_secret(worl
     report = verify(out)
     assert report.ok, report
     assert (report.payout_id, report.case_id, report.checked) == (a.payout_id, None, len(names) - 1)
+    assert report.listed == report.checked == len(bundle.files)  # what export counts: manifest.json not counted
 
     # no full card number of any merchant, no phone number, no webhook token or secret: in no member
     for secret in [*world.pans, SMS, HOOK_TOKEN, HOOK_SECRET]:
@@ -159,13 +167,13 @@ def test_a_held_payouts_bundle_tells_its_story_verifies_and_holds_no_secret(worl
     assert [e["kind"] for e in entries] == ["payout_submit", "payout_hold"]
     assert {e["payout_id"] for e in entries} == {str(a.payout_id)}
     postings = table(got["ledger_postings.csv"])
-    assert {p["entry_id"] for p in postings} == {e["id"] for e in entries}
-    assert {p["merchant_id"] for p in postings} == {str(a.merchant.id)}
-    assert sum(int(p["amount_fen"]) for p in postings) == 0
+    assert {p["entry_id"] for p in postings} == {e["entry_id"] for e in entries}
+    assert {p["merchant_no"] for p in postings} == {a.merchant.merchant_no}
+    assert sum(Decimal(p["amount_yuan"]) for p in postings) == 0
     txns = table(got["transactions/2026-11-18.csv"])
-    assert [(r["merchant_id"], r["amount_fen"]) for r in txns] == [(str(a.merchant.id), "123456")]
+    assert [(r["merchant_no"], r["amount_yuan"]) for r in txns] == [(a.merchant.merchant_no, "1234.56")]
     (settled,) = table(got["settlement.csv"])
-    assert (settled["merchant_id"], settled["net_fen"]) == (str(a.merchant.id), str(a.amount))
+    assert (settled["merchant_no"], settled["net_yuan"]) == (a.merchant.merchant_no, yuan(a.amount))
 
     # the notices about it and every try, the webhook's address without its token
     notices = json.loads(got["notices.json"])
@@ -186,6 +194,53 @@ def test_a_held_payouts_bundle_tells_its_story_verifies_and_holds_no_secret(worl
     assert "src=" not in summary
 
 
+TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+08:00")  # Beijing time, to the second, with its offset
+YUAN = re.compile(r"-?\d+\.\d\d")
+
+
+def yuan(fen: int) -> str:
+    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def test_the_csvs_read_in_excel_in_yuan_local_time_and_merchant_and_terminal_numbers(world: World) -> None:
+    """Issue 18: no BOM (mojibake in Excel), amounts in fen, internal merchant/terminal ids, UTC times."""
+    c = world.c  # split, parts paid and held: every CSV of a payout's bundle has rows
+    got = members(zip_bytes(build_payout(world.engine, c.payout_id, CLIENT_NOW)))
+    csvs = sorted(n for n in got if n.endswith(".csv"))
+    assert {"parts.csv", "attempts.csv", "ledger_postings.csv", "transactions/2026-11-18.csv"} <= set(csvs)
+    for name in got:
+        assert got[name].startswith(codecs.BOM_UTF8) is name.endswith(".csv"), name
+    for name in csvs:
+        header = next(csv.reader(io.StringIO(got[name].decode("utf-8-sig"))))
+        for h in header:  # "中文 english_name": Chinese first, then the English name
+            zh, _, en = h.rpartition(" ")
+            assert re.match(r"[\u4e00-\u9fff]", zh), (name, h)
+            assert re.fullmatch(r"[a-z][a-z0-9_]*", en), (name, h)
+            assert not en.endswith("_fen"), (name, h)
+            assert en not in ("merchant_id", "terminal_id", "import_id", "id"), (name, h)
+        rows = table(got[name])
+        for r in rows:
+            for col, v in r.items():
+                if col.endswith("_yuan"):
+                    assert YUAN.fullmatch(v), (name, col, v)
+                if col.endswith("_at") and v:
+                    assert TIME.fullmatch(v), (name, col, v)
+    (txn,) = table(got["transactions/2026-11-18.csv"])
+    assert (txn["merchant_no"], txn["terminal_no"], txn["amount_yuan"], txn["occurred_at"]) == (
+        c.merchant.merchant_no, c.merchant.terminal_no, yuan(1_000_000), "2026-11-18 12:00:00+08:00")
+    assert (txn["kind"], txn["card_type"]) == ("消费 sale", "扫码 qr")
+    parts_ = table(got["parts.csv"])
+    assert [r["merchant_no"] for r in parts_] == [c.merchant.merchant_no] * 3
+    assert [r["payout_id"] for r in parts_] == [str(p["id"]) for p in parts(world.engine, c.payout_id)]
+    # the ids kept point at rows of other files of the bundle
+    assert {r["payout_id"] for r in table(got["attempts.csv"])} <= {str(c.payout_id), *(r["payout_id"] for r in parts_)}
+    assert {r["account_id"] for r in table(got["attempts.csv"])} <= {r["account_id"] for r in table(got["cards.csv"])}
+    (settled,) = table(got["settlement.csv"])
+    assert settled["settlement_id"] == str(json.loads(got["payout.json"])["payout"]["settlement_id"])
+    # the JSON files keep the raw rows for machines: fen and ids
+    assert json.loads(got["payout.json"])["payout"]["amount_fen"] == c.amount
+
+
 def test_the_bundle_is_deterministic_and_its_manifest_names_the_time(world: World) -> None:
     pid = world.a.payout_id
     first = zip_bytes(build_payout(world.engine, pid, CLIENT_NOW))
@@ -204,7 +259,7 @@ def test_a_split_payouts_bundle_carries_its_parts_and_a_parts_bundle_its_parent(
     got = members(zip_bytes(build_payout(world.engine, c.payout_id, CLIENT_NOW)))
     rows = table(got["parts.csv"])
     assert [r["idempotency_key"] for r in rows] == [f"{c.key}S{i}" for i in (1, 2, 3)]
-    assert sum(int(r["amount_fen"]) for r in rows) == c.amount
+    assert sum(Decimal(r["amount_yuan"]) for r in rows) * 100 == c.amount
     family = {str(c.payout_id), *(str(p["id"]) for p in ps)}
     assert {r["payout_id"] for r in table(got["attempts.csv"])} == family
     assert {r["payout_id"] for r in table(got["payout_events.csv"])} == family

@@ -1,8 +1,9 @@
 """``check_card``: every check for one settlement card, before anything is bound or paid.
 
 Order: the number (characters, 13–19 digits), the issuer (BIN table, longest prefix), the
-expected length, Luhn (a known-BIN card that fails is a warning — some old domestic cards do —
-an unknown-BIN card that fails is an error), the card type against the settlement policy
+expected length, Luhn (a known-BIN card that fails is a warning — some old domestic cards do, so
+binding is not refused, but the verdict is "probably mistyped, check it", never valid — an unknown-BIN
+card that fails is an error), the card type against the settlement policy
 (personal merchants: debit cards; corporate merchants: an account in the company's name),
 then the holder: the name's form, the resident ID (or USCC), and — with the merchant's
 registered facts — whether the account is the merchant's own or a third party's.
@@ -252,13 +253,13 @@ def check_card(pan: str, *, bins: BinLookup, holder_name: str | None = None, id_
                       f"malformed card number: character {exc.position} '{shown}' is not a digit. A card number "
                       "holds only digits (spaces and dashes are allowed); enter it again.")
         problems = (bad, *holder)
-        return CardCheck(valid=False, luhn_ok=False, masked="", length=0, problems=problems)
+        return CardCheck(luhn_ok=False, masked="", length=0, problems=problems)
     info = bins.lookup(digits) if digits else None
     lu = luhn_ok(digits)
     problems = (*_pan_problems(digits, info, lu, merchant, policy), *holder)
-    valid = not any(p.severity == "error" for p in problems)
+    # the verdict (headline, ``valid``) is derived from these problems by CardCheck itself
     return CardCheck(
-        valid=valid, luhn_ok=lu, masked=mask_pan(digits), length=len(digits),
+        luhn_ok=lu, masked=mask_pan(digits), length=len(digits),
         bank_code=info.bank_code if info else None, bank_name_zh=info.bank_name_zh if info else None,
         bank_name_en=info.bank_name_en if info else None, card_type=info.card_type if info else None,
         expected_length=info.length if info else None, bin=info.bin if info else None, problems=problems)

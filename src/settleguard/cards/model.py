@@ -13,11 +13,13 @@ other libraries live beside it and build on these types:
 Every :class:`Problem` carries a stable ``code`` (used by the CLI's JSON and by the binding
 service), Chinese text first, English text, and a severity: an ``error`` blocks binding, a
 ``warning`` does not. A card number is never put into a problem's text, an exception or a repr
-other than masked.
+other than masked. The verdict (:func:`verdict_of`: the headline, ``valid``, the JSON's
+``verdict``) is computed from the problems alone, so it cannot disagree with them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -228,15 +230,62 @@ class SettlementPolicy:
 DEFAULT_POLICY = SettlementPolicy()
 
 
+VerdictCode = Literal["valid", "warnings", "check", "invalid"]
+
+# Warnings that say the number itself is probably mistyped (a known-BIN card failing Luhn): the headline
+# asks to check the number, and the card is not called valid, though binding is not refused (the bank's
+# verification decides for the few old cards that do not follow Luhn).
+MISTYPED_WARNINGS = frozenset({LUHN_FAILED})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The headline of a card check, from its most serious problem.
+
+    ``code``: ``invalid`` (an error: cannot be bound), ``check`` (probably mistyped: check the number),
+    ``warnings`` (usable, with warnings to read), ``valid`` (no problem). ``cause`` is the code of the
+    problem the headline reflects (None for ``valid``).
+    """
+
+    code: VerdictCode
+    zh: str
+    en: str
+    cause: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.zh} {self.en}"
+
+
+def verdict_of(problems: Iterable[Problem]) -> Verdict:
+    """The verdict the problems give: the one place the headline and ``valid`` come from."""
+    found = list(problems)
+    errors = [p for p in found if p.severity == "error"]
+    if errors:
+        n = len(errors)
+        return Verdict("invalid", "不能作为结算卡" + (f"（{n} 项未通过）" if n > 1 else ""),
+                       "not a valid settlement card" + (f" ({n} checks failed)" if n > 1 else ""), errors[0].code)
+    mistyped = [p for p in found if p.code in MISTYPED_WARNINGS]
+    if mistyped:
+        return Verdict("check", "卡号可能输错了，请核对", "the card number is probably mistyped, check it",
+                       mistyped[0].code)
+    if found:
+        n = len(found)
+        return Verdict("warnings", f"可以作为结算卡，但请先看 {n} 条警告",
+                       f"valid settlement card, but read the {n} warning{'s' if n > 1 else ''} first", found[0].code)
+    return Verdict("valid", "可以作为结算卡", "valid settlement card")
+
+
 @dataclass(frozen=True)
 class CardCheck:
     """The outcome of checking one settlement card. Holds only the masked number.
 
-    ``valid`` is True when the number is well-formed and no check that applies found an error
-    (warnings do not make a card invalid).
+    ``verdict``, ``valid`` and ``bindable`` are computed from ``problems`` (:func:`verdict_of`), never
+    stored beside them. ``valid``: no error and nothing that says the number is probably mistyped
+    (warnings alone do not make a card invalid). ``bindable``: no error — binding is refused only on an
+    error; a known-BIN card failing Luhn is bindable but not valid (check the number; the bank decides).
     """
 
-    valid: bool
     luhn_ok: bool
     masked: str
     length: int
@@ -247,6 +296,18 @@ class CardCheck:
     expected_length: int | None = None
     bin: str | None = None
     problems: tuple[Problem, ...] = field(default_factory=tuple)
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.problems)
+
+    @property
+    def valid(self) -> bool:
+        return self.verdict.code in ("valid", "warnings")
+
+    @property
+    def bindable(self) -> bool:
+        return not self.errors
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -260,9 +321,12 @@ class CardCheck:
         return [p.code for p in self.problems]
 
     def as_dict(self) -> dict[str, object]:
-        """The JSON shape of ``settleguard card check --json``."""
+        """The JSON shape of ``settleguard card check --json`` (and of ``POST /api/v1/cards/check``)."""
+        verdict = self.verdict
         return {
-            "valid": self.valid, "luhn_ok": self.luhn_ok, "masked": self.masked, "length": self.length,
+            "valid": self.valid, "bindable": self.bindable, "verdict": verdict.code,
+            "verdict_zh": verdict.zh, "verdict_en": verdict.en, "verdict_cause": verdict.cause,
+            "luhn_ok": self.luhn_ok, "masked": self.masked, "length": self.length,
             "bank_code": self.bank_code, "bank_name": self.bank_name_zh, "bank_name_zh": self.bank_name_zh,
             "bank_name_en": self.bank_name_en, "card_type": self.card_type,
             "expected_length": self.expected_length, "bin": self.bin,

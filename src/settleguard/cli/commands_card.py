@@ -15,7 +15,7 @@ from rich.table import Table
 
 from settleguard.cards.bins import load_packaged_bins
 from settleguard.cards.checks import check_card
-from settleguard.cards.model import CARD_TYPE_NAMES, CardCheck, MerchantFacts, Problem
+from settleguard.cards.model import CARD_TYPE_NAMES, MISTYPED_WARNINGS, CardCheck, MerchantFacts, Problem
 from settleguard.cli.output import console, print_json
 from settleguard.cli.runtime import Runtime
 
@@ -35,9 +35,14 @@ CHECKS: tuple[tuple[str, str, frozenset[str]], ...] = (
 )
 
 
+_VERDICT_STYLE = {"valid": "bold green", "warnings": "bold yellow", "check": "bold yellow", "invalid": "bold red"}
+
+
 def _status(problems: list[Problem]) -> str:
     if any(p.severity == "error" for p in problems):
         return "[bold red]✗ 未通过 failed[/]"
+    if any(p.code in MISTYPED_WARNINGS for p in problems):
+        return "[bold yellow]? 请核对 check it[/]"
     if problems:
         return "[yellow]! 警告 warning[/]"
     return "[green]✓ 通过 passed[/]"
@@ -56,8 +61,8 @@ def _applies(label_en: str, result: CardCheck, name: str | None, id_number: str 
 
 
 def _print_human(result: CardCheck, name: str | None, id_number: str | None, kind: str | None) -> None:
-    verdict = ("[bold green]可以作为结算卡 valid settlement card[/]" if result.valid
-               else "[bold red]不能作为结算卡 not a valid settlement card[/]")
+    style = _VERDICT_STYLE[result.verdict.code]
+    verdict = f"[{style}]{escape(result.verdict.text)}[/]"  # from the problems below: they cannot disagree
     console.print(f"[bold]银行卡检查 Card check[/] {escape(result.masked or '(无法解析 unparseable)')} — {verdict}")
     info = Table(show_header=False, box=None, pad_edge=False)
     info.add_column(style="bold")
@@ -107,7 +112,8 @@ def check_cmd(
 ) -> None:
     """检查结算卡（不改变任何数据）Check a settlement card: bank, type and each check, with what to do.
 
-    退出码 exit code: 0 可用 valid, 1 不可用 not valid.
+    退出码 exit code: 0 可用（含仅有警告）valid (warnings included); 1 不可用或卡号可能输错 not valid, or the
+    number is probably mistyped (a known bank's card failing the Luhn check digit).
     """
     rt: Runtime | None = ctx.obj if isinstance(ctx.obj, Runtime) else None
     today = None

@@ -15,13 +15,16 @@ app = typer.Typer(help="证据包 Evidence bundles of cases and of payouts.", no
 
 
 def _written(bundle: Any, out: Path, json_out: bool, subject: dict[str, int], said: str) -> None:
-    """Report a written bundle: JSON (path, subject id, files, redacted, size) or one line."""
+    """Report a written bundle: JSON (path, subject id, files, file_count, redacted, size) or one line; the count
+    is the files the manifest lists, as ``evidence verify`` counts them (manifest.json itself not counted)."""
+    from settleguard.evidence.model import files_phrase
+
     size = out.stat().st_size
     if json_out:
-        print_json({"path": str(out), **subject, "files": sorted(bundle.files), "redacted": bundle.redacted,
-                    "size": size})
+        print_json({"path": str(out), **subject, "files": sorted(bundle.files), "file_count": len(bundle.files),
+                    "redacted": bundle.redacted, "size": size})
         return
-    console.print(f"{said}: {out} ({len(bundle.files) + 1} 个文件 files, {size:,} 字节 bytes)")
+    console.print(f"{said}: {out}，{files_phrase(len(bundle.files))}，{size:,} 字节 bytes")
 
 
 @app.command("export")
@@ -36,7 +39,7 @@ def export_cmd(
 
     rt: Runtime = ctx.obj
     try:
-        bundle = export(rt.engine, case_id, out, rt.now())
+        bundle = export(rt.engine, case_id, out, rt.now(), tz=rt.settings.timezone)
     except NoSuchCase:
         fail(f"没有工单 {case_id}", f"no case {case_id}", code=1)
     except OSError as exc:
@@ -56,7 +59,7 @@ def payout_cmd(
 
     rt: Runtime = ctx.obj
     try:
-        bundle = export_payout(rt.engine, payout_id, out, rt.now())
+        bundle = export_payout(rt.engine, payout_id, out, rt.now(), tz=rt.settings.timezone)
     except NoSuchPayout:
         fail(f"没有出款 {payout_id}，未写入文件", f"no payout {payout_id}; nothing written", code=1)
     except OSError as exc:
@@ -71,6 +74,7 @@ def verify_cmd(
 ) -> None:
     """校验证据包：重新计算每个文件的 SHA-256 Verify a bundle: recompute every hash; exit 1 on any difference."""
     from settleguard.evidence.builder import verify
+    from settleguard.evidence.model import files_phrase
 
     if not file.exists():
         fail(f"文件不存在 {file}", f"no such file {file}")
@@ -78,7 +82,7 @@ def verify_cmd(
     if json_out:
         print_json(rep.to_dict())
     elif rep.ok:
-        console.print(f"证据包完整 bundle verified: {rep.subject_zh_en}, {rep.checked} 个文件 files, "
+        console.print(f"证据包完整 bundle verified: {rep.subject_zh_en}，{files_phrase(rep.checked)}，"
                       "哈希全部一致 every hash matches")
     else:
         err.print("[bold red]证据包校验失败[/] bundle verification FAILED", highlight=False)

@@ -1,6 +1,8 @@
 """Build a case's evidence bundle (证据包) and write it as a zip; verify a zip against its manifest.
 
-Bundle layout (docs/cases.md), every text file UTF-8, names in sorted order inside the zip:
+Bundle layout (docs/cases.md), every text file UTF-8 (CSV files with a BOM, headers "中文 english", amounts
+in 元, local times with their offset, merchant and terminal numbers: evidence/columns.py), names in sorted
+order inside the zip:
 
     manifest.json                 case id, created time, generator; SHA-256 and size of every other file
     summary.html                  the case on one page, Chinese first (evidence/summary.py)
@@ -25,23 +27,23 @@ from __future__ import annotations
 import zipfile
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from settleguard.cases import model as cm
 from settleguard.cases import repository as case_repo
 from settleguard.cases.service import failure_diagnosis
+from settleguard.evidence import columns as cols
 from settleguard.evidence import repository as repo
-from settleguard.evidence.model import MANIFEST, Report, check
+from settleguard.evidence.model import MANIFEST, Report, check, files_phrase
 from settleguard.evidence.pack import (
     GENERATOR,
     Bundle,
-    attempt_columns,
     attempt_diagnosis,
     seal,
-    to_csv,
     to_json,
-    txn_columns,
+    to_table,
     write_zip,
     zip_bytes,
 )
@@ -55,8 +57,8 @@ class NoSuchCase(LookupError):
     pass
 
 
-def build(engine: Engine, case_id: int, now: datetime) -> Bundle:
-    """Collect everything about case ``case_id`` (raises NoSuchCase)."""
+def build(engine: Engine, case_id: int, now: datetime, *, tz: str = cols.DEFAULT_ZONE) -> Bundle:
+    """Collect everything about case ``case_id`` (raises NoSuchCase); the CSVs' times in zone ``tz``."""
     with engine.connect() as conn:
         case = case_repo.get(conn, case_id)
         if case is None:
@@ -75,6 +77,8 @@ def build(engine: Engine, case_id: int, now: datetime) -> Bundle:
         entries, postings = repo.ledger(conn, mid, ids, sorted({int(s["run_id"]) for s in settlements}))
         cards = repo.card_history(conn, mid)
         merchant = repo.merchant(conn, mid)
+        terminals = repo.terminal_numbers(conn, mid)
+    cells = cols.Cells(ZoneInfo(tz), {mid: str(merchant["merchant_no"])}, terminals)
     for p in linked:
         p["amount_yuan"] = format_yuan(int(p["amount_fen"]))
         p["diagnosis_zh"] = failure_diagnosis(p, "zh")
@@ -88,33 +92,32 @@ def build(engine: Engine, case_id: int, now: datetime) -> Bundle:
         "case.json": to_json({"case": case, "merchant": merchant, "payouts": linked, "contacts": contacts,
                               "notes": notes}),
         "bank_responses.json": to_json(answers),
-        "attempts.csv": to_csv(attempts, attempt_columns()),
+        "attempts.csv": to_table(attempts, cols.ATTEMPTS, cells),
         "attempts.json": to_json(attempts),
-        "payouts.csv": to_csv(payouts),
-        "payout_events.csv": to_csv(events),
-        "settlements.csv": to_csv(settlements),
-        "ledger_entries.csv": to_csv(entries),
-        "ledger_postings.csv": to_csv(postings),
-        "contacts.csv": to_csv(contacts, ["id", "at", "party", "method", "contact_name", "summary",
-                                          "recorded_by", "recorded_at"]),
-        "notes.csv": to_csv(notes, ["id", "created_at", "author", "body"]),
-        **{f"cards/{name}.csv": to_csv(rows) for name, rows in cards.items()},
-        **{f"transactions/{d.isoformat()}.csv": to_csv(rows, txn_columns()) for d, rows in txns.items()},
+        "payouts.csv": to_table(payouts, cols.PAYOUTS, cells),
+        "payout_events.csv": to_table(events, cols.PAYOUT_EVENTS, cells),
+        "settlements.csv": to_table(settlements, cols.SETTLEMENTS, cells),
+        "ledger_entries.csv": to_table(entries, cols.LEDGER_ENTRIES, cells),
+        "ledger_postings.csv": to_table(postings, cols.LEDGER_POSTINGS, cells),
+        "contacts.csv": to_table(contacts, cols.CONTACTS, cells),
+        "notes.csv": to_table(notes, cols.NOTES, cells),
+        **{f"cards/{name}.csv": to_table(rows, cols.CARD_FILES[name], cells) for name, rows in cards.items()},
+        **{f"transactions/{d.isoformat()}.csv": to_table(rows, cols.TRANSACTIONS, cells) for d, rows in txns.items()},
     }
     names = sorted([*texts, "summary.html", MANIFEST])
     texts["summary.html"] = render({
         "case": case, "merchant": merchant, "payouts": linked, "attempts": attempts, "notes": notes,
         "contacts": [{**c, "party_zh": cm.PARTY_ZH.get(cm.Party(c["party"]), ""),
                       "method_zh": cm.METHOD_ZH.get(cm.Method(c["method"]), "")} for c in contacts],
-        "accounts": cards["settlement_accounts"], "files": names, "created_at": now.isoformat(),
+        "accounts": cards["settlement_accounts"], "files": names, "files_said": files_phrase(len(names) - 1), "created_at": now, "tz": cells.tz,
         "generator": GENERATOR, "category_zh": cm.CATEGORY_ZH.get(str(case["category"]), ""),
         "status_zh": cm.STATUS_ZH[cm.CaseStatus(case["status"])],
     })
     return seal(texts, now=now, case_id=case_id)
 
 
-def export(engine: Engine, case_id: int, out: Path, now: datetime) -> Bundle:
-    bundle = build(engine, case_id, now)
+def export(engine: Engine, case_id: int, out: Path, now: datetime, *, tz: str = cols.DEFAULT_ZONE) -> Bundle:
+    bundle = build(engine, case_id, now, tz=tz)
     write_zip(bundle, out)
     return bundle
 

@@ -3,7 +3,8 @@
 
 ``manifest.json`` = {"format": 1, "case_id" (a case's bundle) or "payout_id" (a payout's bundle),
 "created_at", "generator", "files": [{"name", "sha256", "size"}, ...]} with files in name order; the
-manifest does not list itself.
+manifest does not list itself, and a bundle's file count (:func:`files_phrase`, said alike by export and
+verify) is the files it lists.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ _DIGIT_RUN = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
 SUBJECTS = ("case_id", "payout_id")  # what a bundle is about: exactly one of these is in its manifest
 # payout statuses in words (payouts.model.STATUS_ZH, as the CLI, console and portal show them)
 PAYOUT_STATUS_ZH: Mapping[str, str] = {str(s): zh for s, zh in STATUS_ZH.items()}
+
+
+def files_phrase(n: int) -> str:
+    """How many files a bundle holds, in words, as export and verify both say it: the files the manifest lists,
+    not counting manifest.json itself (a bundle's zip holds n + 1 members)."""
+    return f"{n} 个文件（另有清单 manifest.json）{n} files plus manifest.json"
 
 
 def sha256(data: bytes) -> str:
@@ -49,7 +56,8 @@ class Report:
 
     case_id: int | None = None
     payout_id: int | None = None
-    checked: int = 0
+    listed: int = 0  # files the manifest lists (manifest.json itself not counted)
+    checked: int = 0  # of those, present and re-hashed
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
@@ -67,7 +75,8 @@ class Report:
         return f"工单 case {self.case_id}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "case_id": self.case_id, "payout_id": self.payout_id, "checked": self.checked,
+        return {"ok": self.ok, "case_id": self.case_id, "payout_id": self.payout_id, "listed": self.listed,
+                "checked": self.checked,
                 "missing": self.missing, "extra": self.extra, "changed": self.changed, "errors": self.errors}
 
 
@@ -88,6 +97,7 @@ def check(manifest: bytes, names: list[str], read: Callable[[str], bytes]) -> Re
     except (ValueError, KeyError, TypeError) as exc:
         rep.errors.append(f"{MANIFEST}: {type(exc).__name__}: {exc}")
         return rep
+    rep.listed = len(listed)
     present = set(names) - {MANIFEST}
     rep.missing = sorted(set(listed) - present)
     rep.extra = sorted(present - set(listed))

@@ -1,6 +1,8 @@
 """What every evidence bundle shares (a case's, evidence/builder.py; a payout's, evidence/payout.py): rows as
-CSV and JSON text, the card-number guard and the manifest over the files (:func:`seal`), and the
-deterministic zip (sorted names, fixed member times)."""
+CSV (:func:`to_table`: the columns of evidence/columns.py, zh/en headers, 元, local times, merchant and
+terminal numbers) and JSON text, the card-number guard and the manifest over the files (:func:`seal`: CSV
+files as UTF-8 with a BOM, so that Excel reads the Chinese), and the deterministic zip (sorted names, fixed
+member times)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Any
 from settleguard import __version__
 from settleguard.cards.bins import load_packaged_bins, luhn_valid
 from settleguard.cases.service import failure_diagnosis
-from settleguard.db import tables as t
+from settleguard.evidence.columns import Cells, Col, headers
 from settleguard.evidence.model import MANIFEST, build_manifest, redact_pans
 
 GENERATOR = f"settleguard {__version__}"
@@ -46,23 +48,19 @@ def plain(v: Any) -> Any:
     return v
 
 
-def cell(v: Any) -> str:
-    v = plain(v)
-    if v is None:
-        return ""
-    if isinstance(v, dict | list):
-        return json.dumps(v, ensure_ascii=False, sort_keys=True)
-    return str(v)
-
-
-def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    cols = list(columns or (rows[0].keys() if rows else []))
+def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Col], cells: Cells) -> str:
+    """Rows as CSV text people read: a "中文 english" header per column, each value shown by ``cells``."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(headers(columns))
     for r in rows:
-        w.writerow([cell(r.get(c)) for c in cols])
+        w.writerow([cells.show(c, r.get(c.key)) for c in columns])
     return buf.getvalue()
+
+
+def encoding_of(name: str) -> str:
+    """How a bundle's file is encoded: CSV as UTF-8 with a BOM (for Excel), everything else plain UTF-8."""
+    return "utf-8-sig" if name.endswith(".csv") else "utf-8"
 
 
 def to_json(obj: Any) -> str:
@@ -80,23 +78,17 @@ def attempt_diagnosis(attempt: Mapping[str, Any], lang: str) -> dict[str, Any] |
                               "fail_rule": attempt["rule_id"]}, lang)
 
 
-def attempt_columns() -> list[str]:
-    return [c.name for c in t.payout_attempts.columns]
-
-
-def txn_columns() -> list[str]:
-    return [c.name for c in t.transactions.columns]
-
-
 def seal(texts: Mapping[str, str], *, now: datetime, case_id: int | None = None,
          payout_id: int | None = None) -> Bundle:
-    """Every text through the card-number guard (:func:`redact_pans`), as UTF-8, and the manifest over them."""
+    """Every text through the card-number guard (:func:`redact_pans`), as UTF-8 (a CSV file with a BOM: Excel
+    reads a CSV without one in the system's ANSI code page and shows the Chinese as mojibake), and the
+    manifest over them."""
     files: dict[str, bytes] = {}
     redacted = 0
     for name in sorted(texts):
         clean, n = redact_pans(texts[name], is_card_number)
         redacted += n
-        files[name] = clean.encode("utf-8")
+        files[name] = clean.encode(encoding_of(name))
     manifest = build_manifest(files, case_id=case_id, payout_id=payout_id, created_at=now.isoformat(),
                               generator=GENERATOR)
     return Bundle(case_id, files, manifest, redacted, payout_id)

@@ -2,7 +2,8 @@
 with the same manifest as a case's bundle (``payout_id`` instead of ``case_id``), so ``settleguard evidence
 verify`` checks both (docs/payouts.md).
 
-Bundle layout, every text file UTF-8, names in sorted order inside the zip:
+Bundle layout, every text file UTF-8 (CSV files with a BOM, headers "中文 english", amounts in 元, local times
+with their offset, merchant and terminal numbers: evidence/columns.py), names in sorted order inside the zip:
 
     manifest.json                 payout id, created time, generator; SHA-256 and size of every other file
     summary.html                  the payout on one page, Chinese first (evidence/summary.py PAYOUT_TEMPLATE)
@@ -27,30 +28,27 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from settleguard.diagnosis.model import CATEGORY_ZH
+from settleguard.evidence import columns as cols
 from settleguard.evidence import repository as repo
-from settleguard.evidence.model import MANIFEST, PAYOUT_STATUS_ZH, safe_target
+from settleguard.evidence.model import MANIFEST, PAYOUT_STATUS_ZH, files_phrase, safe_target
 from settleguard.evidence.pack import (
     GENERATOR,
     Bundle,
-    attempt_columns,
     attempt_diagnosis,
     seal,
-    to_csv,
     to_json,
-    txn_columns,
+    to_table,
     write_zip,
 )
 from settleguard.evidence.summary import render_payout
 from settleguard.money import format_yuan
 
 BAD = ("failed", "unknown")  # attempt outcomes that are diagnosed
-NOTICE_LOG_COLUMNS = ("notification_id", "kind", "delivery_id", "channel", "target", "delivery_status", "attempts",
-                      "next_attempt_at", "delivered_at", "attempt_id", "attempt_no", "started_at", "finished_at", "ok",
-                      "http_status", "detail")
 
 
 class NoSuchPayout(LookupError):
@@ -61,8 +59,8 @@ def _meaning(d: dict[str, Any] | None) -> str:
     return "" if d is None else str(d["meaning"])
 
 
-def build_payout(engine: Engine, payout_id: int, now: datetime) -> Bundle:
-    """Collect everything about payout ``payout_id`` (raises NoSuchPayout)."""
+def build_payout(engine: Engine, payout_id: int, now: datetime, *, tz: str = cols.DEFAULT_ZONE) -> Bundle:
+    """Collect everything about payout ``payout_id`` (raises NoSuchPayout); the CSVs' times in zone ``tz``."""
     with engine.connect() as conn:
         found = repo.payouts(conn, [payout_id])
         if not found:
@@ -84,6 +82,8 @@ def build_payout(engine: Engine, payout_id: int, now: datetime) -> Bundle:
         notices = repo.notices(conn, mid, ids)
         log = repo.notice_log(conn, [int(n["id"]) for n in notices]) if notices else []
         merchant = repo.merchant(conn, mid)
+        terminals = repo.terminal_numbers(conn, mid)
+    cells = cols.Cells(ZoneInfo(tz), {mid: str(merchant["merchant_no"])}, terminals)
     masks = {int(c["id"]): str(c["pan_masked"]) for c in cards}
     for a in attempts:
         bad = a["outcome"] in BAD
@@ -102,23 +102,23 @@ def build_payout(engine: Engine, payout_id: int, now: datetime) -> Bundle:
         "payout.json": to_json({"payout": {**payout, "amount_yuan": format_yuan(int(payout["amount_fen"]))},
                                 "merchant": merchant, "parts": parts, "settlement": settlement,
                                 "diagnosis_zh": diagnosis_zh, "diagnosis_en": diagnosis_en}),
-        "payout_events.csv": to_csv(events),
-        "attempts.csv": to_csv([{**a, "diagnosis_category": (a["diagnosis_en"] or {}).get("category"),
-                                 "diagnosis_zh": _meaning(a["diagnosis_zh"]), "diagnosis_en": _meaning(a["diagnosis_en"])}
-                                for a in attempts],
-                               [*attempt_columns(), "diagnosis_category", "diagnosis_zh", "diagnosis_en"]),
+        "payout_events.csv": to_table(events, cols.PAYOUT_EVENTS, cells),
+        "attempts.csv": to_table([{**a, "diagnosis_category": (a["diagnosis_en"] or {}).get("category"),
+                                   "diagnosis_zh": _meaning(a["diagnosis_zh"]),
+                                   "diagnosis_en": _meaning(a["diagnosis_en"])} for a in attempts],
+                                 [*cols.ATTEMPTS, *cols.ATTEMPT_DIAGNOSES], cells),
         "attempts.json": to_json(attempts),
-        "settlement.csv": to_csv(settlements),
-        f"transactions/{cycle.isoformat()}.csv": to_csv(txns, txn_columns()),
-        "ledger_entries.csv": to_csv(entries),
-        "ledger_postings.csv": to_csv(postings),
-        "cards.csv": to_csv(cards),
+        "settlement.csv": to_table(settlements, cols.SETTLEMENTS, cells),
+        f"transactions/{cycle.isoformat()}.csv": to_table(txns, cols.TRANSACTIONS, cells),
+        "ledger_entries.csv": to_table(entries, cols.LEDGER_ENTRIES, cells),
+        "ledger_postings.csv": to_table(postings, cols.LEDGER_POSTINGS, cells),
+        "cards.csv": to_table(cards, cols.CARDS, cells),
         "notices.json": to_json([{**n, "deliveries": [x for x in log if x["notification_id"] == n["id"]]}
                                  for n in notices]),
-        "notices.csv": to_csv(log, NOTICE_LOG_COLUMNS),
+        "notices.csv": to_table(log, cols.NOTICE_LOG, cells),
     }
     if parts:
-        texts["parts.csv"] = to_csv(parts)
+        texts["parts.csv"] = to_table(parts, cols.PAYOUTS, cells)
     names = sorted([*texts, "summary.html", MANIFEST])
     category = None if diagnosis_en is None else str(diagnosis_en["category"])
     texts["summary.html"] = render_payout({
@@ -134,13 +134,14 @@ def build_payout(engine: Engine, payout_id: int, now: datetime) -> Bundle:
                      for a in attempts],
         "parts": [{**p, "amount_yuan": format_yuan(int(p["amount_fen"])),
                    "status_zh": PAYOUT_STATUS_ZH.get(str(p["status"]), "")} for p in parts],
-        "notices": notices, "log": log, "files": names, "created_at": now.isoformat(), "generator": GENERATOR,
+        "notices": notices, "log": log, "files": names, "files_said": files_phrase(len(names) - 1), "created_at": now, "tz": cells.tz, "generator": GENERATOR,
     })
     return seal(texts, now=now, payout_id=payout_id)
 
 
-def export_payout(engine: Engine, payout_id: int, out: Path, now: datetime) -> Bundle:
+def export_payout(engine: Engine, payout_id: int, out: Path, now: datetime, *,
+                  tz: str = cols.DEFAULT_ZONE) -> Bundle:
     """Build the bundle and write it to ``out`` (nothing is written for an unknown payout)."""
-    bundle = build_payout(engine, payout_id, now)
+    bundle = build_payout(engine, payout_id, now, tz=tz)
     write_zip(bundle, out)
     return bundle

@@ -83,6 +83,13 @@ def card_history(conn: Connection, merchant_id: int) -> dict[str, list[dict[str,
     }
 
 
+def terminal_numbers(conn: Connection, merchant_id: int) -> dict[int, str]:
+    """The merchant's terminals: internal id -> terminal number (终端编号), for the CSVs people read."""
+    tm = t.terminals
+    return {int(r.id): str(r.terminal_no)
+            for r in conn.execute(select(tm.c.id, tm.c.terminal_no).where(tm.c.merchant_id == merchant_id))}
+
+
 def merchant(conn: Connection, merchant_id: int) -> dict[str, Any]:
     m = t.merchants
     return dict(conn.execute(select(m.c.id, m.c.merchant_no, m.c.registered_name, m.c.kind, m.c.cycle, m.c.city)

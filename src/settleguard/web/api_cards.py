@@ -45,7 +45,14 @@ class CheckRequest(BaseModel):
 
 
 class CheckResult(BaseModel):
-    valid: bool
+    valid: bool = Field(description="可以作为结算卡：没有错误，也没有“卡号可能输错” valid: no error, not probably mistyped")
+    bindable: bool = Field(description="绑卡不会被检查拒绝（没有错误）binding is not refused by the checks (no error)")
+    verdict: Literal["valid", "warnings", "check", "invalid"] = Field(
+        description="结论，来自最严重的问题 the headline, from the most serious problem: valid | warnings | check "
+                    "(卡号可能输错，请核对 probably mistyped) | invalid")
+    verdict_zh: str
+    verdict_en: str
+    verdict_cause: str | None = Field(description="结论所依据的问题代码 the problem code the verdict reflects")
     luhn_ok: bool
     masked: str
     length: int

@@ -16,6 +16,7 @@ from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
 from settleguard.web.model import Action, Principal
+from settleguard.web.services import services
 
 router = APIRouter(prefix=f"{API}/cases", tags=["evidence 证据包"])
 
@@ -35,7 +36,7 @@ def case_evidence(request: Request, principal: Annotated[Principal, Depends(requ
     with ctx.engine.connect() as conn:
         check_owner(principal, Action.CASE_READ, case_repo.owner(conn, case_id), _missing(case_id))
     try:
-        bundle = build(ctx.engine, case_id, ctx.now())
+        bundle = build(ctx.engine, case_id, ctx.now(), tz=services(request).timezone)
     except NoSuchCase:
         raise _missing(case_id) from None
     return Response(zip_bytes(bundle), media_type="application/zip", headers={

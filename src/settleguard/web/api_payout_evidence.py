@@ -18,6 +18,7 @@ from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
 from settleguard.web.model import Action, Principal
+from settleguard.web.services import services
 
 router = APIRouter(prefix=f"{API}/payouts", tags=["evidence 证据包"])
 
@@ -39,7 +40,7 @@ def payout_evidence(request: Request, principal: Annotated[Principal, Depends(re
     with ctx.engine.connect() as conn:
         check_owner(principal, Action.READ, payout_repo.owner(conn, payout_id), _missing(payout_id))
     try:
-        bundle = build_payout(ctx.engine, payout_id, ctx.now())
+        bundle = build_payout(ctx.engine, payout_id, ctx.now(), tz=services(request).timezone)
     except NoSuchPayout:
         raise _missing(payout_id) from None
     return Response(zip_bytes(bundle), media_type="application/zip", headers={

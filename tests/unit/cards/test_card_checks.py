@@ -6,11 +6,20 @@ import random
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stdnum.cn import ric
 
 from settleguard.cards.bins import BinInfo, BinTable, load_packaged_bins
 from settleguard.cards.checks import check_card
-from settleguard.cards.model import CardCheck, MerchantFacts, SettlementPolicy, luhn_complete, luhn_ok
+from settleguard.cards.model import (
+    CardCheck,
+    MerchantFacts,
+    SettlementPolicy,
+    luhn_complete,
+    luhn_ok,
+    verdict_of,
+)
 
 BINS = load_packaged_bins()
 MAJOR_BANKS = ("ICBC", "CCB", "ABC", "BOC", "COMM", "CMB", "PSBC", "CITIC", "CIB", "SPDB", "CMBC", "CEB",
@@ -77,7 +86,16 @@ def test_a_wrong_account_digit_fails_luhn_as_a_warning_for_a_known_bin(bank: str
     assert problem.severity == "warning"
     assert "Luhn" in problem.zh
     assert "核对" in problem.zh
-    assert result.valid  # some old domestic cards fail Luhn: the bank's verification decides
+    # probably mistyped: never headlined as valid; binding is not refused (a few old domestic cards fail
+    # Luhn: the bank's verification decides)
+    assert (result.verdict.code, result.verdict.cause, result.valid, result.bindable) == (
+        "check", "luhn_failed", False, True)
+    assert "可能输错了，请核对" in result.verdict.zh
+    assert "probably mistyped" in result.verdict.en
+    assert "可以作为结算卡" not in result.verdict.zh
+    doc = result.as_dict()
+    assert (doc["valid"], doc["bindable"], doc["verdict"], doc["verdict_zh"]) == (
+        False, True, "check", result.verdict.zh)
 
 
 @pytest.mark.parametrize(("bank", "prefix", "length"), DEBIT_CASES)
@@ -113,6 +131,8 @@ def test_an_unknown_issuer_with_a_valid_check_digit_is_only_a_warning_unless_the
     pan = make_pan("999912", 19)
     result = check_card(pan, bins=BINS)
     assert result.valid
+    assert result.verdict.code == "warnings"  # the headline says there is a warning to read
+    assert "1 条警告" in result.verdict.zh
     assert codes(result) == {"bin_unknown"}
     assert result.problems[0].severity == "warning"
     strict = check_card(pan, bins=BINS, policy=SettlementPolicy(allow_unknown_bin=False))
@@ -346,3 +366,68 @@ def test_generated_pans_are_luhn_valid_and_of_the_asked_length() -> None:
     assert len(pan) == 19
     assert luhn_ok(pan)
     assert pan.startswith("621700")
+
+
+# --- the verdict: from the problems, one place ------------------------------------------------------------
+
+LUHN_BINS = sorted(BINS, key=lambda r: (r.bin, r.length))  # every card BIN of the table is a Luhn BIN
+HOLDERS = st.sampled_from([None, "张三", "李四", "某某有限公司"])
+KINDS = st.sampled_from([None, "personal", "corporate"])
+
+
+@st.composite
+def luhn_failing_numbers(draw: st.DrawFn) -> str:
+    """A number under a known (Luhn) BIN, of any card length, whose check digit is wrong."""
+    row = draw(st.sampled_from(LUHN_BINS))
+    length = draw(st.one_of(st.just(row.length), st.integers(13, 19)))
+    body = row.bin + draw(st.text("0123456789", min_size=length - len(row.bin) - 1,
+                                  max_size=length - len(row.bin) - 1))
+    good = luhn_complete(body)
+    wrong = str((int(good[-1]) + draw(st.integers(1, 9))) % 10)
+    return body + wrong
+
+
+@settings(deadline=None)  # the first name comparison loads OpenCC
+@given(pan=luhn_failing_numbers(), holder=HOLDERS, kind=KINDS, spaced=st.booleans())
+def test_a_number_failing_luhn_on_a_luhn_bin_is_never_headlined_valid(pan: str, holder: str | None,
+                                                                      kind: str | None, spaced: bool) -> None:
+    assert not luhn_ok(pan)
+    typed = " ".join(pan[i:i + 4] for i in range(0, len(pan), 4)) if spaced else pan
+    merchant = MerchantFacts("corporate" if kind == "corporate" else "personal") if kind else None
+    result = check_card(typed, bins=BINS, holder_name=holder, merchant=merchant, today=TODAY)
+    # a corporate merchant's personal card is refused as such (an error), before Luhn is looked at
+    assert ("luhn_failed" in codes(result)) is (kind != "corporate")
+    assert result.verdict.code in ("check", "invalid")
+    assert not result.valid
+    assert "可以作为结算卡" not in result.verdict.zh
+    assert "valid settlement card" not in result.verdict.en.replace("not a valid settlement card", "")
+    assert result.as_dict()["valid"] is False
+    assert result.as_dict()["verdict"] == result.verdict.code
+
+
+@settings(deadline=None)
+@given(pan=st.text("0123456789 -", max_size=24), holder=HOLDERS, kind=KINDS)
+def test_the_verdict_and_the_problem_list_never_disagree(pan: str, holder: str | None, kind: str | None) -> None:
+    merchant = MerchantFacts("corporate" if kind == "corporate" else "personal") if kind else None
+    result = check_card(pan, bins=BINS, holder_name=holder, merchant=merchant, today=TODAY)
+    verdict, doc = result.verdict, result.as_dict()
+    assert verdict == verdict_of(result.problems)
+    errors = [p for p in result.problems if p.severity == "error"]
+    expected = ("invalid" if errors else "check" if "luhn_failed" in codes(result)
+                else "warnings" if result.problems else "valid")
+    assert verdict.code == expected
+    assert result.valid is (expected in ("valid", "warnings")) is doc["valid"]
+    assert result.bindable is (not errors) is doc["bindable"]
+    assert (doc["verdict"], doc["verdict_zh"], doc["verdict_en"], doc["verdict_cause"]) == (
+        verdict.code, verdict.zh, verdict.en, verdict.cause)
+    assert verdict.cause == (errors[0].code if errors else None if not result.problems else verdict.cause)
+    if verdict.code != "valid":
+        assert verdict.cause in codes(result)
+        assert "可以作为结算卡" not in verdict.zh or verdict.code == "warnings"
+
+
+def test_the_number_from_the_report_asks_to_check_it() -> None:
+    result = check_card("6222020200112233447", bins=BINS)
+    assert (result.bank_code, result.luhn_ok, codes(result)) == ("ICBC", False, {"luhn_failed"})
+    assert (result.verdict.code, result.valid) == ("check", False)
+    assert result.verdict.text == "卡号可能输错了，请核对 the card number is probably mistyped, check it"

@@ -113,3 +113,28 @@ def test_bad_usage_exits_non_zero_with_an_explanation(args: tuple[str, ...], tex
     proc = run(*args, check=False)
     assert proc.returncode == 2
     assert text in proc.stderr
+
+
+def test_the_review_flag_agrees_with_the_decision_and_a_limit_text_is_not_ignored() -> None:
+    # issue 18: 3045 printed 人工复核 review beside needs review: 否 no, and ignored the text that says limit
+    alone = run("--scheme", "allinpay", "--code", "3045").stdout
+    assert "人工复核 review" in alone
+    assert "needs review: 是 yes" in alone
+    out = run("--scheme", "allinpay", "--code", "3045", "--message", "超过当日累计限额").stdout
+    assert "超出限额 limit_exceeded" in out
+    assert "needs review: 否 no" in out
+    assert "代码 3045 由文字说明判断" in out
+    obj = json.loads(run("--scheme", "allinpay", "--code", "3045", "--json").stdout)
+    assert (obj["decision"], obj["needs_review"]) == ("review", True)
+    specific = run("--scheme", "allinpay", "--code", "3031", "--message", "余额不足").stdout
+    assert "银行卡信息错误 card_info_error" in specific
+    assert "文字说明 text says" in specific
+    assert "余额不足 insufficient_funds" in specific
+
+
+def test_a_word_inside_another_word_or_a_positive_statement_is_not_a_failure() -> None:
+    for message in ("商户名称变更", "冻结已解除", "未超过限额", "sign-in succeeded"):
+        obj = json.loads(run("--message", message, "--json").stdout)
+        assert obj["category"] == "unknown", (message, obj["rule"])
+        assert obj["needs_review"] is True
+        assert obj["confidence"] < 0.5

@@ -169,7 +169,7 @@ def _panel(d: Any, lang: str, explain: bool, scheme: str | None, code: str | Non
     from rich.text import Text
 
     from settleguard.cli.output import console
-    from settleguard.diagnosis.model import CATEGORY_ZH, DECISION_ZH, OWNER_ZH
+    from settleguard.diagnosis.model import CATEGORY_ZH, DECISION_ZH, OWNER_ZH, Stage
 
     yes_no = {True: "是 yes", False: "否 no"}
     t = Table.grid(padding=(0, 2))
@@ -184,11 +184,16 @@ def _panel(d: Any, lang: str, explain: bool, scheme: str | None, code: str | Non
     review = "[bold yellow]是 yes[/]" if d.needs_review else "否 no"
     t.add_row("置信度 confidence", f"{d.confidence:.2f}   需人工复核 needs review: {review}")
     t.add_row("规则 rule", d.rule or "—")
+    e = d.explanation
+    if e.stage is Stage.narrative and e.code:
+        t.add_row("依据 basis", Text(f"代码 {e.code} 由文字说明判断 code {e.code}: the text decides"))
+    if e.text_category is not None:
+        t.add_row("文字说明 text says", Text(f"{CATEGORY_ZH[e.text_category]} {e.text_category.value}"
+                                            "（与代码不一致，以代码为准 disagrees with the code; the code decides）"))
     t.add_row("含义 meaning", Text(d.meaning(lang)))
     t.add_row("处理步骤 steps", _numbered([f"{i}." for i in range(1, len(d.guidance(lang)) + 1)], d.guidance(lang)))
     t.add_row("留存证据 evidence", _numbered(["•"] * len(d.evidence(lang)), d.evidence(lang)))
     if explain:
-        e = d.explanation
         code_part = f"{e.code} ({e.code_source})" if e.code else "—"
         t.add_row("判断依据 why", Text(f"stage={e.stage.value}  scheme={e.scheme or '—'}  code={code_part}"))
         t.add_row("匹配模式 pattern", Text(e.pattern or "—"))

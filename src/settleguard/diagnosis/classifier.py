@@ -5,13 +5,19 @@ Stages, first decisive one wins:
    all schemes that know it agree on the category. A code embedded in the message (``[E1031]…``,
    ``RESP=3017|MSG=…``) is looked up the same way when the given code decided nothing.
 2. narrative — a code that means "see the text" (``narrative = true``), or a rule whose category is
-   ``unknown``, is decided by the text when the text is recognised.
+   ``unknown``, is decided by the text when the text is recognised. So is a code whose rule leaves the
+   decision to a person (decision ``review``) when the text names another category.
 3. text — the normalised message against the text rules: first the query-first rules of text.toml
    (result_unknown, duplicate), then the given scheme's own pattern rules, then the rest of text.toml.
 Nothing recognised → ``unknown``, ``needs_review``, confidence < 0.5.
 
 Safety net: when the code says "resend" (retry, split, re-sign-in) but the message says the result is
-unknown or the instruction is a duplicate, the query-first reading wins.
+unknown or the instruction is a duplicate, the query-first reading wins. Any other disagreement between
+a decisive code and the text is kept in the explanation's notes.
+
+A pattern match counts only in context: not when a rule's ``unless`` pattern overlaps it (word
+boundaries, positive statements: 商户名称 is not 户名, 冻结已解除 is not 冻结), and not when a negation
+cue comes just before it in the same clause (并非 / 不是 / 而非 / 并无 …, English not / never).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ CONF_CODE_AGREED = 0.85       # a code looked up without a scheme, every scheme 
 CONF_EMBEDDED_SCHEME = 0.9    # a code found inside the message, in the given scheme
 CONF_EMBEDDED_AGREED = 0.8    # a code found inside the message, no scheme, all agree
 CONF_NARRATIVE = 0.85         # a "see the text" code whose text was recognised
+CONF_REVIEW_CODE_TEXT = 0.8   # a code that leaves the decision to a person, and a text naming another category
 CONF_TEXT = 0.75              # free text recognised
 CONF_OVERRIDE = 0.9           # a resending code overridden by query-first text
 CONF_UNKNOWN_SIGNAL = 0.3     # unknown, but there was a code or text we could not use
@@ -46,6 +53,15 @@ CONF_UNKNOWN_EMPTY = 0.1      # unknown, nothing given
 
 UNKNOWN_STEPS = ("manual_review", "contact_bank_support", "keep_evidence")
 UNKNOWN_EVIDENCE = ("bank_response", "payout_attempts", "contact_record")
+
+# A negation cue just before a match, in the same clause (normalised text: clauses are separated by one
+# space), negates it: 并非余额不足, 不是重复交易, "not a duplicate", "limit not exceeded". Only cues that
+# negate a statement are universal; 未 / 没有 / 无 are not (未签到 and 没有权限 are failures), rules
+# list those forms in ``unless``; a rule ("must not exceed", 不得超过) is not a negation.
+_NEGATED = re.compile(r"(?:(?:并非|不是|并不是|而非|并无|非因)[^ ]{0,6}"
+                      r"|(?<!must )(?<!may )(?<!shall )(?<!should )(?<!can )\b(?:not|never|no longer)"
+                      r"(?: (?:a|an|the|been|be|yet|due to|because of|caused by))? )$")
+_NEG_WINDOW = 16
 
 
 class UnknownScheme(ValueError):
@@ -61,6 +77,7 @@ class _Hit:
     code_source: str | None = None
     pattern: str | None = None
     notes: tuple[str, ...] = ()
+    text_category: Category | None = None   # the text's reading, when the code decided against it
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +129,8 @@ class Classifier:
                 notes.append(f"code {hit.code} ({hit.rule.id}) says {hit.rule.decision}, but the text says "
                              f"{rule.category}: query first")
                 hit = _Hit(rule, Stage.text, CONF_OVERRIDE, hit.code, hit.code_source, pattern)
+        if hit is not None and norm and hit.stage is Stage.code:
+            hit = self._code_and_text(s, hit, norm, notes)
         if hit is None and norm:
             found = self._text(s, norm)
             if found is not None:
@@ -133,6 +152,23 @@ class Classifier:
         return self._diagnosis(hit, norm, notes)
 
     # -- stages ------------------------------------------------------------------------------------
+    def _code_and_text(self, scheme: str | None, hit: _Hit, norm: str, notes: list[str]) -> _Hit:
+        """A decisive code next to a recognised text of another category: a code that leaves the decision
+        to a person (decision review) gives way to the text; any other code decides, and the
+        disagreement is noted (never silently dropped)."""
+        found = self._text(scheme, norm)
+        if found is None or found[0].category is hit.rule.category:
+            return hit
+        rule, pattern = found
+        if hit.rule.decision is Decision.review:
+            notes.append(f"code {hit.code} ({hit.rule.id}: {hit.rule.category}) leaves the decision to a person, "
+                         f"and the text names {rule.category}: the text decides")
+            return _Hit(rule, Stage.narrative, CONF_REVIEW_CODE_TEXT, hit.code, hit.code_source, pattern)
+        notes.append(f"the text reads as {rule.category} ({rule.id}), but code {hit.code} ({hit.rule.id}) is "
+                     f"specific: the code decides ({hit.rule.category})")
+        return _Hit(hit.rule, hit.stage, hit.confidence, hit.code, hit.code_source, hit.pattern, hit.notes,
+                    text_category=rule.category)
+
     def _by_code(self, scheme: str | None, code: str, source: str,
                  notes: list[str]) -> tuple[_Hit | None, _Hit | None]:
         """(decisive hit, pending narrative hit)."""
@@ -184,9 +220,11 @@ class Classifier:
 
     @staticmethod
     def _match(rules: tuple[_Compiled, ...], norm: str) -> tuple[Rule, str] | None:
-        for rule, rx, each in rules:
-            if rx.search(norm) is not None:
-                return rule, next(p.pattern for p in each if p.search(norm))
+        for rule, rx, each, unless in rules:
+            if rx.search(norm) is not None:   # the fast path: most rules do not match at all
+                pattern = _counting(norm, each, unless)
+                if pattern is not None:
+                    return rule, pattern
         return None
 
     # -- building the answer -----------------------------------------------------------------------
@@ -201,11 +239,12 @@ class Classifier:
         r = hit.rule
         gz, ge, ez, ee = self._texts(r.steps, r.evidence, r.note_zh, r.note_en)
         expl = Explanation(stage=hit.stage, normalized=norm, scheme=r.scheme, code=hit.code,
-                           code_source=hit.code_source, pattern=hit.pattern, notes=tuple(notes))
+                           code_source=hit.code_source, pattern=hit.pattern, notes=tuple(notes),
+                           text_category=hit.text_category)
         unknown = r.category is Category.unknown
         return Diagnosis(category=r.category, retryable=r.retryable, decision=r.decision, owner=r.owner,
                          confidence=min(hit.confidence, CONF_UNKNOWN_SIGNAL) if unknown else hit.confidence,
-                         needs_review=unknown, rule=r.id,
+                         rule=r.id,
                          meaning_zh=r.meaning_zh, meaning_en=r.meaning_en, guidance_zh=gz, guidance_en=ge,
                          evidence_zh=ez, evidence_en=ee, explanation=expl)
 
@@ -226,15 +265,31 @@ class Classifier:
                            code=pending.code if pending else None,
                            code_source=pending.code_source if pending else None, notes=tuple(notes))
         return Diagnosis(category=Category.unknown, retryable=False, decision=Decision.review, owner=Owner.platform,
-                         confidence=confidence, needs_review=True, rule=rule_id, meaning_zh=meaning_zh,
+                         confidence=confidence, rule=rule_id, meaning_zh=meaning_zh,
                          meaning_en=meaning_en, guidance_zh=gz, guidance_en=ge, evidence_zh=ez, evidence_en=ee,
                          explanation=expl)
 
 
-_Compiled = tuple[Rule, re.Pattern[str], tuple[re.Pattern[str], ...]]
+_Compiled = tuple[Rule, re.Pattern[str], tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]
 
 
 def _compile(rule: Rule) -> _Compiled:
-    """The rule, its patterns as one alternation (to find whether it matches), and each pattern alone
-    (to say which one did)."""
-    return rule, re.compile("|".join(f"(?:{p})" for p in rule.patterns)), tuple(re.compile(p) for p in rule.patterns)
+    """The rule, its patterns as one alternation (to find whether it matches), each pattern alone
+    (to say which one did, and where) and its ``unless`` patterns."""
+    return (rule, re.compile("|".join(f"(?:{p})" for p in rule.patterns)), tuple(re.compile(p) for p in rule.patterns),
+            tuple(re.compile(u) for u in rule.unless))
+
+
+def _counting(norm: str, each: tuple[re.Pattern[str], ...], unless: tuple[re.Pattern[str], ...]) -> str | None:
+    """The first pattern (in rule order) with a match that counts: not overlapped by an ``unless`` match
+    and not negated by a cue just before it. None when every match is excluded."""
+    spans = [m.span() for u in unless for m in u.finditer(norm)]
+    for p in each:
+        m = p.search(norm)
+        while m is not None:
+            start, end = m.span()
+            if (not any(us < end and start < ue for us, ue in spans)
+                    and _NEGATED.search(norm[max(0, start - _NEG_WINDOW):start]) is None):
+                return p.pattern
+            m = p.search(norm, start + 1)
+    return None

@@ -37,7 +37,7 @@ _FILE_KEYS = {"scheme", "source", "rules"}
 _REQUIRED = {"id": str, "category": str, "retryable": bool, "decision": str, "owner": str,
              "meaning_zh": str, "meaning_en": str, "steps": list, "evidence": list}
 _OPTIONAL = {"codes": list, "patterns": list, "narrative": bool, "note_zh": str, "note_en": str,
-             "examples": list}
+             "examples": list, "unless": list, "near_misses": list}
 _ESCAPE = re.compile(r"\\.")
 
 
@@ -185,7 +185,7 @@ def _rule(path: Path, scheme: str, index: int, raw: Any, steps: Mapping[str, Tex
     for key, typ in _OPTIONAL.items():
         if key in raw and not isinstance(raw[key], typ):
             raise bad(f"{key} must be a {typ.__name__}")
-    for key in ("codes", "patterns", "steps", "evidence", "examples"):
+    for key in ("codes", "patterns", "steps", "evidence", "examples", "unless", "near_misses"):
         if not all(isinstance(v, str) and v.strip() for v in raw.get(key, [])):
             raise bad(f"{key} must be a list of non-empty strings")
     for key in ("meaning_zh", "meaning_en"):
@@ -222,6 +222,11 @@ def _rule(path: Path, scheme: str, index: int, raw: Any, steps: Mapping[str, Tex
     patterns: list[str] = raw.get("patterns", [])
     for p in patterns:
         _check_pattern(p, bad)
+    unless: list[str] = raw.get("unless", [])
+    for p in unless:
+        _check_pattern(p, bad)
+    if unless and not patterns:
+        raise bad("unless only makes sense for a rule with patterns")
     narrative = bool(raw.get("narrative", False))
     if scheme == TEXT_SCHEME and codes:
         raise bad("text rules have no codes (codes belong to their scheme's file)")
@@ -235,7 +240,8 @@ def _rule(path: Path, scheme: str, index: int, raw: Any, steps: Mapping[str, Tex
         meaning_zh=raw["meaning_zh"].strip(), meaning_en=raw["meaning_en"].strip(),
         steps=tuple(raw["steps"]), evidence=tuple(raw["evidence"]),
         note_zh=raw.get("note_zh", "").strip(), note_en=raw.get("note_en", "").strip(),
-        examples=tuple(raw.get("examples", [])), file=str(path),
+        examples=tuple(raw.get("examples", [])), file=str(path), unless=tuple(unless),
+        near_misses=tuple(raw.get("near_misses", [])),
     )
 
 

@@ -115,7 +115,15 @@ def rule_problems(category: Category, decision: Decision, retryable: bool) -> li
         problems.append("category unknown must not be retryable")
     if category is Category.risk_or_compliance_block and (decision in RESENDING_DECISIONS or retryable):
         problems.append("risk_or_compliance_block is never retried automatically")
+    if retryable is not (decision in RESENDING_DECISIONS):
+        problems.append(f"retryable must be {decision in RESENDING_DECISIONS} for decision {decision} "
+                        "(retryable means the decision sends the money again: retry, split, resign_in)")
     return problems
+
+
+def needs_review(decision: Decision) -> bool:
+    """Whether a person must decide: exactly when the decision is ``review`` (every ``unknown`` is)."""
+    return decision is Decision.review
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +156,8 @@ class Rule:
     note_en: str = ""
     examples: tuple[str, ...] = ()
     file: str = ""
+    unless: tuple[str, ...] = ()        # context: a pattern match overlapped by one of these does not count
+    near_misses: tuple[str, ...] = ()   # messages that must NOT classify to this rule (tested)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,16 +171,20 @@ class Explanation:
     code_source: str | None = None       # "given" | "embedded"
     pattern: str | None = None           # the pattern that matched (text / narrative stages)
     notes: tuple[str, ...] = ()          # further remarks, English (e.g. ambiguous codes, overrides)
+    text_category: Category | None = None  # what the text alone reads as, when it disagrees with the answer
 
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
+    """One answer. Its fields cannot contradict each other: ``needs_review`` is derived from the
+    decision, ``retryable`` must match it, and an ``unknown`` has confidence below 0.5 (anything
+    else at least 0.5); a violation raises ValueError when the diagnosis is built."""
+
     category: Category
     retryable: bool
     decision: Decision
     owner: Owner
     confidence: float
-    needs_review: bool
     rule: str | None
     meaning_zh: str
     meaning_en: str
@@ -179,6 +193,19 @@ class Diagnosis:
     evidence_zh: tuple[str, ...]
     evidence_en: tuple[str, ...]
     explanation: Explanation = field(compare=False)
+
+    def __post_init__(self) -> None:
+        problems = rule_problems(self.category, self.decision, self.retryable)
+        if (self.category is Category.unknown) is not (self.confidence < 0.5):
+            problems.append(f"confidence {self.confidence} contradicts category {self.category} "
+                            "(unknown is below 0.5, anything else at least 0.5)")
+        if problems:
+            raise ValueError(f"contradictory diagnosis ({self.rule}): {'; '.join(problems)}")
+
+    @property
+    def needs_review(self) -> bool:
+        """True exactly when the decision is ``review``: one source of truth, never a second flag."""
+        return needs_review(self.decision)
 
     def meaning(self, lang: str = "zh") -> str:
         return self.meaning_en if lang == "en" else self.meaning_zh
@@ -207,5 +234,6 @@ class Diagnosis:
             e = self.explanation
             out["explanation"] = {"stage": e.stage.value, "scheme": e.scheme, "code": e.code,
                                   "code_source": e.code_source, "pattern": e.pattern,
-                                  "normalized": e.normalized, "notes": list(e.notes)}
+                                  "normalized": e.normalized, "notes": list(e.notes),
+                                  "text_category": e.text_category.value if e.text_category else None}
         return out

@@ -11,9 +11,10 @@ from settleguard.diagnosis.classifier import (
     CONF_CODE_SCHEME,
     CONF_EMBEDDED_SCHEME,
     CONF_NARRATIVE,
+    CONF_REVIEW_CODE_TEXT,
     CONF_TEXT,
 )
-from settleguard.diagnosis.model import Category, Decision, Owner, Stage
+from settleguard.diagnosis.model import Category, Decision, Diagnosis, Owner, Stage
 
 
 def test_a_code_of_the_given_scheme_decides_case_and_whitespace_insensitively() -> None:
@@ -173,3 +174,54 @@ def test_the_json_form_has_the_contract_fields_in_the_chosen_language() -> None:
     assert en["explanation"]["stage"] == "code"
     assert "explanation" not in zh
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in g) for g in zh["guidance"])
+
+
+# -- issue 18 item 3: the fields of a diagnosis never contradict each other --------------------------------
+def test_the_review_flag_follows_the_decision_for_every_code() -> None:
+    # was: needs_review only for `unknown`, so 交易信息错误 showed 人工复核 review beside needs review: 否 no
+    from settleguard.diagnosis import knowledge_base
+
+    for rule in knowledge_base().rules:
+        for code in rule.codes[:1]:
+            d = classify(rule.scheme, code, None)
+            assert d.needs_review is (d.decision is Decision.review), (rule.id, d.decision)
+            assert d.retryable is (d.decision in (Decision.retry, Decision.split, Decision.resign_in)), rule.id
+    assert classify("allinpay", "3045", None).needs_review
+    assert classify("allinpay", "3045", None).to_dict()["needs_review"] is True
+
+
+def test_a_code_that_leaves_the_decision_to_a_person_gives_way_to_a_text_naming_a_category() -> None:
+    d = classify("allinpay", "3045", "超过当日累计限额")   # 3045: agreement not found (review); the text says limit
+    assert (d.category, d.rule, d.decision) == (Category.limit_exceeded, "text.limit_cumulative", Decision.retry)
+    assert not d.needs_review
+    assert d.explanation.stage is Stage.narrative
+    assert d.explanation.code == "3045"
+    assert d.confidence == CONF_REVIEW_CODE_TEXT
+    assert any("3045" in n and "the text decides" in n for n in d.explanation.notes)
+    # unrecognised or agreeing text: the code still decides
+    assert classify("allinpay", "3045", "交易失败").rule == "allinpay.3045"
+    assert classify("allinpay", "3040", "金额错误").rule == "allinpay.3040"
+
+
+def test_a_specific_code_keeps_deciding_and_a_disagreeing_text_is_reported_not_dropped() -> None:
+    d = classify("allinpay", "3031", "余额不足")
+    assert d.rule == "allinpay.3031"
+    assert d.category is Category.card_info_error
+    assert d.explanation.text_category is Category.insufficient_funds
+    assert d.to_dict(explain=True)["explanation"]["text_category"] == "insufficient_funds"
+    assert any("insufficient_funds" in n for n in d.explanation.notes)
+    assert classify("allinpay", "3031", "账号户名不符").explanation.text_category is None   # agreeing text
+
+
+def test_a_diagnosis_that_contradicts_itself_cannot_be_built() -> None:
+    good = classify("allinpay", "3031", None)
+    fields = {f: getattr(good, f) for f in ("category", "retryable", "decision", "owner", "confidence", "rule",
+                                            "meaning_zh", "meaning_en", "guidance_zh", "guidance_en", "evidence_zh",
+                                            "evidence_en", "explanation")}
+    assert Diagnosis(**fields) == good
+    with pytest.raises(ValueError, match="retryable"):
+        Diagnosis(**{**fields, "retryable": True})                                  # hold, yet "retryable"
+    with pytest.raises(ValueError, match="confidence"):
+        Diagnosis(**{**fields, "category": Category.unknown, "decision": Decision.review})   # unknown at 0.95
+    with pytest.raises(ValueError, match="inquire"):
+        Diagnosis(**{**fields, "category": Category.result_unknown, "decision": Decision.retry, "retryable": True})

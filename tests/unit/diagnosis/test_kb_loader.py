@@ -90,6 +90,15 @@ BROKEN = [
      .replace('"hold"', '"retry"'), "never retried automatically"),
     ("unknown guesses", HEADER + GOOD_RULE.replace('"card_info_error"', '"unknown"'), "must have decision review"),
     ("no steps", HEADER + GOOD_RULE.replace('["rebind_card"]', "[]"), "at least one step"),
+    # issue 18: a rule whose fields contradict each other, and the context patterns
+    ("retryable contradicts the decision", HEADER + GOOD_RULE.replace("retryable = false", "retryable = true"),
+     "retryable must be False for decision hold"),
+    ("bad unless regex", HEADER + GOOD_RULE.replace('codes = ["9001"]', 'patterns = ["户名"]\nunless = ["商户名("]'),
+     "pattern '商户名(' is not a valid regular expression"),
+    ("unless without patterns", HEADER + GOOD_RULE.replace('codes = ["9001"]', 'codes = ["9001"]\nunless = ["x"]'),
+     "unless only makes sense for a rule with patterns"),
+    ("near_misses not strings", HEADER + GOOD_RULE.replace('codes = ["9001"]', 'patterns = ["x"]\nnear_misses = [1]'),
+     "near_misses must be a list of non-empty strings"),
 ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from settleguard.diagnosis import classify, knowledge_base
-from settleguard.diagnosis.model import Category
+from settleguard.diagnosis.model import Category, Decision
 
 C = Category
 ICBC = [  # §5.2, with the code in front as ICBC sends it
@@ -136,7 +136,7 @@ UNKNOWN = ["交易失败", "失败", "failed", "Transaction failed", "退票", "
 def test_free_text_is_classified_by_its_meaning(message: str, category: Category) -> None:
     d = classify(None, None, message)
     assert d.category is category, (d.rule, d.explanation.pattern, d.explanation.normalized)
-    assert not d.needs_review
+    assert d.needs_review is (d.decision is Decision.review)   # the flag follows the decision
     assert d.confidence >= 0.5
 
 

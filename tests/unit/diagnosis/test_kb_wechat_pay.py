@@ -55,7 +55,7 @@ def test_table(code: str, category: str, decision: str, owner: str) -> None:
     d = classify(SCHEME, code, None)
     assert (d.category.value, d.decision.value, d.owner.value) == (category, decision, owner)
     assert d.rule == f"{SCHEME}.{code}"
-    assert d.needs_review is False
+    assert d.needs_review is (decision == "review")   # the flag follows the decision
     assert d.confidence >= 0.9
 
 

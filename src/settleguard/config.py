@@ -20,7 +20,10 @@ class Settings(BaseSettings):
     Attributes:
         db: SQLAlchemy URL. Default: the SQLite file ``./settleguard.db``.
         key: base64 (url-safe) 32-byte AES key for card numbers; overrides ``key_file``.
-        key_file: where the card-number key lives; created with mode 0600 on first use.
+        key_file: where the card-number key lives. Default: beside the SQLite file (``settleguard.db`` ->
+            ``settleguard.key`` in the same directory); a PostgreSQL database needs it (or ``key``) set. The
+            key belongs to the database (cards/custody.py): it is created only on an empty database or by
+            ``settleguard keys init``.
         timezone: the business time zone; cycles and cut-offs are computed in it.
         t1_cutoff_hour: T+1 day cut-over hour (日切): a sale at or after it belongs to the next day.
         d0_cutoff_hour: D+0 cut-over hour.
@@ -38,6 +41,8 @@ class Settings(BaseSettings):
             in pain.001 files (GrpHdr/InitgPty, Dbtr, DbtrAcct, DbtrAgt).
         worker_stale_seconds: on PostgreSQL, a payout left submitted or in inquiry this long is taken
             for one a dead worker left behind and inquired about.
+        file_answer_due_business_days: a payout sent in a pain.001 file still without a final answer this
+            many business days after the export is flagged (ops alert and case; payouts/overdue.py).
         smtp_host, smtp_port, smtp_from: the SMTP server merchant emails go through, and the sender
             address (``SETTLEGUARD_SMTP_HOST`` ...); smtp_starttls, smtp_user, smtp_password optional.
         webhook_timeout_seconds: timeout of one webhook POST (and of one SMTP conversation).
@@ -47,13 +52,17 @@ class Settings(BaseSettings):
         notify_lease_seconds: a claimed delivery whose worker died is taken again after this long.
         notify_batch: deliveries claimed per transaction.
         notify_cycle_seconds: time box of notice delivery inside one payout worker cycle.
+        future_tolerance_minutes: ``import transactions`` rejects a row whose time is later than the
+            importing machine's clock plus this many minutes (clocks of terminals drift a little).
+        enterprise_legal_person_account: onboarding (``merchants import|add``) lets an enterprise (企业) settle
+            to its legal person's own personal debit card instead of its corporate account (docs/merchants.md).
     """
 
     model_config = SettingsConfigDict(env_prefix="SETTLEGUARD_", extra="ignore")
 
     db: str = DEFAULT_DB_URL
     key: str | None = None
-    key_file: Path = Path("settleguard.key")
+    key_file: Path | None = None
     timezone: str = "Asia/Shanghai"
     t1_cutoff_hour: int = Field(default=23, ge=0, le=24)
     d0_cutoff_hour: int = Field(default=22, ge=0, le=24)
@@ -70,6 +79,7 @@ class Settings(BaseSettings):
     payout_debtor_account: str = "1100000000000000001"
     payout_debtor_bank: str = "ICBC"
     worker_stale_seconds: int = Field(default=300, ge=0)
+    file_answer_due_business_days: int = Field(default=2, ge=1)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = "noreply@settleguard.invalid"
@@ -83,3 +93,5 @@ class Settings(BaseSettings):
     notify_lease_seconds: float = Field(default=60.0, gt=0)
     notify_batch: int = Field(default=20, ge=1)
     notify_cycle_seconds: float = Field(default=20.0, gt=0)
+    future_tolerance_minutes: int = Field(default=10, ge=0)
+    enterprise_legal_person_account: bool = False

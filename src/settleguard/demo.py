@@ -14,11 +14,11 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, insert, inspect, select
 from sqlalchemy.engine import make_url
 
 from settleguard.cards.service import BindRefused, BindRequest, bind_card
@@ -29,6 +29,7 @@ from settleguard.db import tables
 from settleguard.db.engine import create, normalise_url, open_engine
 from settleguard.imports.transactions import import_transactions
 from settleguard.ledger import repository as ledger_repo
+from settleguard.masking import bounded
 from settleguard.merchants import repository as merchants_repo
 from settleguard.merchants.model import MerchantKind, NewMerchant
 from settleguard.payouts import repository as payouts_repo
@@ -87,22 +88,129 @@ def to_new_merchant(m: SimMerchant) -> NewMerchant:
     )
 
 
-def fresh_database(url: str) -> Engine:
-    """Delete an SQLite file (and its WAL) or drop settleguard's tables on a server, then migrate."""
+DEMO_MARK = "demo"
+_HOLDINGS = (("merchants", "商户 merchants"), ("transactions", "交易 transactions"),
+             ("settlement_accounts", "结算卡 cards"), ("payouts", "出款 payouts"))
+
+
+class DemoRefused(Exception):
+    """The demo's database is not one it may write to; nothing was changed."""
+
+    def __init__(self, zh: str, en: str, detail: str = "") -> None:
+        super().__init__(f"{zh}\n{en}" + (f"\n{detail}" if detail else ""))
+        self.zh, self.en, self.detail = zh, en, detail
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the demo found at its database URL.
+
+    Attributes:
+        url: the URL with its password masked.
+        state: "new" (no file, in memory), "empty" (no tables, or settleguard's with no merchant,
+            transaction or card), "demo" (marked as made by the demo) or "other" (anything else).
+        holds: row counts of merchants, transactions, cards and payouts (settleguard tables only).
+        foreign_tables: tables that are not settleguard's.
+    """
+
+    url: str
+    state: str
+    holds: dict[str, int] = field(default_factory=dict)
+    foreign_tables: tuple[str, ...] = ()
+
+    def holdings(self) -> str:
+        shown = [f"{label} {self.holds.get(name, 0):,}" for name, label in _HOLDINGS]
+        if self.foreign_tables:
+            names = ", ".join(self.foreign_tables[:5]) + (" …" if len(self.foreign_tables) > 5 else "")
+            shown.append(f"其他表 other tables {len(self.foreign_tables)} ({names})")
+        return "，".join(shown)
+
+
+def masked_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def inspect_target(url: str) -> Target:
+    """Look at the database at ``url`` without changing it (no migration, no file created)."""
+    shown = masked_url(url)
     u = make_url(normalise_url(url))
-    if u.drivername.startswith("sqlite"):
-        if u.database and u.database != ":memory:":
-            for suffix in ("", "-wal", "-shm", ".simbank.jsonl"):
-                p = Path(u.database + suffix)
-                if p.exists():
-                    p.unlink()
-    else:
-        engine = create(url)
-        with engine.begin() as conn:
-            tables.metadata.drop_all(conn)
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    sqlite = u.drivername.startswith("sqlite")
+    if sqlite and (not u.database or u.database == ":memory:"):
+        return Target(shown, "new")
+    if sqlite and (not Path(u.database).exists() or Path(u.database).stat().st_size == 0):  # type: ignore[arg-type]
+        return Target(shown, "new")
+    engine = create(url)
+    try:
+        with engine.connect() as conn:
+            names = set(inspect(conn).get_table_names())
+            ours = names & set(tables.metadata.tables)
+            foreign = tuple(sorted(names - ours - {"alembic_version"}))
+            holds = {name: int(conn.execute(select(func.count()).select_from(tables.metadata.tables[name]))
+                               .scalar_one()) for name, _ in _HOLDINGS if name in ours}
+            marked = "database_marks" in ours and conn.execute(
+                select(tables.database_marks.c.name).where(tables.database_marks.c.name == DEMO_MARK)).first()
+    except Exception as exc:  # not a database, unreachable, no permission: never touched
+        raise DemoRefused(f"无法读取数据库 {shown}，演示未做任何更改", f"cannot read the database {shown}; "
+                          "the demo changed nothing", bounded(f"{type(exc).__name__}: {exc}", 300)) from None
+    finally:
         engine.dispose()
-    return open_engine(url)
+    if marked and not foreign:
+        return Target(shown, "demo", holds)
+    if not foreign and not any(holds.get(name, 0) for name in ("merchants", "transactions", "settlement_accounts")):
+        return Target(shown, "empty", holds)
+    return Target(shown, "other", holds, foreign)
+
+
+def check_target(url: str, *, replace_demo: bool = False) -> Target:
+    """The target, if the demo may write to it; :class:`DemoRefused` (naming the URL and what the database
+    holds) otherwise. An SQLite demo database is replaced without asking (``make demo`` twice); one on a
+    server only with ``replace_demo``."""
+    target = inspect_target(url)
+    if target.state == "other":
+        raise DemoRefused(
+            f"数据库 {target.url} 不是演示数据库，也不是空库：演示只写入它自己建的或空的数据库，未做任何更改",
+            f"the database {target.url} is neither a demo database nor empty: the demo writes only to a database "
+            "it created or an empty one; nothing was changed",
+            f"其中有 it holds: {target.holdings()}\n"
+            "请用 --db（或 SETTLEGUARD_DB）指向新的数据库，例如 point --db (or SETTLEGUARD_DB) at a new database, "
+            "e.g. --db sqlite:///demo.db")
+    if target.state == "demo" and not replace_demo and not make_url(normalise_url(url)).drivername.startswith("sqlite"):
+        raise DemoRefused(
+            f"数据库 {target.url} 是以前的演示数据库；替换服务器上的数据库需要 --replace-demo，未做任何更改",
+            f"the database {target.url} is an earlier demo database; replacing a server database needs "
+            "--replace-demo; nothing was changed",
+            f"其中有 it holds: {target.holdings()}")
+    return target
+
+
+def fresh_database(url: str, *, replace_demo: bool = False, now: datetime | None = None) -> Engine:
+    """A migrated database for the demo, marked as a demo database (``database_marks`` row ``demo``).
+
+    Only a new or empty database, or an earlier demo database (on a server only with ``replace_demo``)
+    is used; the demo database is replaced (SQLite file and WAL deleted, or settleguard's tables dropped).
+    Any other database raises :class:`DemoRefused` before anything is changed.
+    """
+    target = check_target(url, replace_demo=replace_demo)
+    u = make_url(normalise_url(url))
+    if target.state == "demo":
+        if u.drivername.startswith("sqlite"):
+            for suffix in ("", "-wal", "-shm", ".simbank.jsonl"):
+                Path(str(u.database) + suffix).unlink(missing_ok=True)
+        else:
+            engine = create(url)
+            with engine.begin() as conn:
+                tables.metadata.drop_all(conn)
+                conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+                conn.exec_driver_sql("DROP FUNCTION IF EXISTS sg_event_write_lock()")  # migration 0006's
+            engine.dispose()
+    engine = open_engine(url)
+    with engine.begin() as conn:
+        if conn.execute(select(tables.database_marks.c.name)
+                        .where(tables.database_marks.c.name == DEMO_MARK)).first() is None:
+            conn.execute(insert(tables.database_marks).values(
+                name=DEMO_MARK, value=f"settleguard demo ({target.state} database)",
+                created_at=now or datetime.now(UTC)))
+    return engine
 
 
 def run_demo(
@@ -113,14 +221,22 @@ def run_demo(
     seed: int,
     start: date,
     data_dir: Path,
-    vault: Vault,
+    vault: Vault | Callable[[], Vault],
     channel_factory: Callable[[], BankChannel],
     cutoffs: CutOffs,
     hooks: Hooks,
+    replace_demo: bool = False,
 ) -> DemoSummary:
+    """The demo on ``url`` (see :func:`fresh_database` for which databases it may use; DemoRefused).
+    ``vault`` may be a factory, called once the demo's database exists."""
     tz = ZoneInfo(cutoffs.timezone)
     summary = DemoSummary()
-    engine = fresh_database(url)
+    engine = fresh_database(url, replace_demo=replace_demo)
+    if callable(vault):
+        vault = vault()
+    from settleguard.cards.custody import check as check_key
+
+    check_key(engine, vault)  # the new database records the key its cards are sealed with (cards.custody)
     channel = channel_factory()
     first_now = datetime.combine(start, time(8, 0), tz)
 

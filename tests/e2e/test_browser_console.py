@@ -169,6 +169,7 @@ def test_an_operator_finds_the_held_payout_and_reads_the_guidance(site: Site, tm
         assert "运营概览" in page.inner_text("h1")
         page.wait_for_selector("[data-chart=status] canvas, [data-chart=status] svg", timeout=10_000)  # ECharts drew
         page.screenshot(path=str(_shots(tmp_path) / "dashboard.png"), full_page=True)
+        _check_dashboard_charts(page)
         page.click("a[href='/payouts?status=held']")  # the dashboard's row of held payouts
         page.click(f"a[href='/payouts/{site.payout_id}']")
         body = page.inner_text("body")
@@ -178,6 +179,51 @@ def test_an_operator_finds_the_held_payout_and_reads_the_guidance(site: Site, tm
             assert step in body
         assert body.index(kb.guidance_zh[0]) < body.index("English")  # Chinese first, English on demand
         page.screenshot(path=str(_shots(tmp_path) / "payout.png"), full_page=True)
+        browser.close()
+
+
+def _check_dashboard_charts(page: Any) -> None:
+    """Issue 18: the payouts shown are of the day that has them (the server's clock is the real date), rate
+    axes say %, bank and category names are one per row (they overlapped as rotated labels under bars) and
+    axis labels are inside the chart (the ageing axis was clipped)."""
+    assert page.input_value("input[name=day]") == VALUE_DAY.isoformat()
+    assert "挂账" in page.inner_text("section.card >> nth=0")
+
+    def option(chart: str) -> Any:
+        return page.evaluate("""(c) => { const o = echarts.getInstanceByDom(document.querySelector(`[data-chart=${c}]`))
+                                        .getOption();
+            return {x: o.xAxis[0].type, y: o.yAxis[0].type, fmt: String(o.xAxis[0].axisLabel.formatter),
+                    contain: o.grid[0].containLabel, tip: o.tooltip[0].valueFormatter(1.5)}; }""", chart)
+
+    for chart in ("bank", "category"):
+        got = option(chart)
+        assert (got["x"], got["y"], got["fmt"], got["tip"], got["contain"]) == ("value", "category", "{value}%",
+                                                                                "1.5%", True), (chart, got)
+    held = option("held")
+    assert (held["x"], held["y"], held["contain"]) == ("category", "value", True)
+
+
+def test_the_api_docs_render_without_internet(site: Site, tmp_path: Path) -> None:
+    # issue 18: /api/v1/docs loaded Swagger UI from a CDN and was blank offline
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        outside: list[str] = []
+
+        def offline(route: Any) -> None:  # nothing but this server is reachable
+            if route.request.url.startswith(site.url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", offline)
+        page.goto(f"{site.url}/api/v1/docs")
+        page.wait_for_selector(".swagger-ui .info .title", timeout=20_000)
+        assert "结算卫士" in page.inner_text(".swagger-ui .info .title")
+        assert page.locator(".opblock").count() > 10  # the operations are listed
+        assert outside == []
         browser.close()
 
 

@@ -138,3 +138,20 @@ def test_a_word_inside_another_word_or_a_positive_statement_is_not_a_failure() -
         assert obj["category"] == "unknown", (message, obj["rule"])
         assert obj["needs_review"] is True
         assert obj["confidence"] < 0.5
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_panel_wraps_guidance_at_80_and_120_columns_and_never_cuts_it(width: int, lang: str) -> None:
+    # issue 18: the README's AC04 example cut every step with "…" at 80-120 columns
+    from long_output import assert_fits, assert_whole
+    from settleguard.diagnosis import classify
+
+    env = {**os.environ, "COLUMNS": str(width), "PYTHONIOENCODING": "utf-8"}
+    out = subprocess.run([sys.executable, "-m", "settleguard", "diagnose", "--scheme", "iso20022", "--code", "AC04",
+                          "--message", "账户已销户", "--lang", lang], env=env, capture_output=True, text=True,
+                         encoding="utf-8", timeout=300, check=True).stdout
+    d = classify("iso20022", "AC04", "账户已销户")
+    assert_fits(out, width, max_lines=45)
+    assert_whole(out, d.meaning(lang))  # also the input's message in zh
+    assert_whole(out, *d.guidance(lang), *d.evidence(lang), once=True)

@@ -158,8 +158,12 @@ def test_list_show_release_cancel_and_worker_once(db_url: str, tmp_path: Path) -
     blank = cli(db_url, "payouts", "cancel", str(held.id), "--reason", "  ", cwd=tmp_path, code=1)
     assert "撤销必须填写原因" in blank.stderr
 
+    # the card that failed is unchanged: refused, then released only as an override with a reason (issue 16)
+    same = cli(db_url, "payouts", "release", str(held.id), "--actor", "ops:li", cwd=tmp_path, code=1)
+    assert "换绑新卡" in same.stderr
+    assert "override" in same.stderr
     released = cli(db_url, "payouts", "release", str(held.id), "--actor", "ops:li", "--note", "户名已更正",
-                   cwd=tmp_path)
+                   "--override", "--reason", "银行确认户名已更正", cwd=tmp_path)
     assert "released" in released.stdout
     cancelled = cli(db_url, "payouts", "cancel", str(review.id), "--reason", "商户已注销", cwd=tmp_path)
     assert "已撤销" in cancelled.stdout
@@ -248,3 +252,60 @@ def test_actions_on_a_missing_payout_exit_1(sqlite_url: str, tmp_path: Path, arg
     proc = cli(sqlite_url, *args, cwd=tmp_path, code=1)  # the database is created and migrated on first use
     assert "没有出款 999999" in proc.stderr
     assert "no payout 999999" in proc.stderr
+
+
+def test_returns_import_refuses_reports_not_ours_warns_on_unknown_references_and_status_shows_overdue_files(
+    db_url: str, tmp_path: Path,
+) -> None:
+    """Exit codes of ``returns import``: 2 refused (OrgnlMsgId not ours, nothing in it ours), 1 applied with
+    references we never sent (listed, alert and case); ``channels status`` lists file payouts without an answer
+    past their due time (issue 16, item 3)."""
+    from settleguard.channels.iso20022.pain001 import Agent, BatchConfig, DebtorAccount
+    from settleguard.payouts.files import export_pain001
+
+    engine, vault, (ok, replaced, other) = setup(db_url, tmp_path, 3)
+    platform = DebtorAccount("某某收单有限公司备付金户", "110060123456789", Agent(cnaps="102100099996"))
+    sent_at = datetime.now(UTC) - timedelta(days=30)  # long past two business days
+    res = export_pain001(engine, vault, BatchConfig(initiating_party="某某收单有限公司", debtor=platform),
+                         tmp_path / "batch.xml", as_of=VALUE_DAY, now=sent_at)
+    with engine.connect() as conn:
+        pmt = conn.execute(select(t.payout_attempts.c.batch_ref)).scalars().first().split("|", 1)[1]
+    engine.dispose()
+
+    def report(name: str, txs: list[Tx], message: str = res.message_id) -> str:
+        path = tmp_path / name
+        path.write_text(pain002([Pmt(pmt, txs=txs)], original_message=message), encoding="utf-8")
+        return str(path)
+
+    theirs = cli(db_url, "returns", "import", report("theirs.xml", [Tx(ok.key, "ACSC")], "SGB-NOT-OURS"),
+                 cwd=tmp_path, code=2)
+    assert "SGB-NOT-OURS" in theirs.stderr
+    assert "不是我们发出的" in theirs.stderr
+    nothing = cli(db_url, "returns", "import", report("none.xml", [Tx("SG20261118M999999", "ACSC")]), cwd=tmp_path,
+                  code=2)
+    assert "未导入" in nothing.stderr
+    assert "SG20261118M999999" in nothing.stderr
+    assert set(db_state(db_url)[0].values()) == {"submitted"}
+
+    pan = "6217000010001234567"
+    mixed = report("mixed.xml", [Tx(ok.key, "ACSC"), Tx("SG20261118M999999", "RJCT", "AC04", info=[f"账号{pan}"],
+                                                         amount="1000.00")])
+    warned = cli(db_url, "returns", "import", mixed, cwd=tmp_path, code=1)
+    assert "已处理 applied 1" in warned.stdout
+    assert "从未发出" in warned.stderr
+    assert "never sent" in warned.stderr
+    assert "SG20261118M999999" in warned.stderr
+    assert "¥1,000.00" in warned.stderr
+    assert pan not in warned.stdout + warned.stderr
+    assert db_state(db_url)[0] == {ok.id: "succeeded", replaced.id: "submitted", other.id: "submitted"}
+
+    out = js(cli(db_url, "channels", "status", "--json", cwd=tmp_path))
+    assert {a["kind"] for a in out["alerts"]} == {"unknown_reference"}
+    (late,) = out["file_answers_overdue"]
+    assert (late["message_id"], late["payouts"], late["flagged"]) == (res.message_id, 2, 0)
+    cli(db_url, "worker", "--once", cwd=tmp_path)  # flags them: a case each, one alert
+    text = cli(db_url, "channels", "status", cwd=tmp_path).stdout
+    assert "文件出款超期未回执" in text
+    assert res.message_id in text
+    assert "已开工单 flagged 2" in text
+    assert "file_answer_overdue" in text

@@ -109,7 +109,10 @@ def running(db_url: str, tmp_path: Path, *options: str) -> Iterator[tuple[str, s
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=30)
-    assert "API 服务已启动 serving on" in out, (out, err)
+    assert "结算卫士已启动 settleguard is serving" in out, (out, err)
+    for label, path in (("运营控制台 console", "/"), ("商户门户 portal", "/m"), ("API", "/api/v1"),
+                        ("API 文档 API docs", "/api/v1/docs")):  # every entry point, not only /api/v1
+        assert any(line.split() == [*label.split(), url + path] for line in out.splitlines()), (label, out)
 
 
 @pytest.fixture
@@ -175,8 +178,12 @@ def test_users_and_tokens_then_the_api_over_http(db_url: str, vault: Vault, tmp_
     shown = httpx.get(f"{url}/api/v1/payouts/{data['held']}", headers=bearer).json()
     assert shown["diagnosis"]["category"] == "card_info_error"
     assert shown["diagnosis"]["guidance"]
+    # held on a card that has not changed since it failed: refused unless overridden with a written reason
     resp = httpx.post(f"{url}/api/v1/payouts/{data['held']}/release", json={"note": "e2e"}, headers=bearer)
-    assert resp.status_code == 200
+    assert resp.status_code == 409, resp.text
+    resp = httpx.post(f"{url}/api/v1/payouts/{data['held']}/release",
+                      json={"override": True, "reason": "客户确认卡已恢复 e2e"}, headers=bearer)
+    assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "released"
     metrics = httpx.get(f"{url}/metrics", headers=bearer).text
     assert 'settleguard_payouts{status="released"} 1' in metrics.splitlines()
@@ -227,7 +234,15 @@ def test_serve_with_several_processes_on_postgresql_and_refused_on_sqlite(db_url
                 assert shown.json()["payout"]["status"] == "held"
             assert client.get("/api/v1/payouts", params={"category": "card_info_error"}).json()["total"] == 1
             # a write through one process is read back through any
-            assert client.post(f"/api/v1/payouts/{data['held']}/release", json={}).json()["status"] == "released"
+            assert client.post(f"/api/v1/payouts/{data['held']}/release",
+                               json={"override": True, "reason": "e2e"}).json()["status"] == "released"
             for _ in range(6):
                 assert client.get(f"/api/v1/payouts/{data['held']}",
                                   headers={"Connection": "close"}).json()["payout"]["status"] == "released"
+
+
+def test_serve_prints_the_console_portal_api_and_docs_addresses(db_url: str, tmp_path: Path) -> None:
+    # issue 18: serve printed only /api/v1; ``running`` checks every address on the way out
+    with running(db_url, tmp_path) as (url, _):
+        assert httpx.get(f"{url}/login").status_code == 200
+        assert httpx.get(f"{url}/api/v1/docs").status_code == 200

@@ -120,15 +120,23 @@ def test_rotation_reencrypts_every_card_under_the_new_key_and_retires_the_old(
 
 def test_a_card_the_keys_cannot_open_stops_the_rotation_and_changes_nothing(
         engine: Engine, vault: Vault, tmp_path: Path) -> None:
+    from settleguard.cards import custody
+    from settleguard.cards import key_repository as key_repo
+
     with engine.begin() as conn:
         make_merchants(conn, vault, 3)
-        make_merchants(conn, load_vault(None, tmp_path / "stranger.key"), 1)
+    custody.check(engine, vault)  # the database records the key
+    with engine.begin() as conn:
+        make_merchants(conn, load_vault(None, tmp_path / "stranger.key"), 1)  # sealed behind custody's back
     key_file = tmp_path / "test.key"
+    before = key_file.read_text()
     with pytest.raises(RotationError, match="settlement account"):
         rotate_keys(engine, key_file)
     with engine.connect() as conn:
         assert repo.key_versions(conn) == {1: 4}
-    assert [line.split(":")[0] for line in key_file.read_text().splitlines()] == ["1", "2"]  # old key kept
+        assert list(key_repo.recorded(conn)) == [1]
+    assert key_file.read_text() == before  # nothing left behind: the old key file, no new version
+    assert sorted(p.name for p in tmp_path.iterdir() if "test.key" in p.name) == ["test.key"]
 
 
 def test_a_key_from_the_environment_cannot_be_rotated(engine: Engine, tmp_path: Path) -> None:

@@ -212,8 +212,9 @@ def test_a_group_rejection_applies_to_every_transaction_of_the_original_message(
     other = write(tmp_path / "other.xml", pain002([], group_status="RJCT", group_code="FF01",
                                                   original_message="SGB-NOT-OURS"))
     before = state(engine)
-    assert apply(engine, other).applied == 0
-    assert state(engine)[:-1] == before[:-1]  # only the import itself is recorded
+    with pytest.raises(ReportRejected, match="SGB-NOT-OURS"):  # an OrgnlMsgId we never sent refuses the file
+        apply(engine, other)
+    assert state(engine) == before  # nothing applied, nothing recorded
 
 
 def test_duplicated_and_reordered_reports_change_nothing_and_a_contradiction_raises_an_alert(
@@ -255,13 +256,19 @@ def test_duplicated_and_reordered_reports_change_nothing_and_a_contradiction_rai
 
 
 def test_an_answer_about_another_file_is_not_recorded_on_this_files_send_attempt(
-    engine: Engine, tmp_path: Path, batch: tuple[list[Due], ExportResult, dict[str, str]],
+    engine: Engine, vault: Vault, tmp_path: Path,
 ) -> None:
-    ds, res, by_key = batch
-    pmt = by_key[ds[0].key]
+    from payout_helpers import set_bank
+
+    ds = make_payouts(engine, vault, tmp_path, [100_000, 101_000, 102_000])
+    set_bank(engine, [ds[2].merchant.id], "CCB")
+    first = export_pain001(engine, vault, config(), tmp_path / "a.xml", as_of=VALUE_DAY, now=NOW, exclude_banks=["CCB"])
+    another = export(engine, vault, tmp_path / "b.xml", now=NOW + timedelta(minutes=1))  # only ds[2]
+    assert (first.count, another.count) == (2, 1)
+    pmt = groups(engine, first.message_id)[ds[0].key]
     s = apply(engine, write(tmp_path / "1.xml", pain002([Pmt(pmt, txs=[Tx(ds[0].key, "ACSC"),
                                                                        Tx(ds[1].key, "RJCT", "AM04")])],
-                                                        original_message="SGB-ANOTHER-FILE")))
+                                                        original_message=another.message_id)))
     assert s.applied == 2
     assert (status(engine, ds[0].payout_id), status(engine, ds[1].payout_id)) == (S.SUCCEEDED, S.RETRY_SCHEDULED)
     for d, outcome, code in ((ds[0], "succeeded", "ACSC"), (ds[1], "failed", "AM04")):
@@ -278,7 +285,7 @@ def test_a_report_for_an_old_instruction_key_does_not_touch_the_new_instruction(
     pmt = by_key[ds[0].key]
     apply(engine, write(tmp_path / "1.xml", pain002([Pmt(pmt, txs=[Tx(ds[0].key, "RJCT", "AC04")])],
                                                     original_message=res.message_id)))
-    release(engine, ds[0].payout_id, "ops", NOW + timedelta(hours=4))
+    release(engine, ds[0].payout_id, "ops", NOW + timedelta(hours=4), override=True, reason="银行确认账户正常")
     second = export(engine, vault, tmp_path / "out" / "second.xml", now=NOW + timedelta(hours=5))
     assert second.count == 1
     assert attempts(engine, ds[0].payout_id)[-1]["idempotency_key"] == f"{ds[0].key}R1"
@@ -392,3 +399,17 @@ def test_a_gbk_encoded_report_is_read(engine: Engine, tmp_path: Path,
     apply(engine, write(tmp_path / "gbk.xml", text, "gbk"))
     p = payout(engine, ds[0].payout_id)
     assert (p["status"], p["last_message"]) == ("held", "账户已冻结")
+
+
+def test_a_report_file_named_after_a_card_number_is_recorded_masked(
+    engine: Engine, tmp_path: Path, batch: tuple[list[Due], ExportResult, dict[str, str]],
+) -> None:
+    ds, res, by_key = batch
+    pan = "6217000000000008009"
+    report = write(tmp_path / f"回执-{pan}.xml", pain002([Pmt(by_key[ds[0].key], txs=[Tx(ds[0].key, "ACSC")])],
+                                                        group_status="PART", original_message=res.message_id))
+    apply(engine, report, NOW + timedelta(hours=3))
+    with engine.connect() as conn:
+        (name,) = conn.execute(select(t.report_imports.c.filename)).one()
+    assert pan not in name
+    assert name == "回执-621700*********8009.xml"

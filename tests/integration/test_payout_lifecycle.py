@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
+from test_payout_send import ProcessDied
 
 from payout_helpers import (
     CUT_OVER,
@@ -236,6 +237,9 @@ def test_a_restored_card_status_releases_a_card_status_hold(engine: Engine, vaul
     with engine.begin() as conn:
         account_id = conn.execute(select(t.settlement_accounts.c.id).where(
             t.settlement_accounts.c.merchant_id == d.merchant.id)).scalar_one()
+        # the frozen answer marked the card unusable; a status inquiry finds it normal again (cards.service)
+        conn.execute(update(t.settlement_accounts).where(t.settlement_accounts.c.id == account_id)
+                     .values(status="active", card_status="normal"))
         conn.execute(insert(t.card_events).values(
             merchant_id=d.merchant.id, account_id=account_id, kind="status_changed",
             payload={"from": "frozen", "to": "normal"}, actor="status-check", created_at=SEND_AT + timedelta(hours=1)))
@@ -282,7 +286,8 @@ def test_card_events_are_acted_on_once_even_when_read_again(engine: Engine, vaul
     rebind(engine, vault, d.merchant.merchant_no, new_pan(), SEND_AT + timedelta(hours=1))
     first = release_for_card_events(engine, SEND_AT + timedelta(hours=2))
     second = release_for_card_events(engine, SEND_AT + timedelta(hours=2))
-    assert (first.events, first.released, second.events, second.released) == (1, 1, 0, 0)
+    # the answer marked the card unusable (status_changed, marked_unusable), then the re-binding (card_rebound)
+    assert (first.events, first.released, second.events, second.released) == (3, 1, 0, 0)
     assert entries(engine, d.payout_id).count("payout_release") == 1
     assert_families(engine)
 
@@ -296,7 +301,9 @@ def test_an_operator_releases_a_held_payout_and_it_is_paid_with_a_new_instructio
     bank = ScriptedBank(sends={d.key: [NAME_MISMATCH]})
     go(engine, bank, vault)
 
-    assert release(engine, d.payout_id, "ops:li", SEND_AT + timedelta(hours=1), "商户确认户名") is S.RELEASED
+    # the card that failed is unchanged: only an override with a written reason pays it again (issue 16)
+    assert release(engine, d.payout_id, "ops:li", SEND_AT + timedelta(hours=1), "商户确认户名", override=True,
+                   reason="银行确认户名无误") is S.RELEASED
     assert status(engine, d.payout_id) is S.RELEASED
     assert balances(engine, d.merchant.id)[Account.MERCHANT_HELD] == 0
     assert_families(engine)
@@ -339,7 +346,7 @@ def test_cancel_with_a_reason_moves_the_money_to_merchant_held_and_nothing_pays_
     if first is not None:
         go(engine, bank, vault)
     if start == "released":
-        release(engine, d.payout_id, "ops:li", SEND_AT + timedelta(minutes=1))
+        release(engine, d.payout_id, "ops:li", SEND_AT + timedelta(minutes=1), override=True, reason="银行确认")
     assert status(engine, d.payout_id) == start
     before = entries(engine, d.payout_id)
 
@@ -369,7 +376,7 @@ def test_cancel_while_the_outcome_is_open_or_after_success_is_refused_and_change
     (d,) = make_payouts(engine, vault, tmp_path, [100_000])
     if start == "submitted":
         bank = ScriptedBank(sends={d.key: [Step(OK, crash=True)]})
-        with pytest.raises(RuntimeError):
+        with pytest.raises(ProcessDied):
             send_due(engine, bank, vault, as_of=VALUE_DAY, now=SEND_AT)
     else:
         bank = ScriptedBank(sends={d.key: [OK if start == "succeeded" else TIMEOUT]})
@@ -522,10 +529,10 @@ def test_a_probe_lost_with_its_worker_does_not_pause_the_bank_forever(engine: En
     class Dies(FlakyBank):
         def send(self, instruction: Any) -> BankOutcome:
             super().send(instruction)
-            raise RuntimeError("SIGKILL while probing")
+            raise ProcessDied("SIGKILL while probing")  # a death, not an error the send loop records
 
     dying = Dies(set())
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ProcessDied):
         send_due(engine, dying, vault, as_of=VALUE_DAY, now=SEND_AT + timedelta(minutes=10), opts=BREAKER)
     assert circuit(engine, "ICBC").state is CircuitState.HALF_OPEN
 

@@ -48,8 +48,9 @@ NOT_FOUND = BankOutcome(OutcomeStatus.FAILED, "1002", "无法查询到该交易�
 TIMEOUT = BankOutcome(OutcomeStatus.UNKNOWN, "TIMEOUT", "交易通讯超时，请发起查询交易", "", scheme=A)
 
 
-class ProcessDied(RuntimeError):
-    """The sending process died while talking to the bank."""
+class ProcessDied(BaseException):
+    """The sending process died while talking to the bank (not an Exception: the send loop records an
+    exception of a channel as a result unknown; a death is not caught by anything)."""
 
 
 class InquiryLoop(RuntimeError):

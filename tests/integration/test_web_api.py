@@ -270,7 +270,8 @@ def test_a_session_cookie_needs_the_csrf_header_for_every_write(world: World) ->
         r = browser.post(f"/api/v1/payouts/{pid}/release", json={}, headers=headers)
         assert (r.status_code, error_code(r)) == (403, "csrf_failed"), headers
     assert status_of(world.engine, pid) == "held"
-    r = browser.post(f"/api/v1/payouts/{pid}/release", json={"note": "客户已确认"}, headers={"X-CSRF-Token": csrf})
+    r = browser.post(f"/api/v1/payouts/{pid}/release", json={"note": "客户已确认", "override": True, "reason": "银行确认"},
+                     headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200
     assert r.json() == {"id": pid, "status": "released"}
     assert (browser.post("/api/v1/auth/logout").status_code, ) == (403, )  # logout is a write too
@@ -363,7 +364,13 @@ def test_a_payout_shows_its_timeline_diagnosis_and_guidance(world: World) -> Non
 def test_release_and_cancel_go_through_the_payout_services(world: World) -> None:
     op = world.client("oper")
     a, c = world.held_a.payout_id, world.held_c.payout_id
-    r = op.post(f"/api/v1/payouts/{a}/release", json={"note": "商户已更正户名"})
+    r = op.post(f"/api/v1/payouts/{a}/release", json={"note": "商户已更正户名"})  # the card that failed, unchanged
+    assert (r.status_code, error_code(r)) == (409, "payout_action_refused")
+    assert "换绑新卡" in r.json()["error"]["message_zh"]
+    r = op.post(f"/api/v1/payouts/{a}/release", json={"note": "商户已更正户名", "override": True})
+    assert (r.status_code, error_code(r)) == (409, "payout_action_refused")  # an override needs a reason
+    r = op.post(f"/api/v1/payouts/{a}/release", json={"note": "商户已更正户名", "override": True,
+                                                      "reason": "银行确认户名已更正"})
     assert r.status_code == 200
     assert r.json() == {"id": a, "status": "released"}
     r = op.post(f"/api/v1/payouts/{c}/cancel", json={"reason": "商户申请暂停结算"})
@@ -379,7 +386,8 @@ def test_release_and_cancel_go_through_the_payout_services(world: World) -> None
                                             .order_by(t.ledger_entries.c.id))]
     assert "商户申请暂停结算" in reasons[-1]
     assert "oper" in reasons[-1]
-    assert [tuple(x) for x in audit] == [("oper", "operator.payout_release", str(a)), ("oper", "operator.payout_cancel", str(c))]
+    assert [tuple(x) for x in audit] == [("oper", "operator.payout_release_override", str(a)),
+                                         ("oper", "operator.payout_cancel", str(c))]
     assert kinds[-1] == "payout_release"
     assert_families(world.engine)  # ledger check clean; every payout's money where its status says
     # Refused by the payout services: 409 with their zh/en reason, nothing changed.

@@ -29,6 +29,7 @@ from payout_helpers import (
     ScriptedBank,
     make_payouts,
     new_pan,
+    rebind,
 )
 from settleguard.cards.service import CardSettings
 from settleguard.cards.vault import Vault
@@ -41,6 +42,7 @@ from settleguard.db import tables as t
 from settleguard.payouts.service import send_due
 from settleguard.web.app import create_app
 from settleguard.web.console import CardTools, set_card_tools
+from settleguard.web.console.tools import STATE
 from settleguard.web.model import Role
 from settleguard.web.users import add_user
 
@@ -347,6 +349,54 @@ def test_held_money_ages_into_older_buckets(world: World) -> None:
     assert [b["count"] for b in c.get("/dashboard.json").json()["held"]] == [0, 0, 2, 0]
 
 
+def test_dashboard_shows_the_latest_day_with_payouts_when_today_has_none(world: World) -> None:
+    # issue 18: the demo's week seen later showed "today" (the real date) with nothing in it
+    world.app.state.web.now.at = CLIENT_NOW + timedelta(days=12)
+    c = sign_in(world, "oper")
+    data = c.get("/dashboard.json").json()
+    assert data["today"] == (VALUE_DAY + timedelta(days=12)).isoformat()
+    assert (data["day"], data["day_chosen"]) == (VALUE_DAY.isoformat(), False)
+    assert {r["status"]: r["count"] for r in data["by_status"]} == {"held": 2, "succeeded": 2}
+    assert data["attempts_30d"] == 4  # the window still ends now
+    page = c.get("/").text
+    assert f"今日（{data['today']}）没有出款，显示有出款的最近一天" in page
+    assert f'<input type="date" name="day" value="{VALUE_DAY.isoformat()}"' in page
+    assert "今日出款" not in page  # not titled today's
+    en = c.get("/?lang=en").text
+    assert f"No payouts today ({data['today']}); showing the latest day with payouts" in en
+
+
+def test_dashboard_of_a_chosen_day(world: World) -> None:
+    c = sign_in(world, "oper")
+    before = (VALUE_DAY - timedelta(days=1)).isoformat()
+    data = c.get("/dashboard.json", params={"day": before}).json()
+    assert (data["day"], data["day_chosen"], data["by_status"]) == (before, True, [])
+    assert data["attempts_30d"] == 0  # the 30 days up to the chosen day: the sends came after it
+    page = c.get("/", params={"day": before}).text
+    assert "当天没有出款" in page
+    assert f"截至 {before} 的 30 天失败率" in page
+    assert 'href="/"' in page  # back to the latest
+    same = c.get("/dashboard.json", params={"day": VALUE_DAY.isoformat()}).json()
+    assert {r["status"]: r["count"] for r in same["by_status"]} == {"held": 2, "succeeded": 2}
+    assert same["attempts_30d"] == 4
+    bad = c.get("/", params={"day": "2026-13-01"})
+    assert bad.status_code == 400
+    assert "请求参数不正确" in bad.text
+
+
+def test_dashboard_rate_charts_say_percent_and_lay_long_names_out_readably(world: World) -> None:
+    # issue 18: bank names overlapped under the bars, the ageing axis was clipped, the rate axis had no %
+    page = sign_in(world, "oper").get("/").text
+    for chart in ("category", "bank"):
+        tag = re.search(rf'<div class="chart" data-chart="{chart}"[^>]*>', page)
+        assert tag, chart
+        assert 'data-unit="%"' in tag.group(0)
+        assert 'data-horizontal="1"' in tag.group(0)  # one row per bank name, not rotated labels under bars
+    script = world.client().get("/static/console.js").text
+    assert "containLabel: true" in script  # axis labels inside the chart box, never clipped
+    assert "el.dataset.unit" in script
+
+
 # --- bulk release -------------------------------------------------------------------------------
 
 
@@ -358,12 +408,16 @@ def test_bulk_release_releases_the_ticked_held_payouts(world: World) -> None:
     assert refused.status_code == 403
     assert "CSRF" in refused.text
     assert (status_of(world.engine, a), status_of(world.engine, cc)) == ("held", "held")
+    vault = getattr(world.app.state, STATE).vault
+    rebind(world.engine, vault, world.held_c.merchant.merchant_no, new_pan(), SEND_AT + timedelta(hours=1))
     r = c.post("/payouts/release", data={"ids": [a, cc, b], "note": "商户已换卡", "csrf_token": token})
     assert r.status_code == 200
-    assert (status_of(world.engine, a), status_of(world.engine, cc)) == ("released", "released")
+    # a's card failed and is unchanged: skipped, with the count; c re-bound: released (issue 16)
+    assert (status_of(world.engine, a), status_of(world.engine, cc)) == ("held", "released")
     assert status_of(world.engine, b) == "succeeded"
     assert "已放行" in r.text
     assert "不能放行" in r.text
+    assert "1 笔因结算卡问题挂账" in r.text
 
 
 @pytest.mark.parametrize("who", ["supp", "audi"])
@@ -450,6 +504,8 @@ def concrete(w: World, other: Due, case_id: int | None = None) -> dict[tuple[str
         ("POST", "/cases/{case_id}/status"): (f"/cases/{case}/status", {"status": "waiting_bank"}),
         ("POST", "/payouts/{payout_id}/cancel"): (f"/payouts/{other.payout_id}/cancel",
                                                   {"reason": "商户要求", "confirm": "yes"}),
+        ("POST", "/payouts/{payout_id}/release"): (f"/payouts/{other.payout_id}/release",
+                                                   {"override": "yes", "override_reason": "x"}),
         ("GET", "/merchants/{merchant_id}"): (f"/merchants/{m}", None),
         ("GET", "/m"): ("/m", None),
         ("GET", "/m/{merchant_id}"): (f"/m/{m}", None),
@@ -467,7 +523,7 @@ EXPECTED = {
     ("GET", "/cases"): (403, 200), ("GET", "/cases/{case_id}"): (403, 200),
     ("POST", "/cases/{case_id}/assign"): (404, None), ("POST", "/cases/{case_id}/contact"): (404, None),
     ("POST", "/cases/{case_id}/note"): (404, None), ("POST", "/cases/{case_id}/status"): (404, None),
-    ("POST", "/payouts/{payout_id}/cancel"): (404, None),
+    ("POST", "/payouts/{payout_id}/cancel"): (404, None), ("POST", "/payouts/{payout_id}/release"): (404, None),
     ("GET", "/merchants/{merchant_id}"): (404, 200), ("GET", "/m"): (303, 303),
     ("GET", "/m/{merchant_id}"): (404, 200), ("GET", "/m/{merchant_id}/card"): (404, 200),
     ("POST", "/m/{merchant_id}/card"): (404, None),
@@ -519,11 +575,12 @@ def test_each_staff_role_on_every_route(world: World, who: str) -> None:
             want = 200 if who == "oper" else 403  # an operator may bind for any merchant, as with card bind
         if template.startswith("/cases/{case_id}/"):
             want = 303 if who in ("oper", "supp") else 403  # done, back to the case page
-        if key == ("POST", "/payouts/{payout_id}/cancel"):
-            want = 409 if who == "oper" else 403  # a paid payout cannot be cancelled
+        if key in (("POST", "/payouts/{payout_id}/cancel"), ("POST", "/payouts/{payout_id}/release")):
+            want = 409 if who == "oper" else 403  # a paid payout cannot be cancelled or released
         assert r.status_code == want, (who, key, r.status_code, r.text[:300])
         assert_no_pan(world, r.text, str(key))
-    assert status_of(world.engine, world.held_c.payout_id) == ("released" if who == "oper" else "held")
+    # the operator's bulk release skips it: held for a card problem on the card that failed, unchanged (issue 16)
+    assert status_of(world.engine, world.held_c.payout_id) == "held"
     assert status_of(world.engine, world.paid_b.payout_id) == "succeeded"
     case = case_state(world.engine, world.case_id)
     assert case[:2] == (("waiting_bank", "supp") if who in ("oper", "supp") else ("open", None))

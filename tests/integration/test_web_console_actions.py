@@ -339,7 +339,7 @@ def test_a_cancel_from_the_page_writes_what_the_cli_writes(world: World, db_url:
     cancel``; ``payouts show --json`` tells the same story for both, and the ledger moved both alike."""
     a, c_ = world.held_a, world.held_c
     for d in (a, c_):
-        release(world.engine, d.payout_id, "oper", CLIENT_NOW - timedelta(minutes=5))
+        release(world.engine, d.payout_id, "oper", CLIENT_NOW - timedelta(minutes=5), override=True, reason="银行确认")
     assert (status_of(world.engine, a.payout_id), status_of(world.engine, c_.payout_id)) == ("released", "released")
     reason = "商户要求线下处理"
     page = sign_in(world, "oper")

@@ -6,10 +6,15 @@ before anything is written; a bad row rejects the file with its line number and 
 good file replaces the previous operator table in one transaction; importing the same content
 again changes nothing. Binding then uses the operator's rows over the packaged ones
 (:func:`settleguard.cards.service.binding_bins`).
+
+A file larger than 16 MiB (an official table is well under 1 MiB) or holding control bytes (NUL ...) is
+refused before it is parsed; values echoed in errors are cut to 200 characters (masking.bounded).
 """
 
 from __future__ import annotations
 
+import csv
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +23,10 @@ from sqlalchemy import Engine
 
 from settleguard.cards import repository as repo
 from settleguard.cards.bins import BinInfo, BinTable, BinTableError
+from settleguard.masking import bounded
+
+MAX_BYTES = 16 << 20
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
 
 
 class BinImportRejected(ValueError):
@@ -40,7 +49,16 @@ def _key(r: BinInfo) -> tuple[str, int]:
 
 def read_bin_file(path: Path) -> list[BinInfo]:
     """Parse and check an operator BIN file; raises :class:`BinImportRejected` naming the line."""
-    raw = path.read_bytes()
+    with path.open("rb") as fh:
+        raw = fh.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise BinImportRejected(f"{path}: 文件超过 {MAX_BYTES >> 20} MiB，不是卡BIN表 / larger than "
+                                f"{MAX_BYTES >> 20} MiB: not a BIN table")
+    bad = _CONTROL.search(raw)
+    if bad is not None:
+        line = raw.count(b"\n", 0, bad.start()) + 1
+        raise BinImportRejected(f"{path}:{line}: 二进制文件，不是 CSV 文本 / binary "
+                                f"file, not CSV text: byte 0x{raw[bad.start()]:02x} at offset {bad.start()}")
     for encoding in ("utf-8-sig", "gbk"):
         try:
             text = raw.decode(encoding)
@@ -51,8 +69,8 @@ def read_bin_file(path: Path) -> list[BinInfo]:
         raise BinImportRejected(f"{path}: neither UTF-8 nor GBK text; 文件既不是 UTF-8 也不是 GBK 编码")
     try:
         table = BinTable.from_csv_text(text)
-    except BinTableError as exc:
-        raise BinImportRejected(f"{path}: {exc}") from None
+    except (BinTableError, csv.Error) as exc:
+        raise BinImportRejected(f"{path}: {bounded(str(exc))}") from None
     rows = list(table)
     for line_no, r in enumerate(rows, start=2):
         for name, value, limit in (("bank_code", r.bank_code, 16), ("bank_name_zh", r.bank_name_zh, 64),

@@ -390,3 +390,64 @@ def reseal(conn: Connection, rows: Sequence[tuple[int, bytes, bytes, int, int]])
         [{"aid": i, "v_cipher": c, "v_nonce": n, "v_version": v, "old_version": o} for i, c, n, v, o in rows])
     if res.rowcount != len(rows):
         raise RuntimeError(f"key rotation: {len(rows) - res.rowcount} accounts changed while being re-encrypted")
+
+
+# --- cards that failed at the bank (payouts) ------------------------------------------------
+
+def account_by_id(conn: Connection, account_id: int) -> AccountRow | None:
+    a = t.settlement_accounts
+    r = conn.execute(select(a).where(a.c.id == account_id)).first()
+    return None if r is None else _account(r)
+
+
+def mark_unusable(conn: Connection, account_id: int, *, card_status: str) -> bool:
+    """Mark an account that is still active unusable for ``card_status`` (a bank's answer to a payout);
+    False when it is not active any more (re-bound or marked meanwhile)."""
+    a = t.settlement_accounts
+    res = conn.execute(update(a).where(a.c.id == account_id, a.c.status == str(AccountStatus.ACTIVE))
+                       .values(status=str(AccountStatus.UNUSABLE), card_status=card_status[:16]))
+    return bool(res.rowcount)
+
+
+def latest_event(conn: Connection, account_id: int, kind: str) -> dict[str, Any] | None:
+    """The newest card event of ``kind`` about an account (id, payload, created_at), or None."""
+    e = t.card_events
+    r = conn.execute(select(e.c.id, e.c.payload, e.c.created_at).where(e.c.account_id == account_id, e.c.kind == kind)
+                     .order_by(e.c.id.desc()).limit(1)).first()
+    return None if r is None else dict(r._mapping)
+
+
+def unusable_cards(conn: Connection, merchant_ids: Sequence[int]) -> dict[int, AccountRow]:
+    """Per merchant without an active account: its newest account, when that one is unusable (the card
+    the merchant's payouts are held for)."""
+    if not merchant_ids:
+        return {}
+    a = t.settlement_accounts
+    b = a.alias("b")
+    q = select(a).where(a.c.merchant_id.in_(sorted(set(merchant_ids))), a.c.status == str(AccountStatus.UNUSABLE),
+                        ~exists().where(b.c.merchant_id == a.c.merchant_id,
+                                        or_(b.c.id > a.c.id, b.c.status == str(AccountStatus.ACTIVE))))
+    return {r.merchant_id: r for r in (_account(x) for x in conn.execute(q))}
+
+
+def restored_since(conn: Connection, account_id: int, since: datetime) -> bool:
+    """Whether the bank reported the account normal again (a ``status_changed`` event to normal) after ``since``."""
+    e = t.card_events
+    for (payload,) in conn.execute(select(e.c.payload).where(e.c.account_id == account_id,
+                                                             e.c.kind == "status_changed", e.c.created_at > since)):
+        if isinstance(payload, dict) and payload.get("to") == "normal":
+            return True
+    return False
+
+
+def reactivate(conn: Connection, account_id: int) -> bool:
+    """Make an unusable account active again while it is still its merchant's newest and the merchant has
+    no active one (an operator's override); False otherwise."""
+    a = t.settlement_accounts
+    b = a.alias("b")
+    res = conn.execute(update(a).where(
+        a.c.id == account_id, a.c.status == str(AccountStatus.UNUSABLE),
+        ~exists().where(b.c.merchant_id == a.c.merchant_id,
+                        or_(b.c.id > a.c.id, b.c.status == str(AccountStatus.ACTIVE)))).values(
+        status=str(AccountStatus.ACTIVE)))
+    return bool(res.rowcount)

@@ -519,3 +519,111 @@ def refresh_before_payouts(engine: Engine, verifier: CardVerifier, vault: Vault,
             setattr(summary, name, getattr(summary, name) + getattr(part, name))
         summary.by_status.update(part.by_status)
     return summary
+
+
+# --- cards that failed at the bank ----------------------------------------------------------------
+
+# Diagnosis categories of a bank's answer to a payout that say the card, as bound, cannot receive money
+# (docs/payouts.md "permanent card failures"): the card is marked unusable.
+CARD_FAILURES = frozenset({"card_info_error", "card_status_abnormal"})
+# What the bank's words say about the card (diagnosis meaning and the bank's message), first match wins.
+_STATUS_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (str(CardStatus.CLOSED), ("销户", "关户", "注销", "closed")),
+    (str(CardStatus.STOLEN), ("被窃", "被盗", "stolen")),
+    (str(CardStatus.LOST), ("挂失", "lost")),
+    (str(CardStatus.FROZEN), ("冻结", "frozen", "blocked")),
+    (str(CardStatus.RESTRICTED), ("止付", "受限", "不收不付", "restricted")),
+    (str(CardStatus.DORMANT), ("睡眠", "久悬", "不动户", "dormant")),
+    (str(CardStatus.EXPIRED), ("过期", "有效期", "expired")),
+)
+NAME_MISMATCH = "name_mismatch"  # card_status of an account the bank says is not in the holder's name
+INVALID_ACCOUNT = "invalid_account"  # no such account, wrong number, bank or account type
+ABNORMAL = "abnormal"  # any other state in which it cannot receive (deceased holder, ...)
+FAILURE_TEXT: dict[str, tuple[str, str]] = {
+    NAME_MISMATCH: ("户名不符", "name does not match the account"),
+    INVALID_ACCOUNT: ("账号无效", "invalid account"),
+    ABNORMAL: ("状态异常", "cannot receive money"),
+}
+
+
+def card_failure_status(category: str, *texts: str) -> str:
+    """The card state a permanent card answer says (``category`` one of :data:`CARD_FAILURES`): a
+    CardStatus value (closed, lost, stolen, frozen, ...), name_mismatch, invalid_account or abnormal."""
+    words = " ".join(texts).lower()
+    if category == "card_info_error":
+        return NAME_MISMATCH if any(w in words for w in ("户名", "name")) else INVALID_ACCOUNT
+    for status, keys in _STATUS_WORDS:
+        if any(k in words for k in keys):
+            return status
+    return ABNORMAL
+
+
+def status_text(card_status: str | None) -> tuple[str, str]:
+    """(zh, en) of an account's card_status, for people."""
+    if card_status in set(CardStatus):
+        s = CardStatus(card_status)
+        return s.zh, s.en
+    return FAILURE_TEXT.get(card_status or "", (card_status or "不可用", card_status or "unusable"))
+
+
+@dataclass(frozen=True)
+class CardFailure:
+    """A bank's permanent answer about a card, from a payout (pain.002, camt.054 return, API answer)."""
+
+    account_id: int
+    payout_id: int
+    category: str
+    scheme: str | None
+    code: str
+    message: str
+    rule: str | None
+    meaning_zh: str = ""
+    meaning_en: str = ""
+
+
+def mark_failed_card(conn: Connection, failure: CardFailure, *, now: datetime, actor: str = "payout") -> bool:
+    """Mark the card a payout failed on unusable, in the caller's transaction, when it is still the
+    merchant's active card: ``status_changed`` and ``marked_unusable`` card events (the payload names the
+    payout, the bank's code, message and scheme, and the diagnosis). False when the card was not active
+    (re-bound, or marked already). The merchant is told by the payout's hold notice, not again here."""
+    account = repo.account_by_id(conn, failure.account_id)
+    if account is None or account.status != str(AccountStatus.ACTIVE):
+        return False
+    status = card_failure_status(failure.category, failure.meaning_zh, failure.meaning_en, failure.message)
+    if not repo.mark_unusable(conn, account.id, card_status=status):
+        return False
+    facts = {"account_id": account.id, "masked": account.pan_masked, "bank_code": account.bank_code,
+             "status": status, "answer_code": failure.code[:32], "answer_message": failure.message[:256],
+             "category": failure.category, "scheme": failure.scheme, "rule": failure.rule,
+             "payout_id": failure.payout_id, "source": "payout"}
+    _status_changed(conn, account, facts, actor, now)
+    repo.add_event(conn, merchant_id=account.merchant_id, account_id=account.id, kind="marked_unusable",
+                   payload=facts, actor=actor, now=now)
+    return True
+
+
+def unusable_reasons(conn: Connection, merchant_ids: Sequence[int]) -> dict[int, tuple[repo.AccountRow,
+                                                                                    dict[str, Any] | None]]:
+    """Per merchant without an active card whose newest card is unusable: (that card, the payload of its
+    latest ``marked_unusable`` event, or None when it has none)."""
+    out: dict[int, tuple[repo.AccountRow, dict[str, Any] | None]] = {}
+    for mid, account in repo.unusable_cards(conn, merchant_ids).items():
+        event = repo.latest_event(conn, account.id, "marked_unusable")
+        payload = event["payload"] if event is not None and isinstance(event["payload"], dict) else None
+        out[mid] = (account, payload)
+    return out
+
+
+def reactivate_for_override(conn: Connection, account_id: int, *, payout_id: int, reason: str, actor: str,
+                            now: datetime) -> bool:
+    """An operator overrides a card failure to pay that card again: the unusable card is made active again,
+    in the caller's transaction, with a ``reactivated`` card event naming the payout, the operator and the
+    written reason (not a releasing event: only the overridden payout is released). False when the card is
+    not the merchant's newest unusable one (re-bound meanwhile)."""
+    account = repo.account_by_id(conn, account_id)
+    if account is None or not repo.reactivate(conn, account_id):
+        return False
+    repo.add_event(conn, merchant_id=account.merchant_id, account_id=account_id, kind="reactivated",
+                   payload={"account_id": account_id, "masked": account.pan_masked, "status": account.card_status,
+                            "payout_id": payout_id, "reason": reason[:500], "override": True}, actor=actor, now=now)
+    return True

@@ -4,7 +4,8 @@ A :class:`CardVerifier` answers two questions about a card number: do the card, 
 name, the resident ID number and the phone number reserved at the bank belong together, and
 what state is the account in (normal, lost, stolen, frozen, closed, restricted, dormant,
 expired)? Answers carry the bank's code and its Chinese message, as an acquirer would receive
-them, so they can be stored for audit. Results never hold the card number.
+them, so they can be stored for audit. Results never hold the card number: a bank may echo it in its
+code or message, so both are masked (settleguard.masking) when a result is made, whatever the verifier.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from typing import Protocol
+
+from settleguard.masking import mask_card_numbers
 
 
 class CardStatus(enum.StrEnum):
@@ -104,6 +107,10 @@ class VerificationResult:
     mismatched: tuple[Element, ...] = ()
     card_status: CardStatus | None = None
 
+    def __post_init__(self) -> None:  # the bank's words may echo the card number: masked where they enter
+        object.__setattr__(self, "code", mask_card_numbers(self.code))
+        object.__setattr__(self, "message", mask_card_numbers(self.message))
+
     @property
     def ok(self) -> bool:
         return self.outcome is VerificationOutcome.MATCH
@@ -116,6 +123,10 @@ class CardStatusResult:
     status: CardStatus | None
     code: str
     message: str
+
+    def __post_init__(self) -> None:  # as VerificationResult
+        object.__setattr__(self, "code", mask_card_numbers(self.code))
+        object.__setattr__(self, "message", mask_card_numbers(self.message))
 
     @property
     def answered(self) -> bool:

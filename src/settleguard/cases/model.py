@@ -90,8 +90,11 @@ RETURNED = "returned"  # 退票: the bank paid, then sent the money back
 REPEATED_FAILURES = "repeated_failures"  # one merchant's payouts keep failing
 NEEDS_REVIEW = "needs_review"  # a payout waits for an operator's decision
 RISK = "risk_or_compliance_block"
+UNKNOWN_REFERENCE = "unknown_reference"  # a bank file names instructions we never sent (payouts.files)
+FILE_ANSWER_OVERDUE = "file_answer_overdue"  # a payout sent in a file has no final answer (payouts.overdue)
 CATEGORY_ZH: Mapping[str, str] = {
     RETURNED: "退票", REPEATED_FAILURES: "连续失败", NEEDS_REVIEW: "待复核", RISK: "风控或合规拦截",
+    UNKNOWN_REFERENCE: "银行文件含未知参考号", FILE_ANSWER_OVERDUE: "文件出款超期未回执",
     "card_info_error": "银行卡信息错误", "card_status_abnormal": "银行卡状态异常",
     "system_or_network_fault": "系统或网络故障", "limit_exceeded": "超出限额", "verification_failed": "签到或验证失败",
     "insufficient_funds": "余额不足", "transaction_data_error": "交易信息错误", "duplicate": "重复交易",
@@ -100,6 +103,7 @@ CATEGORY_ZH: Mapping[str, str] = {
 # The priority an automatically opened case gets.
 DEFAULT_PRIORITY: Mapping[str, Priority] = {
     RISK: Priority.P1, RETURNED: Priority.P2, NEEDS_REVIEW: Priority.P2, REPEATED_FAILURES: Priority.P3,
+    UNKNOWN_REFERENCE: Priority.P2, FILE_ANSWER_OVERDUE: Priority.P2,
 }
 
 

@@ -295,3 +295,17 @@ def failure_diagnosis(payout: dict[str, Any], lang: str = "zh") -> dict[str, Any
     prefix = str(payout.get("fail_rule") or "").split(".", 1)[0]
     scheme = prefix if prefix in SCHEMES else None
     return classify(scheme, payout["fail_code"] or None, payout["fail_message"] or None).to_dict(lang)
+
+
+def open_system_case(conn: Connection, *, merchant_id: int, category: str, title: str, note: str, now: datetime,
+                     dedupe_key: str, payout_ids: Sequence[int] = (), tz: str = "Asia/Shanghai",
+                     actor: str = "system") -> int | None:
+    """Open an automatic case inside the caller's transaction, with ``note`` as its first note (what the
+    system found: a bank file's unknown references, a file payout never answered; payouts.files,
+    payouts.overdue). None when a case with ``dedupe_key`` exists already (nothing is written)."""
+    case_id = _new_case(conn, merchant_id=merchant_id, category=category,
+                        priority=m.DEFAULT_PRIORITY.get(category, Priority.P2), title=title, source="auto",
+                        actor=actor, now=now, tz=tz, dedupe_key=dedupe_key, payout_ids=payout_ids)
+    if case_id is not None:
+        _system_note(conn, case_id, actor, note, now)
+    return case_id

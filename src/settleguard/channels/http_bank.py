@@ -2,7 +2,8 @@
 
 中文：按国内银行/支付机构“单笔实时代付 + 交易结果查询”接口的风格，通过 HTTP JSON 出款。
 请求已发出后超时 = 结果未明（UNKNOWN，必须先查询再重发）；连接都没建立（连接被拒、连接超时）=
-确定未发出（FAILED，可重试）。银行返回的原文存入 ``raw``，其中的完整卡号一律替换为掩码。
+确定未发出（FAILED，可重试）。银行返回的原文存入 ``raw``；原文和每个文字字段中的完整卡号
+（13 位以上的数字串，含空格、短横线分组和全角数字）一律在此替换为掩码（前 6 后 4）。
 
 Wire format (JSON, UTF-8; amounts in integer fen):
 
@@ -37,6 +38,12 @@ NOT_FOUND → failed, retryable (1002); PROCESSING → unknown. Transport: conne
 pool timeout → failed ``CONNECT_ERROR`` (retryable: nothing left us); read/write timeout → unknown
 ``TIMEOUT``; a connection dropped after sending or a 5xx / unreadable answer → unknown; 429 → failed,
 retryable; other 4xx → failed.
+
+Card numbers: the bank may echo the payee's account in any field (``acct_no``, ``ret_msg``, fields we do
+not know) and in any form (grouped, dashed, full-width, JSON escapes such as ``\\u0036``). Every text of the answer
+(``raw``, code, message, the HTTP reason phrase) passes :func:`settleguard.masking.mask_card_numbers` here,
+once, before a :class:`BankOutcome` leaves the channel; when escapes hide a number from the text, ``raw``
+is the masked answer written out again as JSON.
 """
 
 from __future__ import annotations
@@ -46,9 +53,9 @@ from typing import Any
 
 import httpx
 
-from settleguard.cards.vault import mask_pan
 from settleguard.channels.base import BankOutcome, OutcomeStatus, PayoutInstruction
 from settleguard.channels.simulator import MESSAGES, NOT_FOUND, RETRYABLE, TIMEOUT
+from settleguard.masking import has_card_number, mask_card_numbers
 
 PAY_PATH = "/api/v1/payout"
 QUERY_PATH = "/api/v1/payout/query"
@@ -107,11 +114,11 @@ class HttpBankChannel:
             "acct_type": ACCOUNT_TYPES.get(instruction.account_kind, "0"), "bank_code": instruction.bank_code,
             "value_date": instruction.value_date.strftime("%Y%m%d"), "summary": "商户结算款",
         }
-        return self._call(PAY_PATH, body, instruction.account_number)
+        return self._call(PAY_PATH, body)
 
     def inquire(self, idempotency_key: str) -> BankOutcome:
         """Ask what became of ``idempotency_key`` (状态查询); network trouble gives ``unknown``."""
-        outcome = self._call(QUERY_PATH, {"req_sn": idempotency_key, "merchant_id": self.merchant_id}, None)
+        outcome = self._call(QUERY_PATH, {"req_sn": idempotency_key, "merchant_id": self.merchant_id})
         if outcome.code == CONNECT_ERROR:  # the inquiry did not happen: we still do not know
             return BankOutcome(OutcomeStatus.UNKNOWN, CONNECT_ERROR, outcome.message, outcome.raw, scheme=self.scheme)
         return outcome
@@ -122,7 +129,7 @@ class HttpBankChannel:
         return json.dumps({"channel": self.name, "req_sn": key, "error": code, "message": message},
                           ensure_ascii=False, separators=(",", ":"))
 
-    def _call(self, path: str, body: dict[str, Any], account: str | None) -> BankOutcome:
+    def _call(self, path: str, body: dict[str, Any]) -> BankOutcome:
         key = body["req_sn"]
         try:
             resp = self._client.post(path, content=json.dumps(body, ensure_ascii=False).encode("utf-8"))
@@ -137,16 +144,10 @@ class HttpBankChannel:
             msg = f"{_MSG_DROPPED} ({type(exc).__name__})"
             return BankOutcome(OutcomeStatus.UNKNOWN, NETWORK_ERROR, msg, self._note(NETWORK_ERROR, msg, key),
                                scheme=self.scheme)
-        return self._outcome(resp, account)
+        return self._outcome(resp)
 
-    def _outcome(self, resp: httpx.Response, account: str | None) -> BankOutcome:
-        raw = resp.text
-        if account and len(account) >= 6:
-            raw = raw.replace(account, mask_pan(account))  # never keep a full card number
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            data = None
+    def _outcome(self, resp: httpx.Response) -> BankOutcome:
+        raw, data = masked_answer(resp.text)  # never keep a full card number (module docstring)
         code = str(data.get("ret_code", "")) if isinstance(data, dict) else ""
         message = str(data.get("ret_msg", "")) if isinstance(data, dict) else ""
         status = str(data.get("status", "")) if isinstance(data, dict) else ""
@@ -156,7 +157,8 @@ class HttpBankChannel:
             unknown = BAD_RESPONSE if http == 200 else (code or f"HTTP_{http}")
             return BankOutcome(OutcomeStatus.UNKNOWN, unknown, message or _MSG_BAD, raw, scheme=self.scheme)
         if http != 200:
-            return BankOutcome(OutcomeStatus.FAILED, code or f"HTTP_{http}", message or resp.reason_phrase, raw,
+            return BankOutcome(OutcomeStatus.FAILED, code or f"HTTP_{http}",
+                               message or mask_card_numbers(resp.reason_phrase), raw,
                                retryable=http == 429 or code in RETRYABLE, scheme=self.scheme)
         result = _STATUSES[status]
         retryable = result is OutcomeStatus.FAILED and (code in RETRYABLE or status == "NOT_FOUND")
@@ -167,3 +169,47 @@ class HttpBankChannel:
 
 _STATUSES = {"SUCCESS": OutcomeStatus.SUCCEEDED, "FAIL": OutcomeStatus.FAILED, "PROCESSING": OutcomeStatus.UNKNOWN,
              "NOT_FOUND": OutcomeStatus.FAILED}
+
+
+def masked_answer(text: str) -> tuple[str, Any]:
+    """The answer's text and its parsed JSON (None if it is not JSON), every card number masked.
+
+    The text is masked as it is; its JSON is parsed from the original (a number-valued account stays
+    parseable) and every string in it — and every integer long enough to be a card number — masked.
+    When the masked text still hides a card number behind JSON escapes (``"\\u0036217…"``) or is no
+    longer JSON, the masked data written out again as JSON is kept instead."""
+    raw = mask_card_numbers(text)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return raw, None
+    data = _mask_json(data)
+    try:
+        again = json.loads(raw)
+    except ValueError:
+        again = None
+    if again is None or _json_has_card(again):
+        raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return raw, data
+
+
+def _mask_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if isinstance(value, bool) or not isinstance(value, int | dict | list):
+        return value
+    if isinstance(value, int):
+        return mask_card_numbers(str(value)) if has_card_number(str(value)) else value
+    if isinstance(value, dict):
+        return {mask_card_numbers(str(k)): _mask_json(v) for k, v in value.items()}
+    return [_mask_json(v) for v in value]
+
+
+def _json_has_card(value: Any) -> bool:
+    if isinstance(value, str):
+        return has_card_number(value)
+    if isinstance(value, dict):
+        return any(has_card_number(str(k)) or _json_has_card(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_json_has_card(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool) and has_card_number(str(value))

@@ -1,4 +1,4 @@
-"""``settleguard card bind|show|status-check``, ``settleguard bins import`` and ``settleguard keys rotate``.
+"""``settleguard card bind|show|status-check``, ``settleguard bins import`` and ``settleguard keys init|rotate``.
 
 The card commands are added to the ``card`` sub-app of :mod:`settleguard.cli.commands_card`;
 ``bins_app`` and ``keys_app`` are registered in cli/main.py. Only masked card numbers are
@@ -24,7 +24,7 @@ from settleguard.cli.runtime import Runtime
 from settleguard.db.engine import DatabaseError
 
 bins_app = typer.Typer(help="卡BIN表 Card BIN table: import the operator's official table.", no_args_is_help=True)
-keys_app = typer.Typer(help="卡号密钥 Card-number keys: rotation.", no_args_is_help=True)
+keys_app = typer.Typer(help="卡号密钥 Card-number keys: init, rotation.", no_args_is_help=True)
 
 
 def _engine(rt: Runtime) -> Engine:
@@ -98,8 +98,10 @@ def show_cmd(
     ctx: typer.Context,
     merchant: Annotated[str, typer.Argument(metavar="MERCHANT", help="商户编号 merchant number")],
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    full: Annotated[bool, typer.Option("--full", help="打印每条通知全文 print every notice in full")] = False,
 ) -> None:
-    """查看结算卡 Show a merchant's settlement cards (masked), history, statuses and verifications."""
+    """查看结算卡 Show a merchant's settlement cards (masked), history, statuses and verifications; notices are
+    summarised, one line per subject (--full prints each in full)."""
     rt: Runtime = ctx.obj
     engine = _engine(rt)
     with engine.connect() as conn:
@@ -127,7 +129,7 @@ def show_cmd(
     tbl = Table(title="结算卡 settlement cards")
     for col in ("#", "卡号 card", "银行 bank", "户名 holder", "状态 status", "银行状态 bank status", "绑定 bound",
                 "最近查询 last inquiry"):
-        tbl.add_column(col)
+        tbl.add_column(col, overflow="fold", no_wrap=col == "卡号 card")  # wrapped, never cut with "…"
     for a in acc_rows:
         style = {"active": "green", "unusable": "red"}.get(a["status"], "dim")
         tbl.add_row(str(a["id"]), escape(a["masked"]), escape(f"{a['bank_name']} {a['bank_code']} {a['card_type']}"),
@@ -138,19 +140,24 @@ def show_cmd(
     if events:
         ev = Table(title="卡事件 card events")
         for col in ("时间 at", "事件 event", "账户 account", "操作人 actor"):
-            ev.add_column(col)
+            ev.add_column(col, overflow="fold")
         for e in reversed(events):
             ev.add_row(f"{e['created_at']:%Y-%m-%d %H:%M}", e["kind"], str(e["account_id"] or ""), escape(e["actor"]))
         console.print(ev)
     if attempts:
         vt = Table(title="验证记录 verifications")
         for col in ("时间 at", "类型 kind", "卡号 card", "结果 result", "银行应答 bank answer", "操作人 actor"):
-            vt.add_column(col)
+            vt.add_column(col, overflow="fold", no_wrap=col == "卡号 card")
         for v in reversed(attempts):
             vt.add_row(f"{v['at']:%Y-%m-%d %H:%M}", v["kind"], escape(v["pan_masked"]), v["result"],
                        escape(f"{v['bank_code'] or ''} {v['bank_message'] or ''}".strip()), escape(v["actor"]))
         console.print(vt)
-    for n in notes:
+    if notes and not full:
+        from settleguard.cli.layout import notices_summary
+
+        console.print(notices_summary(notes, rt.settings.timezone))
+        console.print("每条通知全文 each notice in full: --full")
+    for n in notes if full else ():
         state = "已送达 delivered" if n["delivered_at"] else "待发送 pending"
         console.print(f"[bold]通知 notice[/] ({state}) {escape(n['payload'].get('zh', ''))}\n"
                       f"  {escape(n['payload'].get('en', ''))}")
@@ -222,6 +229,40 @@ def bins_import_cmd(
                       "takes precedence over the packaged table when binding")
 
 
+@keys_app.command("init")
+def keys_init_cmd(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """新建卡号密钥 Create the card-number key of a database that has none, and record its fingerprint.
+
+    密钥文件：SETTLEGUARD_KEY_FILE，默认在 SQLite 数据库文件旁 key file: SETTLEGUARD_KEY_FILE, by default
+    beside the SQLite file. 已有密钥文件或数据库已有密钥时拒绝 refused when the key file exists or the
+    database already has a key.
+    """
+    from settleguard.cards.custody import KeyCustodyError, init_key
+
+    rt: Runtime = ctx.obj
+    if rt.settings.key:
+        fail("密钥来自环境变量 SETTLEGUARD_KEY，无需新建密钥文件", "the key comes from SETTLEGUARD_KEY; no key file "
+             "to create", "取消设置 SETTLEGUARD_KEY 后再运行 unset SETTLEGUARD_KEY first")
+    engine = _engine(rt)
+    try:
+        key_file = rt.key_file
+        vault = init_key(engine, key_file, rt.now())
+    except KeyCustodyError as exc:
+        fail(f"未新建密钥：{exc.zh}", f"no key created: {exc.en}", exc.detail)
+        return
+    fp = vault.fingerprints()[vault.current]
+    if json_out:
+        print_json({"key_file": str(key_file), "version": vault.current, "fingerprint": fp})
+        return
+    console.print(f"已新建卡号密钥 card key created: {escape(str(key_file))} (0600) · 版本 version {vault.current} · "
+                  f"指纹 fingerprint {fp}")
+    console.print("请备份该文件：没有它，已加密的卡号无法解密。Back this file up: without it the sealed card "
+                  "numbers cannot be opened.")
+
+
 @keys_app.command("rotate")
 def keys_rotate_cmd(
     ctx: typer.Context,
@@ -233,21 +274,23 @@ def keys_rotate_cmd(
 
     先停止出款任务 Stop payout runs first: they keep the keys they loaded.
     """
+    from settleguard.cards.custody import KeyCustodyError
     from settleguard.cards.key_rotation import RotationError, rotate_keys
 
     rt: Runtime = ctx.obj
     engine = _engine(rt)
     try:
+        key_file = rt.key_file
         with bar("重新加密 re-encrypting cards", None) as b:
-            res = rotate_keys(engine, rt.settings.key_file, env_key=rt.settings.key, keep_old=keep_old,
+            res = rotate_keys(engine, key_file, env_key=rt.settings.key, keep_old=keep_old,
                               progress=b.advance, total=lambda n: b.update(0, n))
-    except RotationError as exc:
-        fail("密钥未轮换", "keys not rotated", str(exc))
+    except (RotationError, KeyCustodyError) as exc:
+        fail("密钥未轮换，未做任何更改", "keys not rotated, nothing changed", str(exc))
         return
     if json_out:
         print_json({"new_version": res.new_version, "old_versions": list(res.old_versions),
                     "reencrypted": res.reencrypted, "dropped_versions": list(res.dropped_versions),
-                    "key_file": str(rt.settings.key_file)})
+                    "key_file": str(key_file)})
         return
     console.print(f"已轮换密钥 key rotated: 新版本 new version {res.new_version}; 重新加密 re-encrypted "
                   f"{res.reencrypted:,} 张卡 cards")

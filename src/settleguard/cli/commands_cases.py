@@ -10,16 +10,22 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from settleguard.cases import model as cm
 from settleguard.cases import repository as repo
 from settleguard.cases import service
 from settleguard.cases.model import CaseStatus, Method, Party, Priority
+from settleguard.cli.layout import FOLD, grouped, steps, these_payouts
 from settleguard.cli.output import console, fail, print_json
 from settleguard.cli.runtime import Runtime
+from settleguard.diagnosis.model import CATEGORY_ZH as _DIAG_CATEGORY_ZH
 from settleguard.money import format_yuan
+from settleguard.payouts.model import STATUS_ZH as _PAYOUT_STATUS_ZH
 
 T = TypeVar("T")
+PAYOUT_STATUS_ZH = {str(k): v for k, v in _PAYOUT_STATUS_ZH.items()}
+DIAG_CATEGORY_ZH = {str(k): v for k, v in _DIAG_CATEGORY_ZH.items()}
 
 app = typer.Typer(help="工单 Support cases.", no_args_is_help=True)
 
@@ -71,18 +77,63 @@ def list_cmd(
     if json_out:
         print_json(rows)
         return
-    tbl = Table(title="工单 cases")
-    for col in ("ID", "商户 merchant", "分类 category", "优先级 prio", "状态 status", "处理人 assignee",
-                "时限 SLA due", "出款 payouts", "标题 title"):
-        tbl.add_column(col)
-    for r in rows:
-        due = _local(rt, r["sla_due_at"]) + (" [bold red]超时 overdue[/]" if r["overdue"] else "")
-        tbl.add_row(str(r["id"]), str(r["merchant_no"]), f"{cm.CATEGORY_ZH.get(r['category'], '')} {r['category']}",
-                    str(r["priority"]), _status_label(str(r["status"])), str(r["assignee"] or ""), due,
-                    str(r["payouts"]), str(r["title"]))
-    console.print(tbl)
+    console.print(_case_rows(rt, rows))
     if len(rows) == limit:
         console.print(f"下一页 next page: --after {rows[-1]['id']}")
+
+
+def _case_rows(rt: Runtime, rows: list[dict[str, Any]]) -> Table:
+    """One case per entry: its id, then the title on its own line and the facts on the next, wrapped to the
+    terminal (a table of nine columns wrapped each title over nine lines at 120 columns)."""
+    tbl = Table(title=f"工单 cases ({len(rows)})", title_justify="left", show_header=False, show_lines=True,
+                expand=True)
+    tbl.add_column("ID", no_wrap=True, justify="right")
+    tbl.add_column(overflow=FOLD, ratio=1)
+    for r in rows:
+        body = Text(str(r["title"]), style="bold")
+        who = f"处理人 {r['assignee']}" if r["assignee"] else "未指派 unassigned"
+        body.append(f"\n{_status_label(str(r['status']))} · {cm.CATEGORY_ZH.get(r['category'], '')} {r['category']} · "
+                    f"优先级 {r['priority']} · 出款 {r['payouts']} 笔 payouts\n商户 {r['merchant_no']} · {who} · "
+                    f"时限 SLA {_local(rt, r['sla_due_at'])}", style="")
+        if r["overdue"]:
+            body.append(" 超时 overdue", style="bold red")
+        tbl.add_row(f"#{r['id']}", body)
+    return tbl
+
+
+def _print_payouts(payouts: list[dict[str, Any]]) -> None:
+    """The case's payouts in one table, then each diagnosis once with the payouts it applies to
+    (seven payouts failed for the same reason share one block of steps)."""
+    tbl = Table(title=f"出款 payouts ({len(payouts)})", title_justify="left")
+    tbl.add_column("出款 payout", no_wrap=True)  # the id over the idempotency key, each kept whole
+    tbl.add_column("金额 amount", no_wrap=True, justify="right")
+    tbl.add_column("出款日 value date", overflow=FOLD, min_width=10)
+    tbl.add_column("状态 status", overflow=FOLD)
+    tbl.add_column("最近失败应答 last failure", overflow=FOLD)
+    for p in payouts:
+        st = str(p["status"])
+        tbl.add_row(f"{p['id']}\n{p['idempotency_key']}", format_yuan(int(p["amount_fen"])), str(p["value_date"]),
+                    f"{PAYOUT_STATUS_ZH.get(st, '')} {st}".strip(),
+                    Text(f"{p['fail_code'] or ''} {p['fail_message'] or ''}".strip() or "-"))
+    console.print(tbl)
+    diagnosed = [p for p in payouts if p["diagnosis_zh"] and p["diagnosis_en"]]
+    for _, group in grouped(diagnosed, _same_guidance):
+        d_zh, d_en = group[0]["diagnosis_zh"], group[0]["diagnosis_en"]
+        cat = str(d_zh["category"])
+        body = Table.grid()
+        body.add_column(overflow=FOLD)
+        body.add_row(Text(these_payouts([p["id"] for p in group]), style="bold"))
+        body.add_row(Text(f"诊断 diagnosis {DIAG_CATEGORY_ZH.get(cat, '')} {cat}：{d_zh.get('meaning', '')}"))
+        body.add_row(steps(d_zh["guidance"]))
+        body.add_row(Text(f"Diagnosis: {d_en.get('meaning', '')}"))
+        body.add_row(steps(d_en["guidance"]))
+        console.print(Panel(body, title="诊断与处理 diagnosis and steps", title_align="left"))
+
+
+def _same_guidance(p: dict[str, Any]) -> tuple[Any, ...]:
+    d_zh, d_en = p["diagnosis_zh"], p["diagnosis_en"]
+    return (d_zh["category"], d_zh.get("meaning"), tuple(d_zh["guidance"]), d_en.get("meaning"),
+            tuple(d_en["guidance"]))
 
 
 @app.command("show")
@@ -106,25 +157,18 @@ def show_cmd(
     overdue = bool(case["overdue"])
     st = str(case["status"])
     sla = cm.sla_for(str(case["category"]), Priority(case["priority"]))
-    console.print(Panel.fit(
-        f"商户 merchant {case['merchant_no']} {case['registered_name']}\n"
-        f"分类 category {cm.CATEGORY_ZH.get(case['category'], '')} {case['category']} · 优先级 priority "
-        f"{case['priority']} · 来源 source {case['source']}\n状态 status {_status_label(st)} · 处理人 assignee "
-        f"{case['assignee'] or '-'}\n时限 SLA {sla.describe()} → {_local(rt, case['sla_due_at'])}"
-        + (" [bold red]已超时 overdue[/]" if overdue else "")
-        + (f"\n处理结果 resolution {case['resolution']}" if case["resolution"] else ""),
-        title=f"工单 case {case_id}: {case['title']}"))
-    for p in payouts:
-        d_zh, d_en = p["diagnosis_zh"], p["diagnosis_en"]
-        body = (f"金额 amount {format_yuan(int(p['amount_fen']))} · 出款日 value date {p['value_date']} · 状态 status "
-                f"{p['status']} · 分类 category {p['category'] or '-'}\n"
-                f"最近失败应答 last failure: {p['fail_code'] or ''} {p['fail_message'] or ''}")
-        if d_zh and d_en:
-            body += f"\n诊断 {d_zh['category']}: {d_zh.get('meaning', '')}"
-            body += "".join(f"\n  {i}. {g}" for i, g in enumerate(d_zh["guidance"], 1))
-            body += f"\nDiagnosis: {d_en.get('meaning', '')}"
-            body += "".join(f"\n  {i}. {g}" for i, g in enumerate(d_en["guidance"], 1))
-        console.print(Panel(body, title=f"出款 payout {p['id']} ({p['idempotency_key']})"))
+    head = Text(str(case["title"]), style="bold")  # in the body, not the panel's title: wrapped, never cut
+    head.append(f"\n商户 merchant {case['merchant_no']} {case['registered_name']}\n"
+                f"分类 category {cm.CATEGORY_ZH.get(case['category'], '')} {case['category']} · 优先级 priority "
+                f"{case['priority']} · 来源 source {case['source']}\n状态 status {_status_label(st)} · 处理人 assignee "
+                f"{case['assignee'] or '-'}\n时限 SLA {sla.describe()} → {_local(rt, case['sla_due_at'])}", style="")
+    if overdue:
+        head.append(" 已超时 overdue", style="bold red")
+    if case["resolution"]:
+        head.append(f"\n处理结果 resolution {case['resolution']}")
+    console.print(Panel(head, title=f"工单 case {case_id}", title_align="left"))
+    if payouts:
+        _print_payouts(payouts)
     if contacts:
         tbl = Table(title="联系记录 contacts")
         for col in ("时间 at", "对象 party", "方式 method", "联系人 who", "内容 what was said", "记录人 by"):

@@ -7,11 +7,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from settleguard.cli.output import console, parse_date, progress
+from settleguard.cli.output import console, fail, parse_date, progress
 from settleguard.cli.runtime import Runtime
-from settleguard.demo import DEFAULT_START, DemoSummary, Hooks, default_data_dir, run_demo
+from settleguard.demo import (
+    DEFAULT_START,
+    DemoRefused,
+    DemoSummary,
+    Hooks,
+    check_target,
+    default_data_dir,
+    masked_url,
+    run_demo,
+)
 from settleguard.money import format_yuan
 
 
@@ -41,19 +51,29 @@ def demo_cmd(
     seed: Annotated[int, typer.Option(help="随机种子 seed")] = 42,
     start: Annotated[str, typer.Option(help="首日 first day YYYY-MM-DD")] = DEFAULT_START.isoformat(),
     data_dir: Annotated[Path | None, typer.Option(help="交易文件目录 where the day files go")] = None,
+    replace_demo: Annotated[bool, typer.Option(
+        "--replace-demo", help="替换服务器上以前的演示数据库 replace an earlier demo database on a server "
+                               "(PostgreSQL); an SQLite demo file is replaced without it")] = False,
 ) -> None:
-    """演示：生成一周数据并结算出款 Demo: build a fresh database, then settle and pay a realistic week."""
+    """演示：生成一周数据并结算出款 Demo: build a demo database (a new or empty one, or its own earlier demo
+    database; any other is refused unchanged), then settle and pay a realistic week."""
     rt: Runtime = ctx.obj
     t0 = time.monotonic()
+    try:
+        check_target(rt.settings.db, replace_demo=replace_demo)  # before the key or the engine touch anything
+    except DemoRefused as exc:
+        fail(exc.zh, exc.en, exc.detail)
     console.print(f"[bold]结算卫士演示 settleguard demo[/] · {merchants:,} 商户 merchants · {days} 天 days · "
-                  f"seed {seed} · {rt.settings.db}")
+                  f"seed {seed} · {escape(masked_url(rt.settings.db))}", highlight=False)
     hooks = _RichHooks()
     try:
         s = run_demo(
             rt.settings.db, merchants=merchants, days=days, seed=seed, start=parse_date(start),
-            data_dir=data_dir or default_data_dir(rt.settings.db), vault=rt.vault,
-            channel_factory=lambda: rt.channel, cutoffs=rt.cutoffs, hooks=hooks,
+            data_dir=data_dir or default_data_dir(rt.settings.db), vault=lambda: rt.vault,
+            channel_factory=lambda: rt.channel, cutoffs=rt.cutoffs, hooks=hooks, replace_demo=replace_demo,
         )
+    except DemoRefused as exc:  # the database changed between the check and the demo
+        fail(exc.zh, exc.en, exc.detail)
     finally:
         hooks.stop()
     render(s, time.monotonic() - t0)

@@ -151,30 +151,19 @@ _OUTPUT_KEYS = frozenset({"category", "retryable", "decision", "owner", "confide
                           "meaning", "guidance", "evidence", "explanation", "line", "error"})
 
 
-def _numbered(marks: list[str], lines: Iterable[str]) -> Any:
-    from rich.table import Table
-    from rich.text import Text
-
-    g = Table.grid(padding=(0, 1))
-    g.add_column(no_wrap=True)
-    g.add_column()
-    for mark, line in zip(marks, lines, strict=True):
-        g.add_row(mark, Text(line))
-    return g
-
-
 def _panel(d: Any, lang: str, explain: bool, scheme: str | None, code: str | None, message: str | None) -> None:
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
 
+    from settleguard.cli.layout import FOLD, numbered, steps
     from settleguard.cli.output import console
     from settleguard.diagnosis.model import CATEGORY_ZH, DECISION_ZH, OWNER_ZH, Stage
 
     yes_no = {True: "是 yes", False: "否 no"}
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold", no_wrap=True)
-    t.add_column()
+    t.add_column(overflow=FOLD)  # wrapped, never cut with "…" (a Chinese sentence is one long word to Rich)
     given = " · ".join(f"{k}={v}" for k, v in (("scheme", scheme), ("code", code), ("message", message)) if v)
     t.add_row("输入 input", Text(given))
     t.add_row("类别 category", f"{CATEGORY_ZH[d.category]} {d.category.value}")
@@ -191,8 +180,8 @@ def _panel(d: Any, lang: str, explain: bool, scheme: str | None, code: str | Non
         t.add_row("文字说明 text says", Text(f"{CATEGORY_ZH[e.text_category]} {e.text_category.value}"
                                             "（与代码不一致，以代码为准 disagrees with the code; the code decides）"))
     t.add_row("含义 meaning", Text(d.meaning(lang)))
-    t.add_row("处理步骤 steps", _numbered([f"{i}." for i in range(1, len(d.guidance(lang)) + 1)], d.guidance(lang)))
-    t.add_row("留存证据 evidence", _numbered(["•"] * len(d.evidence(lang)), d.evidence(lang)))
+    t.add_row("处理步骤 steps", steps(d.guidance(lang)))
+    t.add_row("留存证据 evidence", numbered(["•"] * len(d.evidence(lang)), d.evidence(lang)))
     if explain:
         code_part = f"{e.code} ({e.code_source})" if e.code else "—"
         t.add_row("判断依据 why", Text(f"stage={e.stage.value}  scheme={e.scheme or '—'}  code={code_part}"))

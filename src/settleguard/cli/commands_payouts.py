@@ -24,6 +24,14 @@ from settleguard.payouts.service import SendSummary
 app = typer.Typer(help="出款 Payouts.", no_args_is_help=True)
 
 STATUS_ZH: Mapping[str, str] = {str(s): zh for s, zh in PAYOUT_STATUS_ZH.items()}
+# statuses with a reason (a failure, a hold) whose category the list shows (payouts.details.NO_REASON)
+HAS_REASON = frozenset(str(s) for s in PayoutStatus) - {"created", "submitted", "succeeded", "released", "cancelled",
+                                                        "split"}
+
+
+def _local(rt: Runtime, at: Any) -> str:
+    """A time in the business time zone (Beijing time)."""
+    return at.astimezone(ZoneInfo(rt.settings.timezone)).strftime("%Y-%m-%d %H:%M:%S %Z") if at else ""
 
 
 def _today(rt: Runtime, now: datetime) -> Any:
@@ -148,7 +156,7 @@ def list_cmd(
     for r in rows:
         st = str(r["status"])
         tbl.add_row(str(r["id"]), str(r["merchant_no"]), str(r["value_date"]), format_yuan(int(r["amount_fen"])),
-                    f"{STATUS_ZH.get(st, st)} {st}", str(r["category"] or ""),
+                    f"{STATUS_ZH.get(st, st)} {st}", str(r["category"] or "") if st in HAS_REASON else "",
                     f"{r['last_code'] or ''} {r['last_message'] or ''}")
     console.print(tbl)
     if len(rows) == limit:
@@ -181,13 +189,13 @@ def show_cmd(
         f"商户 merchant {p['merchant_no']} {p['registered_name']}\n金额 amount {format_yuan(int(p['amount_fen']))} · "
         f"出款日 value date {p['value_date']}\n状态 status {STATUS_ZH.get(st, st)} {st}"
         + (f" · 分类 category {p['category']}" if p["category"] else "")
-        + (f"\n下次尝试 next attempt {p['next_attempt_at']}" if p["next_attempt_at"] else ""),
+        + (f"\n下次尝试 next attempt {_local(rt, p['next_attempt_at'])}" if p["next_attempt_at"] else ""),
         title=f"出款 payout {payout_id}"))
     tl = Table(title="状态变化 timeline")
     for col in ("时间 at", "从 from", "到 to", "原因 reason"):
         tl.add_column(col)
     for e in events:
-        tl.add_row(str(e["created_at"]), str(e["from_status"] or ""), str(e["to_status"]), str(e["reason"]))
+        tl.add_row(_local(rt, e["created_at"]), str(e["from_status"] or ""), str(e["to_status"]), str(e["reason"]))
     console.print(tl)
     at = Table(title="尝试 attempts")
     for col in ("#", "类型 kind", "幂等键 key", "结果 outcome", "应答 answer", "分类 category", "决定 decision"):
@@ -214,14 +222,21 @@ def release_cmd(
     payout_id: Annotated[int, typer.Argument(help="出款 ID payout id")],
     note: Annotated[str, typer.Option(help="备注 note")] = "",
     actor: Annotated[str, typer.Option(help="操作员 operator")] = "operator",
+    override: Annotated[bool, typer.Option("--override", help="覆盖：付到刚失败且未更换的结算卡（须填写 --reason）"
+                                                              " pay the card that just failed, unchanged (needs --reason)")
+                        ] = False,
+    reason: Annotated[str, typer.Option(help="覆盖放行的原因 the override's written reason")] = "",
 ) -> None:
     """放行：挂账出款按当前结算卡重新出款；待复核出款立即重试 Release a held payout (new instruction to the
-    current card) or retry a payout under review now."""
+    current card) or retry a payout under review now. A payout held for a card problem is not released to the
+    same, unchanged card unless --override --reason R."""
     from settleguard.payouts.release import PayoutActionRefused, release
 
     rt: Runtime = ctx.obj
+    if reason.strip() and not override:
+        fail("--reason 只用于 --override", "--reason goes with --override", code=1)
     try:
-        new = release(rt.engine, payout_id, actor, rt.now(), note)
+        new = release(rt.engine, payout_id, actor, rt.now(), note, override=override, reason=reason)
     except PayoutActionRefused as exc:
         fail(exc.zh, exc.en, code=1)
     console.print(f"出款 {payout_id} 已放行 released -> {STATUS_ZH.get(str(new), '')} {new}")

@@ -12,6 +12,21 @@ from settleguard.cli.runtime import Runtime
 from settleguard.db.engine import DatabaseError
 
 
+def serving_banner(host: str, port: int, workers: int) -> str:
+    """What ``serve`` prints when it starts: where the console, the portal, the API and its docs are."""
+    from rich.cells import cell_len
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # a link a browser on this machine opens
+    base = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    lines = [f"结算卫士已启动 settleguard is serving ({workers} 个进程 process(es)); Ctrl-C 停止 to stop"]
+    if shown != host:
+        lines.append(f"  监听所有地址 listening on all addresses ({host or '0.0.0.0'}:{port})")
+    for label, path in (("运营控制台 console", "/"), ("商户门户 portal", "/m"), ("API", "/api/v1"),
+                        ("API 文档 API docs", "/api/v1/docs")):
+        lines.append(f"  {label}{' ' * (20 - cell_len(label))}{base}{path}")  # aligned in terminal cells
+    return "\n".join(lines)
+
+
 def serve_cmd(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="监听地址 address to listen on")] = "127.0.0.1",
@@ -22,7 +37,8 @@ def serve_cmd(
     workers: Annotated[int, typer.Option(min=1, max=64, help="服务进程数（仅 PostgreSQL；通常为 CPU 核数）server "
                                                              "processes (PostgreSQL only; usually the CPU count)")] = 1,
 ) -> None:
-    """启动 API 服务 Serve the API under /api/v1 (OpenAPI at /api/v1/openapi.json) and /metrics."""
+    """启动服务 Serve the operations console (/), the merchant portal (/m), the API under /api/v1 (docs at
+    /api/v1/docs, OpenAPI at /api/v1/openapi.json) and /metrics."""
     import uvicorn
 
     from settleguard.web.app import SERVE_DB_ENV, SERVE_SECURE_COOKIES_ENV, create_app, server_engine
@@ -38,9 +54,7 @@ def serve_cmd(
     if workers > 1 and not postgres:
         fail("SQLite 数据库只能由一个服务进程使用", "an SQLite database is served by one process",
              "--workers > 1 needs PostgreSQL (SQLite writes would queue on the file lock)")
-    console.print(f"API 服务已启动 serving on http://{host}:{port}/api/v1 "
-                  f"(文档 docs http://{host}:{port}/api/v1/docs; {workers} 个进程 process(es)); Ctrl-C 停止 to stop",
-                  highlight=False)
+    console.print(serving_banner(host, port, workers), highlight=False, markup=False, soft_wrap=True)
     if workers == 1:
         if postgres:
             engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -22,6 +23,10 @@ def settle_cmd(
     """结算一个业务日 Settle one business day: settlements, ledger entries, payouts (idempotent)."""
     rt: Runtime = ctx.obj
     day = parse_date(date_)
+    today = rt.now().astimezone(ZoneInfo(rt.settings.timezone)).date()
+    if day > today:  # its transactions cannot all be in yet: settling it now would close it too early
+        fail(f"业务日期 {day} 在未来（今天是 {today}，北京时间），未结算", f"business day {day} is in the future "
+             f"(today is {today} in Beijing); nothing was settled")
     try:
         with console.status(f"结算中 settling {day} ..."):
             r = settle(rt.engine, day, rt.now())

@@ -13,11 +13,12 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from settleguard.cli.commands_payouts import print_send_summary, send_summary_json
-from settleguard.cli.output import bar, console, fail, print_json
+from settleguard.cli.output import bar, console, err, fail, print_json
 from settleguard.cli.runtime import Runtime
 from settleguard.db.engine import normalise_url
 from settleguard.money import format_yuan
 from settleguard.payouts import repository as repo
+from settleguard.payouts.overdue import overdue_files
 
 channels_app = typer.Typer(help="出款通道 Payout channels: circuit breakers per bank.", no_args_is_help=True)
 returns_app = typer.Typer(help="银行回执 Bank reports: pain.002 status reports, camt.054 returns (退票).",
@@ -43,9 +44,13 @@ def worker_cmd(
     def report(c: CycleSummary) -> None:
         if json_out:
             print_json({**send_summary_json(c.send), "released": c.released.released, "cards_checked": c.cards.checked,
-                        "cards_unusable": c.cards.unusable})
+                        "cards_unusable": c.cards.unusable,
+                        "file_answers_flagged": c.overdue.flagged if c.overdue else 0})
         else:
             print_send_summary(c.send, f"出款一轮 worker cycle · {rt.now():%Y-%m-%d %H:%M:%S}")
+            if c.overdue and c.overdue.flagged:
+                console.print(f"文件出款超期未回执，已开工单 {c.overdue.flagged:,} 张 file payouts without an answer "
+                              f"past due: {c.overdue.flagged:,} case(s) opened", markup=False)
 
     url = make_url(normalise_url(rt.settings.db))
     sqlite_file = url.database if url.drivername.startswith("sqlite") and url.database not in (None, ":memory:") else None
@@ -80,6 +85,8 @@ def channels_status_cmd(
         circuits = repo.circuits(conn)
         waiting = repo.due_counts_by_bank(conn)
         alerts = repo.alerts(conn, 10)
+        overdue = overdue_files(conn, now, business_days=rt.settings.file_answer_due_business_days,
+                                tz=rt.settings.timezone)
     banks = sorted(set(circuits) | set(waiting))
     rows: list[dict[str, Any]] = []
     for b in banks:
@@ -90,7 +97,8 @@ def channels_status_cmd(
                      "opened_at": c.opened_at if c else None, "probe_after": probe_at,
                      "allows": c.allows(now, opts.breaker) if c else -1, "waiting": waiting.get(b, 0)})
     if json_out:
-        print_json({"channel": rt.channel.name, "banks": rows, "alerts": alerts})
+        print_json({"channel": rt.channel.name, "banks": rows, "alerts": alerts,
+                    "file_answers_overdue": [f.to_dict() for f in overdue]})
         return
     zh = {"closed": "正常", "open": "已暂停", "half_open": "试探中"}
     tbl = Table(title=f"出款通道 channel {rt.channel.name} · 熔断 circuit breakers")
@@ -100,8 +108,15 @@ def channels_status_cmd(
         tbl.add_row(r["bank_code"], f"{zh.get(r['state'], '')} {r['state']}", str(r["failures"]),
                     str(r["opened_at"] or ""), str(r["probe_after"] or ""), f"{r['waiting']:,}")
     console.print(tbl)
+    tz = ZoneInfo(rt.settings.timezone)
+    for f in overdue:
+        console.print(f"文件出款超期未回执 file answers overdue: pain.001 {f.message_id} · 发出 sent "
+                      f"{f.sent_at.astimezone(tz):%Y-%m-%d %H:%M} · 到期 due {f.due_at.astimezone(tz):%Y-%m-%d %H:%M} "
+                      f"(北京时间 Beijing time) · {f.payouts:,} 笔 payouts · 已开工单 flagged {f.flagged:,}",
+                      markup=False, highlight=False)
     for a in alerts:
-        console.print(f"[{a['created_at']}] {a['kind']}: {a['message']}")
+        console.print(f"[{a['created_at'].astimezone(tz):%Y-%m-%d %H:%M:%S}] {a['kind']}: {a['message']}",
+                      markup=False, highlight=False)
 
 
 @returns_app.command("import")
@@ -111,9 +126,11 @@ def returns_import_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """导入银行状态报告或退票通知并处理（整文件原子、可重复导入）Apply a pain.002 status report or a
-    camt.054 notification (returns, 退票): atomic, idempotent."""
+    camt.054 notification (returns, 退票): atomic, idempotent. 退出码 exit code: 0 applied; 1 applied, but
+    the file names references we never sent (listed; ops alert and case opened); 2 refused, nothing changed
+    (bad file, OrgnlMsgId not ours, or nothing in it is ours)."""
     from settleguard.channels.iso20022.reports import ReportRejected
-    from settleguard.payouts.files import import_report
+    from settleguard.payouts.files import NothingMatched, import_report
 
     rt: Runtime = ctx.obj
     if not file.is_file():
@@ -121,13 +138,21 @@ def returns_import_cmd(
     try:
         with bar(f"导入 importing {file.name}", None) as b:
             s = import_report(rt.engine, file, now=rt.now(), opts=rt.payout_options(), progress=b.advance)
+    except NothingMatched as exc:
+        fail("文件未涉及任何我们发出的出款，未导入（修正后可重新导入）",
+             "the file matches no payout we sent: not imported (it can be imported again after a fix)",
+             "\n".join([str(exc), *(u.describe() for u in exc.lines),
+                         *([f"… 共 {exc.unknown} 条 {exc.unknown} in all"] if exc.unknown > len(exc.lines) else [])]))
     except ReportRejected as exc:
         fail("文件被拒绝，未做任何更改", "file rejected, nothing changed", str(exc))
     if json_out:
         print_json({"kind": s.kind, "sha256": s.sha256, "statuses": s.statuses, "applied": s.applied,
                     "ignored": s.ignored, "conflicts": s.conflicts, "returned": s.returned,
                     "returned_fen": s.returned_fen, "already_imported": s.already_imported,
-                    **send_summary_json(s.send)})
+                    "unknown": s.unknown, "unknown_lines": [u.to_dict() for u in s.unknown_lines],
+                    "case_id": s.case_id, **send_summary_json(s.send)})
+        if s.unknown:
+            raise typer.Exit(1)
         return
     if s.already_imported:
         console.print(f"该文件已导入过，未做任何更改 already imported ({s.sha256[:12]})")
@@ -135,3 +160,12 @@ def returns_import_cmd(
     console.print(f"{s.kind}: {s.statuses:,} 条 items; 已处理 applied {s.applied:,}; 忽略 ignored {s.ignored:,}; "
                   f"矛盾 conflicts {s.conflicts:,}; 退票 returned {s.returned:,} ({format_yuan(s.returned_fen)})")
     print_send_summary(s.send, "回执处理结果 report results")
+    if s.unknown:
+        err.print(f"[bold yellow]警告[/] 文件中有 {s.unknown:,} 条我们从未发出的参考号（其余已处理），已告警并开工单 "
+                  f"{s.case_id or '-'}\n[bold yellow]Warning[/] the file names {s.unknown:,} reference(s) we never sent "
+                  f"(the rest was applied); ops alert raised, case {s.case_id or '-'} opened")
+        for u in s.unknown_lines:
+            err.print(u.describe(), markup=False, highlight=False)
+        if s.unknown > len(s.unknown_lines):
+            err.print(f"… 共 {s.unknown:,} 条 {s.unknown:,} in all", markup=False, highlight=False)
+        raise typer.Exit(1)

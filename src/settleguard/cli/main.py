@@ -17,6 +17,7 @@ from settleguard.cli import (
     commands_diagnose,
     commands_evidence,
     commands_ledger,
+    commands_merchants,
     commands_notify,
     commands_payouts,
     commands_serve,
@@ -55,6 +56,7 @@ app.add_typer(commands_notify.app, name="notify")
 app.add_typer(commands_cases.app, name="cases")
 app.add_typer(commands_evidence.app, name="evidence")
 app.add_typer(commands_users.app, name="users")
+app.add_typer(commands_merchants.app, name="merchants")
 app.command("serve")(commands_serve.serve_cmd)
 
 
@@ -105,6 +107,8 @@ def import_transactions_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """导入 POS 交易明细 Import a POS transaction CSV (atomic, idempotent)."""
+    from datetime import timedelta
+
     from settleguard.cli.output import bar, console, print_json
     from settleguard.imports.transactions import ImportRejected, import_transactions
 
@@ -113,7 +117,8 @@ def import_transactions_cmd(
         engine = rt.engine
         with bar(f"导入 importing {file.name}", None) as b:
             res = import_transactions(engine, file, cutoffs=rt.cutoffs, now=rt.now(), encoding=encoding,
-                                      progress=lambda _stage, done, total: b.update(done, total))
+                                      progress=lambda _stage, done, total: b.update(done, total),
+                                      future_tolerance=timedelta(minutes=rt.settings.future_tolerance_minutes))
     except ImportRejected as exc:
         fail("文件被拒绝，未导入任何数据", "file rejected, nothing was imported", str(exc))
     except DatabaseError as exc:
@@ -137,4 +142,16 @@ app.command("diagnose")(commands_diagnose.diagnose_cmd)
 
 
 def main() -> None:
-    app()
+    from settleguard.cards.custody import KeyCustodyError
+
+    try:
+        app()
+    except KeyCustodyError as exc:  # the card key is not this database's: refused before any change
+        from rich.markup import escape
+
+        from settleguard.cli.output import err
+
+        err.print(f"[bold red]错误[/] {escape(exc.zh)}\n[bold red]Error[/] {escape(exc.en)}", highlight=False)
+        if exc.detail:
+            err.print(exc.detail, markup=False, highlight=False)
+        raise SystemExit(2) from None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from settleguard.cards.vault import Vault, load_vault
+from settleguard.cards.vault import Vault
 from settleguard.cards.verifier import CardVerifier
 from settleguard.channels.base import BankChannel
 from settleguard.config import Settings
@@ -43,7 +43,18 @@ class Runtime:
 
     @cached_property
     def vault(self) -> Vault:
-        return load_vault(self.settings.key, self.settings.key_file)
+        """The card key, checked against this database on first use (cards.custody; KeyCustodyError)."""
+        from settleguard.cards.custody import open_vault
+
+        key_file = None if self.settings.key else self.key_file
+        return open_vault(self.engine, key=self.settings.key, key_file=key_file, now=self.now())
+
+    @property
+    def key_file(self) -> Path:
+        """SETTLEGUARD_KEY_FILE, or the file beside the SQLite database (KeyCustodyError on a server)."""
+        from settleguard.cards.custody import resolve_key_file
+
+        return resolve_key_file(self.settings.db, self.settings.key_file)
 
     @property
     def cutoffs(self) -> CutOffs:
@@ -87,7 +98,7 @@ class Runtime:
         from settleguard.payouts.service import Options
 
         stale = timedelta(seconds=self.settings.worker_stale_seconds) if self.engine.dialect.name == "postgresql" else None
-        return Options(stale_after=stale)
+        return Options(stale_after=stale, file_answer_due_business_days=self.settings.file_answer_due_business_days)
 
     def card_settings(self) -> CardSettings:
         from settleguard.cards.service import CardSettings

@@ -78,6 +78,19 @@ merchants = Table(
     Column("fee_schedule_id", Integer, ForeignKey("fee_schedules.id"), nullable=False),
     Column("status", String(16), nullable=False),  # active | frozen | closed
     Column("created_at", UTCDateTime, nullable=False),
+    # Added by migration 0010 (merchant onboarding, merchants/onboarding.py). Null for merchants made before it.
+    Column("entity_kind", String(16), nullable=True),  # individual (个体工商户) | enterprise (企业) | micro (小微)
+    Column("uscc", String(18), nullable=True),  # 统一社会信用代码 (public registry data), businesses only
+    Column("legal_person_id_masked", String(18), nullable=True),  # region + last 4 digits only
+    Column("legal_person_id_hash", String(64), nullable=True),  # HMAC-SHA256 under a key derived from the card key
+    Column("id_key_version", Integer, nullable=True),  # the card key version of legal_person_id_hash
+    Column("contact_mobile", String(16), nullable=True),
+    Column("fee_effective_from", Date, nullable=True),  # the fee contract read at onboarding
+    Column("status_reason", String(256), nullable=True),  # why the last freeze / unfreeze / close
+    Column("status_changed_at", UTCDateTime, nullable=True),
+    Column("import_id", Integer, nullable=True),  # the merchant file that registered it (imports.id)
+    Index("ix_merchants_uscc", "uscc"),
+    Index("ix_merchants_legal_person_id_hash", "legal_person_id_hash"),
 )
 
 settlement_accounts = Table(
@@ -103,6 +116,7 @@ settlement_accounts = Table(
     Column("verified_at", UTCDateTime, nullable=True),  # four-element verification passed
     Index("ix_settlement_accounts_merchant_status", "merchant_id", "status"),
     Index("ix_settlement_accounts_status_checked", "status", "last_status_check_at"),
+    Index("ix_settlement_accounts_pan_masked", "pan_masked"),  # 0010: duplicate cards, decrypting only candidates
 )
 
 terminals = Table(
@@ -115,6 +129,8 @@ terminals = Table(
     Column("firmware", String(32), nullable=False),
     Column("status", String(16), nullable=False),
     UniqueConstraint("merchant_id", "terminal_no", name="uq_terminals_merchant_terminal"),
+    Column("serial_no", String(32), nullable=True),  # 0010: the device's serial number (SN, 机身号)
+    Index("ix_terminals_serial_no", "serial_no"),
 )
 
 imports = Table(

@@ -4,6 +4,11 @@ The file is parsed and checked column-wise with pyarrow (multi-threaded C++), so
 10-million-row file is validated without a Python loop per row. Any bad row rejects
 the whole file with its line number, column and reason; nothing is written. Importing a
 file whose SHA-256 was already imported changes nothing. See docs/import.md.
+
+Hostile input: the first 64 KiB are checked before anything else (control bytes such as NUL mean a
+binary file; bytes that are neither UTF-8 nor GBK are refused; the header must end inside that block),
+the file is only ever read block-wise (pyarrow) or line by line with a length limit, and every value
+echoed in an error passes :func:`settleguard.masking.bounded` (200 characters, card numbers masked).
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +44,7 @@ from settleguard.imports.csv_layout import (
     TIME_PATTERN,
     YUAN_PATTERN,
 )
+from settleguard.masking import bounded
 from settleguard.merchants import repository as merchants_repo
 from settleguard.settlement.model import CARD_ALIASES, KIND_ALIASES, CutOffs, Cycle, TxnKind
 
@@ -49,6 +56,10 @@ _CHUNK = 100_000
 _COLUMNS = ("cycle_date", "merchant_id", "external_ref", "terminal_id", "kind", "card_type", "amount_fen", "fee_fen",
             "occurred_at", "import_id")
 _INSERT = f"INSERT INTO transactions ({', '.join(_COLUMNS)}) VALUES "
+_HEAD = 1 << 16  # the first block: checked for binary content; the header line must end inside it
+_MAX_LINE = 1 << 20  # finding a bad line reads at most this much of one line (error path only)
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")  # never in a CSV text, in UTF-8 or in GBK
+DEFAULT_FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
 class ImportRejected(ValueError):
@@ -79,31 +90,69 @@ class ImportResult:
     cycle_dates: list[date] = field(default_factory=list)
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, stop: threading.Event | None = None) -> str:
+    """SHA-256 of the file, read in 1 MiB blocks; "" when ``stop`` is set before the end."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
+            if stop is not None and stop.is_set():
+                return ""
             h.update(block)
     return h.hexdigest()
 
 
+def _head(path: Path) -> tuple[bytes, bool]:
+    """The first block of the file and whether more follows."""
+    with path.open("rb") as fh:
+        head = fh.read(_HEAD)
+        return head, bool(fh.read(1))
+
+
+def _decodes(head: bytes, encoding: str, more: bool) -> bool:
+    """``head`` is valid ``encoding``, but for a character cut at the block's end."""
+    try:
+        head.decode(encoding)
+    except UnicodeDecodeError as exc:
+        return more and exc.start >= len(head) - 3
+    return True
+
+
 def detect_encoding(path: Path) -> str:
     """utf-8 (with or without BOM) when the head decodes as UTF-8, otherwise gbk."""
-    head = path.open("rb").read(1 << 16)
+    head, more = _head(path)
+    return "utf-8" if _decodes(head, "utf-8", more) else "gbk"
+
+
+def _refuse_binary(path: Path, head: bytes, more: bool, encoding: str | None) -> None:
+    """Refuse, from the first block alone, a file that is not CSV text: control bytes (NUL ...), bytes that
+    decode in neither UTF-8 nor GBK (or not in the ``encoding`` asked for), a header longer than the block."""
+    bad = _CONTROL.search(head)
+    if bad is not None:
+        line = head.count(b"\n", 0, bad.start()) + 1
+        raise ImportRejected(path, line, f"二进制文件，不是 CSV 文本（第 {bad.start() + 1} 字节为 0x{head[bad.start()]:02x}）"
+                             f" / binary file, not CSV text: byte 0x{head[bad.start()]:02x} at offset {bad.start()} "
+                             "(UTF-16 or a spreadsheet? save it as CSV in UTF-8 or GBK)")
+    tried = [encoding] if encoding else ["utf-8", "gbk"]
     try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 3:  # not merely a character cut at the sample's end
-            return "gbk"
-    return "utf-8"
+        text = any(_decodes(head, e, more) for e in tried)
+    except LookupError:
+        raise ImportRejected(path, None, f"未知编码 / unknown encoding {bounded(repr(encoding))}; use utf-8 or gbk") from None
+    if not text:
+        raise ImportRejected(path, None, f"不是 {' 或 '.join(tried)} 文本 / not {' or '.join(tried)} text "
+                             f"in the first {_HEAD // 1024} KiB")
+    if more and b"\n" not in head:
+        raise ImportRejected(path, 1, f"首行（表头）超过 {_HEAD // 1024} KiB，不是交易明细文件 / the first line (header) "
+                             f"is longer than {_HEAD // 1024} KiB: not a transaction file")
 
 
 def _header(path: Path, encoding: str) -> list[str]:
-    with path.open("r", encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as fh:
-        try:
-            first = fh.readline()
-        except UnicodeDecodeError as exc:
-            raise ImportRejected(path, 1, f"header is not valid {encoding}: {exc.reason}") from exc
+    head, _ = _head(path)
+    end = head.find(b"\n")
+    raw = head if end < 0 else head[:end + 1]
+    try:
+        first = raw.decode("utf-8-sig" if encoding == "utf-8" else encoding)
+    except UnicodeDecodeError as exc:
+        raise ImportRejected(path, 1, f"header is not valid {encoding}: {exc.reason}") from exc
     if not first.strip():
         raise ImportRejected(path, 1, "empty file: expected a header row")
     return [c.strip().strip('"').strip() for c in first.rstrip("\r\n").split(",")]
@@ -118,7 +167,7 @@ def _canonical_columns(path: Path, names: list[str]) -> list[str]:
         out.append(canon)
     missing = [c for c in REQUIRED if c not in out]
     if missing:
-        raise ImportRejected(path, 1, f"missing column(s) {', '.join(missing)}; header is {names}")
+        raise ImportRejected(path, 1, f"missing column(s) {', '.join(missing)}; header is {bounded(','.join(names))}")
     amounts = [c for c in AMOUNT_COLUMNS if c in out]
     if len(amounts) != 1:
         raise ImportRejected(path, 1, "need exactly one amount column: amount_fen (integer fen) or amount (yuan)")
@@ -141,19 +190,33 @@ def _read(path: Path, encoding: str) -> tuple[pa.Table, str]:
         text = str(exc)
         if "UTF8" in text or "utf8" in text.lower() or "decode" in text.lower():
             raise UnicodeError(text) from exc
-        line = _arrow_line(text) or _first_ragged_line(path, encoding, len(names))
-        raise ImportRejected(path, line, f"malformed CSV: {text.splitlines()[0]}") from exc
+        line = _arrow_line(text)
+        if line is None:
+            line, too_long = _first_bad_line(path, encoding, len(names))
+            if too_long:
+                raise ImportRejected(path, line, f"第 {line} 行超过 {_MAX_LINE >> 20} MiB，不是交易明细 / line longer "
+                                     f"than {_MAX_LINE >> 20} MiB: not a transaction row") from exc
+        raise ImportRejected(path, line, f"malformed CSV: {bounded(text.splitlines()[0] if text else '')}") from exc
     return table, encoding
 
 
-def _first_ragged_line(path: Path, encoding: str, width: int) -> int | None:
-    """Find the first row whose field count differs from the header's (error path only)."""
-    with path.open("r", encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as fh:
-        reader = csv.reader(fh)
-        for row in reader:
+def _first_bad_line(path: Path, encoding: str, width: int) -> tuple[int | None, bool]:
+    """(line, too long) of the first row longer than ``_MAX_LINE`` bytes or whose field count differs from
+    the header's; lines are read one at a time with that limit, so a huge "line" is never held whole
+    (error path only). Rows are physical lines: pyarrow is told values hold no newlines."""
+    with path.open("rb") as fh:
+        for n, raw in enumerate(iter(lambda: fh.readline(_MAX_LINE + 1), b""), 1):
+            if len(raw) > _MAX_LINE:
+                return n, True
+            if n == 1:
+                continue
+            try:
+                row = next(csv.reader([raw.decode(encoding, errors="replace")]), [])
+            except csv.Error:
+                return n, False
             if len(row) != width and any(f.strip() for f in row):
-                return reader.line_num
-    return None
+                return n, False
+    return None, False
 
 
 def _arrow_line(text: str) -> int | None:
@@ -171,7 +234,7 @@ def _check(path: Path, col: str, values: pa.ChunkedArray, valid: Any, reason: st
     bad = _first_false(valid)
     if bad is not None:
         v = values[bad].as_py()
-        raise ImportRejected(path, bad + 2, f"column {col}: {reason}, got {v!r}")
+        raise ImportRejected(path, bad + 2, f"column {col}: {reason}, got {bounded(repr(v))}")
 
 
 def _map_codes(path: Path, col: str, values: pa.ChunkedArray, aliases: dict[str, int]) -> np.ndarray:
@@ -249,12 +312,25 @@ def _first_bad_time(path: Path, times: pa.ChunkedArray) -> ImportRejected:
     for i, v in enumerate(times.to_pylist()):
         if not shape.match(v):
             return ImportRejected(path, i + 2, "column occurred_at: must be ISO 8601 with a UTC offset, "
-                                  f"e.g. 2026-11-20T12:03:11+08:00, got {v!r}")
+                                  f"e.g. 2026-11-20T12:03:11+08:00, got {bounded(repr(v))}")
         try:
             pc.cast(pa.array([v]), pa.timestamp("us", tz="UTC"))
         except pa.ArrowInvalid:
-            return ImportRejected(path, i + 2, f"column occurred_at: not a real date and time, got {v!r}")
+            return ImportRejected(path, i + 2, f"column occurred_at: not a real date and time, got {bounded(repr(v))}")
     return ImportRejected(path, None, "column occurred_at: unreadable timestamps")
+
+
+def _refuse_future(path: Path, times: pa.ChunkedArray, ts_us: np.ndarray, now: datetime, tolerance: timedelta,
+                   tz: str) -> None:
+    """Reject the first row whose time is later than ``now + tolerance`` (one vectorised comparison)."""
+    limit = now + tolerance
+    late = ts_us > (limit - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    if late.any():
+        i = int(np.argmax(late))
+        minutes = int(tolerance.total_seconds() // 60)
+        raise ImportRejected(path, i + 2, f"column occurred_at: 交易时间晚于当前时间 {minutes} 分钟以上 / in the future, "
+                             f"more than {minutes} min after now ({now.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} "
+                             f"北京时间 Beijing time), got {bounded(repr(times[i].as_py()))}")
 
 
 def _lookup(path: Path, col: str, values: pa.ChunkedArray, keys: pa.Array, reason: str) -> np.ndarray:
@@ -264,7 +340,8 @@ def _lookup(path: Path, col: str, values: pa.ChunkedArray, keys: pa.Array, reaso
     return out
 
 
-def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs) -> _Prepared:
+def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs,
+             latest: tuple[datetime, timedelta] | None = None) -> _Prepared:
     """Check every column and compute ids, business days and fees, vectorised.
 
     The column checks and the sort run on two threads (pyarrow's kernels and numpy's sort
@@ -300,6 +377,8 @@ def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs) ->
         f_midx = pool.submit(_lookup, path, "merchant_no", table["merchant_no"], m_nos, "unknown merchant")
         f_tidx = pool.submit(lambda: _terminal_ids(path, table["terminal_no"], f_midx.result(), m_no_list, terms))
         ts_us, hour, local_days = f_times.result()
+        if latest is not None:
+            _refuse_future(path, table["occurred_at"], ts_us, *latest, cutoffs.timezone)
         midx = f_midx.result()
         merchant_id = m_ids[midx]
         cutoff = np.where(m_t1[midx], cutoffs.t1_hour, cutoffs.d0_hour)
@@ -542,6 +621,8 @@ def _read_any(path: Path, encoding: str | None) -> tuple[pa.Table, str]:
     enc = (encoding or detect_encoding(path)).lower().replace("_", "-")
     if enc in ("utf8", "utf-8-sig"):
         enc = "utf-8"
+    head, more = _head(path)
+    _refuse_binary(path, head, more, enc if encoding else None)
     try:
         return _read(path, enc)
     except UnicodeError as exc:
@@ -561,14 +642,24 @@ def import_transactions(
     now: datetime,
     encoding: str | None = None,
     progress: Progress | None = None,
+    future_tolerance: timedelta | None = None,
 ) -> ImportResult:
-    """Import one transaction file; see the module docstring for the guarantees."""
+    """Import one transaction file; see the module docstring for the guarantees.
+
+    With ``future_tolerance`` (the CLI passes ``Settings.future_tolerance_minutes``), a row whose time is
+    later than ``now`` plus it rejects the file at its line: a sale cannot happen after its import.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImportRejected(path, None, "no such file")
+    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as hasher:  # hash while pyarrow parses (both release the GIL)
-        f_sha = hasher.submit(file_sha256, path)
-        table, enc = _read_any(path, encoding)
+        f_sha = hasher.submit(file_sha256, path, stop)
+        try:
+            table, enc = _read_any(path, encoding)
+        except BaseException:
+            stop.set()  # a rejected file is not read to its end
+            raise
         sha = f_sha.result()
     with engine.connect() as conn:
         done = conn.execute(
@@ -583,7 +674,8 @@ def import_transactions(
     p: _Prepared | None = None
     try:
         with engine.begin() as conn:
-            p = _prepare(conn, path, table, cutoffs)
+            latest = None if future_tolerance is None else (now, future_tolerance)
+            p = _prepare(conn, path, table, cutoffs, latest)
             del table
             import_id = conn.execute(insert(t.imports).values(
                 kind="transactions", sha256=sha, filename=path.name, encoding=enc, row_count=p.n, imported_at=now,

@@ -9,7 +9,8 @@ SendResult`` -- for a provider (e.g. an SMS gateway's HTTP API): send ``text`` (
 at most 300 characters) to ``phone`` (mainland number, digits), pass ``notice_id`` as the provider's
 idempotency / out-id field when it has one, return ``ok=True`` only when the provider accepted it,
 and never raise for a provider refusal. :class:`LoggingSmsSender` is the built-in one: it logs the
-text with the phone masked and reports success.
+text with the phone masked and reports success. A result's ``detail`` may quote the receiver
+verbatim: the delivery worker masks card numbers in it before it is stored (notify/delivery.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from settleguard.notify.model import NOTICE_HEADER, SIGNATURE_HEADER, mask_phone
 from settleguard.notify.render import Rendered
 
 log = logging.getLogger("settleguard.notify")
+# A receiver's answer is kept to this length here; the delivery worker masks card numbers in it and cuts it
+# to the log's 512 characters (notify/delivery.py).
+_DETAIL = 2048
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,9 @@ class Webhook:
                 with httpx.Client(timeout=self.timeout, follow_redirects=False) as c:
                     resp = c.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            return SendResult(False, f"{type(exc).__name__}: {exc}"[:512])
+            return SendResult(False, f"{type(exc).__name__}: {exc}"[:_DETAIL])
         ok = 200 <= resp.status_code < 300
-        return SendResult(ok, f"HTTP {resp.status_code} {resp.reason_phrase}"[:512], resp.status_code)
+        return SendResult(ok, f"HTTP {resp.status_code} {resp.reason_phrase}"[:_DETAIL], resp.status_code)
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,10 @@ class Email:
                 refused = smtp.send_message(self.message(to, rendered, notice_id=notice_id))
         except (smtplib.SMTPException, OSError) as exc:
             code = getattr(exc, "smtp_code", None)
-            return SendResult(False, f"{type(exc).__name__}: {exc}"[:512], int(code) if isinstance(code, int) else None)
+            return SendResult(False, f"{type(exc).__name__}: {exc}"[:_DETAIL],
+                              int(code) if isinstance(code, int) else None)
         if refused:
-            return SendResult(False, f"refused: {refused}"[:512])
+            return SendResult(False, f"refused: {refused}"[:_DETAIL])
         return SendResult(True, "250 accepted")
 
 

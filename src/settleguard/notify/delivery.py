@@ -14,6 +14,10 @@ A run, repeated until nothing is due or the time box is used up:
 A worker killed during step 4 leaves the row ``delivering`` with an open try; once the lease
 expires another worker claims it again (closing the dead try in the log), so nothing is lost.
 Delivery is at-least-once: every try carries ``X-Settleguard-Notice: <notification id>``.
+
+What a receiver answers (an HTTP reason phrase, an SMTP server's reply, an SMS provider's text, an
+exception's message) comes from outside: it is masked (card numbers, settleguard.masking) and cut to
+512 characters here, once, before it is written to the delivery log, whatever the channel.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sqlalchemy import Engine
 
 from settleguard.cards.vault import Vault, VaultError
 from settleguard.config import Settings
+from settleguard.masking import bounded, mask_card_numbers
 from settleguard.notify import repository as repo
 from settleguard.notify.channels import Email, LoggingSmsSender, SendResult, SmsSender, SmtpConfig, Webhook
 from settleguard.notify.model import Backoff, Channel, Notice, body_bytes
@@ -119,12 +124,14 @@ class Deliverer:
         try:
             result = self.send(c)
         except Exception as exc:  # a bug or an unexpected library error must not kill the worker
-            result = SendResult(False, f"{type(exc).__name__}: {exc}"[:512])
+            result = SendResult(False, f"{type(exc).__name__}: {exc}"[:2048])
+        # the receiver's words: masked first, then cut, so a cut can never leave part of a card number
+        detail = bounded(mask_card_numbers(result.detail), 511)
         now = clock()
         out.by_channel[f"{c.channel}:{'ok' if result.ok else 'failed'}"] += 1
         with self.engine.begin() as conn:
             repo.finish_attempt(conn, c.attempt_id, ok=result.ok, http_status=result.http_status,
-                                detail=result.detail, now=now)
+                                detail=detail, now=now)
             if result.ok:
                 repo.mark_delivered(conn, c, now)
                 out.delivered += 1

@@ -28,6 +28,12 @@ report about an answered send, another file, camt.054) gets a "report" attempt r
 Reports are duplicated and reordered in real life: an answer about an instruction that is no
 longer the payout's current one, or for a payout already past that point, changes nothing; an
 answer that contradicts what is recorded (paid vs rejected) raises an alert for operations.
+
+References we do not know are alarms, not silence: a pain.002 whose OrgnlMsgId is no pain.001 we
+exported is refused whole; a file none of whose lines names an instruction we sent is refused and not
+recorded (it can be imported again after a fix); otherwise what matched is applied, and the lines naming
+instructions we never sent (EndToEndIds; camt.054 debits and returns) raise an ``unknown_reference``
+alert and open a case whose note lists the file, its SHA-256 and those lines (:func:`_alarm`).
 """
 
 from __future__ import annotations
@@ -44,10 +50,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, insert, select
 
+from settleguard.cards import repository as card_repo
+from settleguard.cards.service import CARD_FAILURES, CardFailure, mark_failed_card
 from settleguard.cards.vault import Vault
+from settleguard.cases import model as case_model
+from settleguard.cases.service import open_system_case
 from settleguard.channels.base import BankOutcome, OutcomeStatus, PayoutInstruction
 from settleguard.channels.iso20022.pain001 import BatchConfig, write_pain001
 from settleguard.channels.iso20022.reports import (
@@ -62,11 +73,13 @@ from settleguard.db import tables as t
 from settleguard.db.engine import is_transient_conflict
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
-from settleguard.notify.outbox import answer_notice, diagnosis_of, notify_payout, notify_payouts
+from settleguard.masking import bounded, mask_card_numbers
+from settleguard.money import format_yuan
+from settleguard.notify.outbox import diagnosis_of, notify_payout
 from settleguard.payouts import report_repository as report_repo
 from settleguard.payouts import repository as repo
 from settleguard.payouts import service
-from settleguard.payouts.model import PayoutStatus
+from settleguard.payouts.model import STATUS_ZH, PayoutStatus
 from settleguard.payouts.policy import Action, Plan
 from settleguard.payouts.service import (
     DEFAULT_OPTIONS,
@@ -87,6 +100,7 @@ FIRST_CHUNK = 5_000  # the first chunk is small, so the database starts while th
 SUCCEEDED = frozenset({"ACSC", "ACCC"})
 FAILED = frozenset({"RJCT", "CANC"})
 OPEN = frozenset({S.SUBMITTED, S.RESULT_UNKNOWN, S.INQUIRY})
+NOT_PROVIDED = "NOTPROVIDED"  # the ISO 20022 placeholder for "no EndToEndId"
 
 
 @dataclass
@@ -100,10 +114,24 @@ class ExportResult:
 
 def export_pain001(engine: Engine, vault: Vault, config: BatchConfig, out: Path, *, as_of: date, now: datetime,
                    exclude_banks: Sequence[str] = ()) -> ExportResult:
-    """Claim every due payout and write them as one pain.001.001.09 file at ``out``."""
+    """Claim every due payout and write them as one pain.001.001.09 file at ``out``.
+
+    ``out`` must not exist (a file already written may not have reached the bank yet: overwriting it
+    would lose the payouts it carries); nothing is claimed otherwise. The requested execution date is
+    at least today's business day in Beijing (settlement.calendar), also for payouts whose value
+    date has passed.
+    """
+    import errno
+    from zoneinfo import ZoneInfo
+
+    from settleguard.settlement.calendar import business_day_on_or_after
+
     message_id = f"SGB{now:%Y%m%d%H%M%S%f}"[:35]
     result = ExportResult(None, message_id)
     out = Path(out)
+    if out.exists():
+        raise FileExistsError(errno.EEXIST, "文件已存在，不覆盖 file exists; not overwritten", str(out))
+    earliest = business_day_on_or_after(now.astimezone(ZoneInfo("Asia/Shanghai")).date())
     staged = out.with_name(f".{out.name}.staged")
     summary = SendSummary()
     with engine.begin() as conn:
@@ -116,7 +144,8 @@ def export_pain001(engine: Engine, vault: Vault, config: BatchConfig, out: Path,
         if not sendable:
             return result
         instructions = [_instruction(vault, p) for p in sendable]
-        batch = write_pain001(staged, instructions, config, message_id=message_id, created_at=now)
+        batch = write_pain001(staged, instructions, config, message_id=message_id, created_at=now,
+                              earliest_execution=earliest)
         os.chmod(staged, 0o600)  # the file carries full account numbers
         group_of = {key: g.payment_information_id for g in batch.groups for key in g.end_to_end_ids}
         numbers = repo.next_attempt_no(conn, [p.id for p in sendable])
@@ -162,6 +191,69 @@ class ImportSummary:
     returned_fen: int = 0
     already_imported: bool = False
     send: SendSummary = field(default_factory=SendSummary)
+    known: int = 0  # lines (statuses, entries) naming an instruction we sent
+    unknown: int = 0  # lines naming one we never sent (also counted in ``ignored``)
+    unknown_lines: list[UnknownLine] = field(default_factory=list)  # the first UNKNOWN_SHOWN of them
+    case_id: int | None = None  # the case opened for the unknown lines
+    first_known: str | None = None  # the first EndToEndId of ours the file names
+
+
+UNKNOWN_SHOWN = 200  # unknown lines listed in the case note, the CLI and the refusal (all are counted)
+SUSPECTS_SHOWN = 50  # payouts of the answered pain.001 still without an answer, listed in the note
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class UnknownLine:
+    """A line of a bank file naming an instruction we never sent, as people see it (card numbers masked,
+    texts bounded: the reference itself may be an account number a hostile file put there)."""
+
+    line: int | None
+    reference: str
+    amount_fen: int | None
+    status: str
+    reason: str
+
+    def describe(self) -> str:
+        where = "-" if self.line is None else str(self.line)
+        amount = "-" if self.amount_fen is None else format_yuan(self.amount_fen)
+        return (f"第 {where} 行 line {where} · 参考号 id {self.reference} · 金额 amount {amount} · "
+                f"状态 status {self.status} · 原因 reason {self.reason or '-'}")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"line": self.line, "reference": self.reference, "amount_fen": self.amount_fen,
+                "status": self.status, "reason": self.reason}
+
+
+class NothingMatched(ReportRejected):
+    """A report none of whose lines names an instruction we sent: refused, and not recorded as imported
+    (it can be imported again once the bank or the operator fixed it)."""
+
+    def __init__(self, path: Path, summary: ImportSummary) -> None:
+        super().__init__(path, None, None, (
+            f"文件中没有任何一条涉及我们发出的出款（未知参考号 {summary.unknown} 条），未导入，修正后可重新导入 / "
+            f"the file names no payout instruction we sent ({summary.unknown} unknown reference(s)): nothing "
+            "applied, not recorded as imported; it can be imported again after a fix"))
+        self.unknown = summary.unknown
+        self.lines = list(summary.unknown_lines)
+
+
+def _unknown_status(summary: ImportSummary, st: TransactionStatus) -> None:
+    summary.unknown += 1
+    if len(summary.unknown_lines) < UNKNOWN_SHOWN:
+        reason = " ".join(x for x in (st.reason_code or st.reason_proprietary, st.additional_info) if x)
+        summary.unknown_lines.append(UnknownLine(st.line, bounded(st.end_to_end_id, 40), st.amount_fen,
+                                                 bounded(st.status, 8), bounded(reason, 120)))
+
+
+def _unknown_entry(summary: ImportSummary, e: NotificationEntry) -> None:
+    summary.unknown += 1
+    if len(summary.unknown_lines) < UNKNOWN_SHOWN:
+        r = e.return_reason
+        reason = " ".join(x for x in (r.code or r.proprietary, r.additional_info) if x) if r is not None else ""
+        what = f"{e.entry_status} {e.credit_debit}" + (" 退票 return" if e.is_return else "")
+        summary.unknown_lines.append(UnknownLine(e.line, bounded(e.end_to_end_id or "", 40), e.amount_fen,
+                                                 bounded(what, 40), bounded(reason, 120)))
 
 
 def _outcome(st: TransactionStatus) -> BankOutcome:
@@ -223,7 +315,9 @@ def _import_report_once(engine: Engine, path: Path, *, now: datetime, opts: Opti
             # The file is parsed and checked on a second thread, up to two chunks ahead, while this one
             # applies each chunk as it comes (SQLite and libpq release the GIL while they work).
             with closing(_read_ahead(_final_chunks(_listing(stream, listed), STATUS_CHUNK, FIRST_CHUNK))) as chunks:
-                for chunk, final in chunks:
+                for n, (chunk, final) in enumerate(chunks):
+                    if n == 0:  # OrgnlGrpInfAndSts comes before any transaction: known by now
+                        _check_original_message(conn, stream, path)
                     if final:
                         # The final chunk (read once the whole file was) goes together with the implied
                         # statuses: a report that fits in one chunk locks its payouts (PostgreSQL) in
@@ -243,10 +337,70 @@ def _import_report_once(engine: Engine, path: Path, *, now: datetime, opts: Opti
         if stream.sha256 != sha256:
             raise ReportRejected(path, None, None, "file changed while it was read 文件在读取过程中被修改")
         summary.statuses = stream.count
+        if not summary.known:
+            raise NothingMatched(path, summary)  # rolls back; not recorded as imported
+        if summary.unknown:
+            _alarm(conn, summary, stream.group.original_message_id if stream.group is not None else None, now)
         conn.execute(insert(t.report_imports).values(
-            sha256=sha256, filename=path.name[:256], kind=stream.kind,
+            sha256=sha256, filename=mask_card_numbers(path.name)[:256], kind=stream.kind,
             statuses=summary.statuses, applied=summary.applied, imported_at=now))
     return summary
+
+
+def _check_original_message(conn: Connection, stream: ReportStream, path: Path) -> None:
+    """A pain.002 answers one of our pain.001 files: an OrgnlMsgId we never exported refuses the whole
+    file (its statuses would otherwise be applied as if they were about ours)."""
+    group = stream.group
+    if group is not None and not report_repo.message_exported(conn, group.original_message_id):
+        shown = bounded(group.original_message_id, 40)
+        raise ReportRejected(path, None, "OrgnlMsgId",
+                             f"原批次号 {shown} 不是我们发出的 pain.001 文件，整个文件被拒绝 / OrgnlMsgId {shown} "
+                             "names no pain.001 we exported: the whole file is refused")
+
+
+def _alarm(conn: Connection, summary: ImportSummary, message_id: str | None, now: datetime) -> None:
+    """Lines naming instructions we never sent: an ops alert and a case (工单) whose note lists the file,
+    its SHA-256, the unknown lines and the payouts of the answered pain.001 still without an answer (the
+    unknown lines may be about them). A case belongs to a merchant: it is filed under the first such
+    payout's merchant (and linked to that merchant's ones), else under the merchant of the file's first
+    line we know."""
+    n_suspects, suspects = (report_repo.unanswered_in_message(conn, message_id, SUSPECTS_SHOWN)
+                            if message_id is not None else (0, []))
+    first = report_repo.payout_of_key(conn, summary.first_known) if summary.first_known else None
+    owner = suspects[0].merchant_id if suspects else (first.merchant_id if first is not None else None)
+    name = bounded(summary.path.name, 80)
+    lines = [
+        "银行文件含我们从未发出的参考号 A bank file names references we never sent",
+        f"文件 file: {name}",
+        f"SHA-256: {summary.sha256}",
+        f"类型 kind: {summary.kind}" + (f" · 原批次 OrgnlMsgId {message_id[:35]}" if message_id else ""),  # ours
+        f"导入于 imported at: {now.astimezone(BEIJING):%Y-%m-%d %H:%M:%S} 北京时间 Beijing time",
+        f"已处理 applied {summary.applied} · 未知参考号 unknown references {summary.unknown}"
+        + (f"（列出前 {len(summary.unknown_lines)} 条 first {len(summary.unknown_lines)} listed）"
+           if len(summary.unknown_lines) < summary.unknown else ""),
+        *(u.describe() for u in summary.unknown_lines),
+    ]
+    if n_suspects:
+        lines.append(f"原批次中仍未获回执的出款 {n_suspects} 笔（未知参考号可能即指它们）payouts of that pain.001 still "
+                     f"without an answer: {n_suspects} (the unknown lines may be about them)")
+        lines += [f"出款 payout {x.payout_id} · {x.key} · {format_yuan(x.amount_fen)}" for x in suspects]
+    lines.append("请与银行核对这些参考号，并处理上列出款。Check these references with the bank and settle the payouts "
+                 "listed.")
+    case_id = None
+    if owner is not None:
+        case_id = open_system_case(
+            conn, merchant_id=owner, category=case_model.UNKNOWN_REFERENCE,
+            title=f"银行文件 {name} 含 {summary.unknown} 条未知参考号 bank file {name}: {summary.unknown} unknown "
+                  "reference(s)",
+            note="\n".join(lines), now=now, dedupe_key=case_model.dedupe_key(case_model.UNKNOWN_REFERENCE, summary.sha256),
+            payout_ids=[x.payout_id for x in suspects if x.merchant_id == owner])
+    summary.case_id = case_id
+    opened = f"已开工单 {case_id}" if case_id is not None else "工单已存在"
+    opened_en = f"case {case_id} opened" if case_id is not None else "a case exists already"
+    repo.add_alert(conn, "unknown_reference", f"unknown_reference:{summary.sha256}",
+                   f"银行文件 {name}（SHA-256 {summary.sha256[:16]}…）含 {summary.unknown} 条我们从未发出的参考号，其余已处理；"
+                   f"{opened}，请与银行核对。Bank file {name} (SHA-256 {summary.sha256[:16]}…) names {summary.unknown} "
+                   f"reference(s) we never sent; the rest was applied; {opened_en}: check with the bank.", now)
 
 
 def _undecided(status: str | None) -> bool:
@@ -377,6 +531,13 @@ class _BulkStatuses:
         conn, s = self.conn, self.summary
         kinds = [k for k, *_ in self.fast.values()]
         report_repo.stage(conn, rows, kinds)
+        unknown = report_repo.unknown_items(conn)  # EndToEndIds we never sent: an alarm (_alarm), not silence
+        for i in unknown:
+            _unknown_status(s, statuses[i])
+        s.known += len(statuses) - len(unknown)
+        if s.first_known is None and len(unknown) < len(statuses):
+            skip = set(unknown)
+            s.first_known = next(st.end_to_end_id for i, st in enumerate(statuses) if i not in skip)
         # the pain.001 the report answers (its group comes before any transaction in the file)
         group = self.stream.group
         matched, _dropped = report_repo.resolve(conn, list(self.fast), sorted(OPEN),
@@ -385,10 +546,9 @@ class _BulkStatuses:
         rest = report_repo.others(conn)
         for done in report_repo.apply_fast(conn, kinds, self.now, "银行状态报告 status report"):
             _kind, counts, outcome, pl = self.fast[done.kind]
-            if pl.action is Action.HOLD:  # the merchant's notices, as apply_answers writes them
-                notify_payouts(conn, [told for target in report_repo.fast_targets(conn, done.kind) if (
-                    told := answer_notice(target, str(pl.action), pl.category, outcome.scheme, outcome.code,
-                                       outcome.message, target.amount_fen)) is not None], self.now)
+            if pl.action is Action.HOLD:  # the merchant's notices (and failed cards), as apply_answers writes them
+                service.answer_notices(conn, [(target, outcome, pl) for target in report_repo.fast_targets(
+                    conn, done.kind)], self.now)
             s.applied += done.count
             s.send.succeeded += counts.succeeded * done.count
             s.send.succeeded_fen += done.amount_fen if counts.succeeded else 0
@@ -477,18 +637,23 @@ def _with_status(p: repo.DuePayout, status: PayoutStatus) -> repo.DuePayout:
 
 def _apply_entries(conn: Connection, entries: Sequence[NotificationEntry], summary: ImportSummary,
                    now: datetime, opts: Options) -> None:
-    keyed = [e for e in entries if e.end_to_end_id]
+    keyed = [e for e in entries if e.end_to_end_id and e.end_to_end_id != NOT_PROVIDED]
     summary.ignored += len(entries) - len(keyed)
     found = repo.by_instruction_keys(conn, [e.end_to_end_id for e in keyed if e.end_to_end_id])
     confirms: list[Answer] = []
     returns: list[tuple[repo.DuePayout, NotificationEntry]] = []
     for e in keyed:
         p = found.get(e.end_to_end_id or "")
+        if p is None and (e.credit_debit == "DBIT" or e.is_return):  # money out, or back, under a reference
+            _unknown_entry(summary, e)  # we never sent: an alarm (_alarm); other credits are not ours to judge
+        elif p is not None:
+            summary.known += 1
+            summary.first_known = summary.first_known or e.end_to_end_id
         if p is None or p.key != e.end_to_end_id or e.entry_status != "BOOK":
             summary.ignored += 1
             continue
         if e.is_return:
-            if p.status in OPEN or p.status is S.SUCCEEDED:
+            if p.status in OPEN or p.status in (S.SUCCEEDED, S.HELD, S.RETRY_SCHEDULED):  # _apply_returns
                 returns.append((p, e))
             else:
                 summary.ignored += 1  # returned already, or never paid (then the return is a conflict)
@@ -512,9 +677,21 @@ def _apply_entries(conn: Connection, entries: Sequence[NotificationEntry], summa
 
 def _apply_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, NotificationEntry]],
                    summary: ImportSummary, now: datetime) -> None:
-    """Paid, then returned (退票): succeeded -> returned -> held, with a return entry."""
+    """Paid, then returned (退票): succeeded -> returned -> held, with a return entry. A return for a permanent
+    card reason (closed, frozen, ...) marks the card the payout went to unusable (cards.service.mark_failed_card);
+    the merchant is told once (no return notice for a card that was unusable already).
+
+    A return for a payout that is held or retry-scheduled (our records say it was not paid) changes nothing and
+    is handled one way: an alert and a case with the bank's line, for a person to reconcile; a return already
+    recorded for that instruction (the same return in another file) is ignored."""
     if not returns:
         return
+    unpaid = [(p, e) for p, e in returns if p.status in (S.HELD, S.RETRY_SCHEDULED)]
+    if unpaid:
+        _unpaid_returns(conn, unpaid, summary, now)
+        returns = [(p, e) for p, e in returns if p.status not in (S.HELD, S.RETRY_SCHEDULED)]
+        if not returns:
+            return
     first: list[repo.StatusChange] = []
     confirm: list[repo.StatusChange] = []
     back: list[repo.StatusChange] = []
@@ -522,6 +699,7 @@ def _apply_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, Not
     entries: list[ledger.Entry] = []
     reports: list[dict[str, object]] = []
     numbers = repo.next_attempt_no(conn, [p.id for p, _ in returns])
+    went_to = repo.held_on(conn, [p.id for p, _ in returns])
     for p, e in returns:
         reason = e.return_reason
         code = (reason.code or reason.proprietary or "") if reason else ""
@@ -539,17 +717,51 @@ def _apply_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, Not
                                                                "last_message": info[:512], "category": category}))
         held.append(repo.StatusChange(p.id, S.HELD, f"退票挂账 held after return ({category})"))
         entries.append(ledger.returned(p.merchant_id, p.id, p.amount_fen))
+        account_id = went_to.get(p.id)
         reports.append({"payout_id": p.id, "attempt_no": numbers[p.id], "kind": "report", "idempotency_key": p.key,
-                        "channel": "report", "account_id": p.account_id, "amount_fen": p.amount_fen,
+                        "channel": "report", "account_id": account_id, "amount_fen": p.amount_fen,
                         "requested_at": now, "responded_at": now, "outcome": "returned", "code": (code or "RTRN")[:32],
                         "message": info[:512], "raw_response": outcome.raw, "category": category, "rule_id": rule,
                         "decision": "hold"})
         summary.returned += 1
         summary.returned_fen += p.amount_fen
-        notify_payout(conn, p, "returned", diagnosis_of("iso20022_return", code, info), p.amount_fen, now,
-                      code=code or "RTRN", message=info)  # the merchant's notice, in this transaction
+        d = diagnosis_of("iso20022_return", code, info)
+        if category in CARD_FAILURES and account_id is not None:
+            card = card_repo.account_by_id(conn, account_id)
+            if card is not None and card.status == "unusable":
+                continue  # the merchant was told when the card was marked
+            mark_failed_card(conn, CardFailure(account_id, p.id, category, "iso20022_return", code or "RTRN", info,
+                                               rule, d.meaning_zh, d.meaning_en), now=now)
+        notify_payout(conn, p, "returned", d, p.amount_fen, now, code=code or "RTRN",
+                      message=info)  # the merchant's notice, in this transaction
     for changes in (first, confirm, back, held):
         repo.change_status(conn, changes, now)
     ledger_repo.post(conn, entries, now)
     repo.add_finished_attempts(conn, reports)
     summary.applied += len(returns)
+
+
+def _unpaid_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, NotificationEntry]],
+                    summary: ImportSummary, now: datetime) -> None:
+    """Returns for payouts held or retry-scheduled: an alert and a case each (see :func:`_apply_returns`)."""
+    seen = repo.returned_keys(conn, [p.id for p, _ in returns])
+    for p, e in returns:
+        if (p.id, p.key) in seen:
+            summary.ignored += 1  # the same return, recorded already
+            continue
+        reason = e.return_reason
+        code = (reason.code or reason.proprietary or "") if reason else ""
+        info = reason.additional_info if reason else ""
+        what = f"return {code or 'RTRN'} ({e.notification_id}) for a payout in {p.status}"
+        _conflict(conn, p, what, now, summary)
+        status_zh = STATUS_ZH[p.status]
+        open_system_case(
+            conn, merchant_id=p.merchant_id, category="returned", dedupe_key=f"unpaid_return:P{p.id}:I{p.key}",
+            title=f"退票与记录不符：出款 {p.id} 为{status_zh} Return for payout {p.id} while it is {p.status}"[:256],
+            note=(f"银行 camt.054 退票通知（{e.notification_id}，EndToEndId {e.end_to_end_id}，退票原因 {code or 'RTRN'} "
+                  f"{info}）说出款 {p.id} 已付款又被退回，但记录中该出款为“{status_zh}”（未付款）。未做任何更改：请与银行核对"
+                  f"该笔是否曾入账、资金现在何处，再决定放行、撤销或重试。\nThe bank's camt.054 return ({e.notification_id}, "
+                  f"EndToEndId {e.end_to_end_id}, reason {code or 'RTRN'} {info}) says payout {p.id} was paid and "
+                  f"returned, but it is {p.status} (not paid) in our records. Nothing was changed: check with the bank "
+                  f"whether it was ever credited and where the money is, then release, cancel or retry it."),
+            now=now, payout_ids=[p.id])

@@ -291,3 +291,59 @@ def _post(conn: Connection, prototype: Entry, chosen: Any, now: datetime) -> Non
             select(new.c.id, literal(str(posting.account), String), targets.c.merchant_id,
                    targets.c.amount_fen * sign)
             .select_from(new.join(targets, targets.c.payout_id == new.c.payout_id)).where(chosen)))
+
+
+# --- references we do not know (issue 16): reads for payouts.files ----------------------------------------------
+
+def unknown_items(conn: Connection) -> list[int]:
+    """Seq of the staged statuses whose EndToEndId names no instruction we ever sent (no attempt under
+    that key, the send's or any later one's), in order."""
+    a = t.payout_attempts
+    known = select(a.c.id).where(a.c.idempotency_key == items.c.end_to_end_id).exists()
+    return [int(s) for (s,) in conn.execute(select(items.c.seq).where(~known).order_by(items.c.seq))]
+
+
+def message_exported(conn: Connection, message_id: str) -> bool:
+    """Whether ``message_id`` is the MsgId of a pain.001 we exported (attempts carry ``MsgId|PmtInfId``)."""
+    a = t.payout_attempts
+    return conn.execute(select(a.c.id).where(
+        a.c.batch_ref.like(f"{_like_escape(message_id)}|%", escape="\\")).limit(1)).first() is not None
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A payout of ours a report may be about although it does not name it."""
+
+    payout_id: int
+    merchant_id: int
+    key: str
+    amount_fen: int
+    status: str
+
+
+def unanswered_in_message(conn: Connection, message_id: str, limit: int) -> tuple[int, list[Suspect]]:
+    """The payouts whose latest attempt is their still unanswered send in our pain.001 ``message_id``
+    (and that are still ``submitted``): how many, and the first ``limit`` by id."""
+    a, p = t.payout_attempts, t.payouts
+    x = a.alias("x")
+    latest = select(func.max(x.c.id)).where(x.c.payout_id == a.c.payout_id).correlate(a).scalar_subquery()
+    where = (a.c.batch_ref.like(f"{_like_escape(message_id)}|%", escape="\\"), a.c.kind == "send",
+             a.c.responded_at.is_(None), a.c.id == latest, p.c.status == str(S.SUBMITTED))
+    joined = a.join(p, p.c.id == a.c.payout_id)
+    n = int(conn.execute(select(func.count()).select_from(joined).where(*where)).scalar_one())
+    rows = conn.execute(select(p.c.id, p.c.merchant_id, a.c.idempotency_key, p.c.amount_fen, p.c.status)
+                        .select_from(joined).where(*where).order_by(p.c.id).limit(limit))
+    return n, [Suspect(int(i), int(m), str(k), int(amt), str(s)) for i, m, k, amt, s in rows]
+
+
+def payout_of_key(conn: Connection, key: str) -> Suspect | None:
+    """The payout an instruction key (EndToEndId) was sent for, if any."""
+    a, p = t.payout_attempts, t.payouts
+    r = conn.execute(select(p.c.id, p.c.merchant_id, a.c.idempotency_key, p.c.amount_fen, p.c.status)
+                     .select_from(a.join(p, p.c.id == a.c.payout_id)).where(a.c.idempotency_key == key)
+                     .order_by(a.c.id.desc()).limit(1)).first()
+    return None if r is None else Suspect(int(r[0]), int(r[1]), str(r[2]), int(r[3]), str(r[4]))

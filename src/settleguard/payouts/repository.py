@@ -498,3 +498,30 @@ def due_counts_by_bank(conn: Connection) -> dict[str, int]:
                                 str(PayoutStatus.RELEASED)]))
          .group_by(a.c.bank_code))
     return {str(b): int(n) for b, n in conn.execute(q)}
+
+
+def held_on(conn: Connection, payout_ids: Sequence[int]) -> dict[int, int | None]:
+    """The card each payout last went to or was held on (``payouts.account_id``; None: never one)."""
+    if not payout_ids:
+        return {}
+    p = t.payouts
+    return {int(i): (None if a is None else int(a)) for i, a in conn.execute(
+        select(p.c.id, p.c.account_id).where(p.c.id.in_(sorted(set(payout_ids)))))}
+
+
+def last_event_to(conn: Connection, payout_id: int, status: PayoutStatus) -> dict[str, Any] | None:
+    """The payout's latest status event into ``status`` (reason, created_at), or None."""
+    e = t.payout_events
+    r = conn.execute(select(e.c.reason, e.c.created_at).where(e.c.payout_id == payout_id, e.c.to_status == str(status))
+                     .order_by(e.c.id.desc()).limit(1)).first()
+    return None if r is None else dict(r._mapping)
+
+
+def returned_keys(conn: Connection, payout_ids: Sequence[int]) -> set[tuple[int, str]]:
+    """(payout id, instruction key) of the returns (退票) recorded for these payouts."""
+    if not payout_ids:
+        return set()
+    a = t.payout_attempts
+    return {(int(i), str(k)) for i, k in conn.execute(
+        select(a.c.payout_id, a.c.idempotency_key).where(a.c.payout_id.in_(sorted(set(payout_ids))),
+                                                         a.c.outcome == "returned").distinct())}

@@ -15,28 +15,42 @@ failing and probes it with one payout after a cool-down.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 
-from settleguard.cards.vault import Vault
+from settleguard.cards import repository as card_repo
+from settleguard.cards.service import (
+    CARD_FAILURES,
+    CardFailure,
+    mark_failed_card,
+    status_text,
+    unusable_reasons,
+)
+from settleguard.cards.vault import Vault, VaultError
 from settleguard.channels.base import BankChannel, BankOutcome, OutcomeStatus, PayoutInstruction
 from settleguard.diagnosis import UnknownScheme, classify
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
-from settleguard.notify.outbox import PayoutNotice, answer_notice, notify_payouts
+from settleguard.masking import bounded, mask_card_numbers
+from settleguard.notify.outbox import PayoutLike, PayoutNotice, answer_notice, diagnosis_of, notify_payouts
 from settleguard.payouts import repository as repo
 from settleguard.payouts.circuit import BreakerPolicy, Circuit, CircuitState
 from settleguard.payouts.model import PayoutStatus
 from settleguard.payouts.policy import DEFAULT_POLICY, Action, Plan, RetryPolicy, plan
 
+LOG = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 BATCH = 500
 S = PayoutStatus
 LATE = "late"  # attempts.decision of an answer that came after the payout had moved on
+NOT_SENT = "未发送"  # how the reason of a hold without a send begins (payouts.details reads it)
+NO_CARD = f"{NOT_SENT}：无可用结算卡 not sent: no usable settlement card"
 
 
 @dataclass
@@ -66,14 +80,24 @@ class Options:
         stale_after: with several workers (PostgreSQL), a payout left ``submitted`` or in
             ``inquiry`` is taken for a dead worker's only after this long; ``None`` = at once
             (a single process, e.g. on SQLite).
+        file_answer_due_business_days: a payout sent in a file without a final answer this many business
+            days later is flagged (payouts.overdue).
     """
 
     retry: RetryPolicy = DEFAULT_POLICY
     breaker: BreakerPolicy = BreakerPolicy()
     stale_after: timedelta | None = None
+    file_answer_due_business_days: int = 2
 
 
 DEFAULT_OPTIONS = Options()
+
+
+class Answered(PayoutLike, Protocol):
+    """An answered payout, as a notice needs it (repo.DuePayout, report_repository.Target)."""
+
+    @property
+    def amount_fen(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -237,11 +261,37 @@ def apply_answers(conn: Connection, answers: Sequence[Answer], s: SendSummary, n
     ledger_repo.post(conn, b.entries, now)
     for kind, key, message, bank in dict.fromkeys(b.alerts):  # once per alert, not once per payout
         repo.add_alert(conn, kind, key, message, now, bank)
-    # held / paid after a hold: the merchants' notices, in this same transaction
-    notify_payouts(conn, [told for a, pl in b.notices if (
-        told := answer_notice(a.payout, str(pl.action), pl.category, a.outcome.scheme, a.outcome.code,
-                           a.outcome.message, a.payout.amount_fen)) is not None], now)
+    # held / paid after a hold: the merchants' notices, and the cards of permanent card answers, in this
+    # same transaction
+    answer_notices(conn, [(a.payout, a.outcome, pl) for a, pl in b.notices], now)
     return _record_circuits(conn, b.faults, now, opts)
+
+
+def answer_notices(conn: Connection, answered: Sequence[tuple[Answered, BankOutcome, Plan]],
+                   now: datetime) -> None:
+    """The merchants' notices of answered payouts (notify.outbox.answer_notice), in the caller's transaction.
+
+    A permanent card answer (a hold for card_info_error or card_status_abnormal: closed, lost, stolen,
+    frozen, name mismatch, invalid account) marks the card the payout went to unusable (cards.service.
+    mark_failed_card), so that no later payout is sent to it; the merchant is told once, by the hold notice
+    of the payout that found it: a card hold on a card already unusable is not told again."""
+    card_holds = [p.id for p, o, pl in answered if pl.action is Action.HOLD and pl.category in CARD_FAILURES
+                  and o.status is OutcomeStatus.FAILED]
+    went_to = repo.held_on(conn, card_holds)
+    notices: list[PayoutNotice] = []
+    for p, o, pl in answered:
+        account_id = went_to.get(p.id)
+        if account_id is not None:
+            account = card_repo.account_by_id(conn, account_id)
+            if account is not None and account.status == "unusable":
+                continue  # told when the card was marked
+            d = diagnosis_of(o.scheme, o.code, o.message)
+            mark_failed_card(conn, CardFailure(account_id, p.id, pl.category, o.scheme, o.code, o.message, d.rule,
+                                               d.meaning_zh, d.meaning_en), now=now)
+        told = answer_notice(p, str(pl.action), pl.category, o.scheme, o.code, o.message, p.amount_fen)
+        if told is not None:
+            notices.append(told)
+    notify_payouts(conn, notices, now)
 
 
 def _record_circuits(conn: Connection, faults: Sequence[tuple[str, int, bool]], now: datetime,
@@ -357,6 +407,8 @@ def _send_batch(engine: Engine, channel: BankChannel, vault: Vault, as_of: date,
             return 0
         sendable = [p for p in rows if p.account_id is not None]
         no_card = [p for p in rows if p.account_id is None]
+        # Open the card numbers before claiming: a card this key cannot open is not sent (needs review).
+        sendable, pans = _open_cards(conn, vault, sendable, now, summary)
         numbers = repo.next_attempt_no(conn, [p.id for p in sendable])
         repo.change_status(conn, [
             repo.StatusChange(p.id, S.SUBMITTED, f"attempt {p.attempt_count + 1} via {channel.name}",
@@ -375,36 +427,110 @@ def _send_batch(engine: Engine, channel: BankChannel, vault: Vault, as_of: date,
             hold_without_card(conn, no_card, now, summary)
     answers = []
     for p, aid in zip(sendable, attempt_ids, strict=True):
-        assert p.pan_cipher is not None
-        assert p.pan_nonce is not None
-        assert p.key_version is not None
         instruction = PayoutInstruction(
             idempotency_key=p.key, amount_fen=p.amount_fen, currency=p.currency,
-            creditor_name=p.holder_name or "", account_number=vault.open(p.pan_cipher, p.pan_nonce, p.key_version),
+            creditor_name=p.holder_name or "", account_number=pans.pop(p.id),
             bank_code=p.bank_code or "", account_kind=p.account_kind or "personal", value_date=p.value_date,
         )
-        answers.append(Answer(_as_status(p, S.SUBMITTED), aid, p.attempt_count + 1, channel.send(instruction), False,
-                              p.bank_code))
+        answers.append(Answer(_as_status(p, S.SUBMITTED), aid, p.attempt_count + 1, _send_one(channel, instruction),
+                              False, p.bank_code))
         summary.sent += 1
     blocked |= _finish(engine, channel, answers, summary, now, opts)
     return len(rows)
 
 
-def hold_without_card(conn: Connection, rows: list[repo.DuePayout], now: datetime, summary: SendSummary) -> None:
-    """A payout whose merchant has no usable card cannot be sent: hold its funds (挂账).
+SEND_ERROR = "SEND_ERROR"  # BankOutcome.code of a send that raised: result unknown, inquire first
 
-    Held as card_info_error, so that binding a card releases it.
+
+def _send_one(channel: BankChannel, instruction: PayoutInstruction) -> BankOutcome:
+    """``channel.send``; an unexpected exception is a result unknown (the request may have left), like a
+    timeout: recorded on this payout and inquired about, never resent blindly, and the batch goes on."""
+    try:
+        return channel.send(instruction)
+    except Exception as exc:  # a channel must not raise; one that does must not stop the other payouts
+        detail = bounded(mask_card_numbers(f"{type(exc).__name__}: {exc}"))
+        LOG.exception("出款发送异常，结果未明，将先查询 unexpected error sending payout %s; result unknown, inquiring "
+                      "first", instruction.idempotency_key)
+        return BankOutcome(OutcomeStatus.UNKNOWN, SEND_ERROR,
+                           f"发送时出现意外错误，结果未明，先查询 unexpected error while sending, result unknown, "
+                           f"inquire first: {detail}", detail)
+
+
+UNREADABLE = "未发送：卡号无法用当前密钥解密，需人工复核 not sent: the card number does not decrypt with this key; review"
+
+
+def _open_cards(conn: Connection, vault: Vault, rows: list[repo.DuePayout], now: datetime,
+                summary: SendSummary) -> tuple[list[repo.DuePayout], dict[int, str]]:
+    """Decrypt each payout's card number before the claim: (the payouts that can be sent, their numbers).
+
+    A payout whose card does not decrypt is moved to needs_review with the reason, in ``conn``'s
+    transaction, without an attempt and without counting a send (it never reached the bank); an
+    alert tells operations once a day."""
+    pans: dict[int, str] = {}
+    bad: list[tuple[repo.DuePayout, str]] = []
+    for p in rows:
+        try:
+            if p.pan_cipher is None or p.pan_nonce is None or p.key_version is None:
+                raise VaultError("no sealed card number")
+            pans[p.id] = vault.open(p.pan_cipher, p.pan_nonce, p.key_version)
+        except VaultError as exc:
+            bad.append((p, f"{UNREADABLE} (账户 account #{p.account_id}, 密钥版本 key version {p.key_version}: {exc})"))
+    if not bad:
+        return rows, pans
+    for target in (S.SUBMITTED, S.FAILED, S.NEEDS_REVIEW):  # the transition table's only way; attempt_count unchanged
+        repo.change_status(conn, [repo.StatusChange(p.id, target, why) for p, why in bad], now)
+    ledger_repo.post(conn, [ledger.submit(p.merchant_id, p.id, p.amount_fen)
+                            for p, _ in bad if p.status is S.CREATED and p.parent_id is None], now)
+    repo.add_alert(conn, "card_key", f"card_key:{now.date().isoformat()}",
+                   f"{len(bad)} 笔出款的卡号无法用当前密钥解密，已转人工复核（出款 {', '.join(str(p.id) for p, _ in bad[:10])}"
+                   f"{' …' if len(bad) > 10 else ''}）：请核对卡号密钥（settleguard keys）。{len(bad)} payout(s) whose card "
+                   f"number does not decrypt with this key were moved to needs review; check the card key.", now)
+    summary.needs_review += len(bad)
+    summary.reasons[UNREADABLE] += len(bad)
+    failed = {p.id for p, _ in bad}
+    return [p for p in rows if p.id not in failed], pans
+
+
+def hold_without_card(conn: Connection, rows: list[repo.DuePayout], now: datetime, summary: SendSummary) -> None:
+    """A payout whose merchant has no usable card cannot be sent: hold its funds (挂账) without calling the bank.
+
+    When the merchant's newest card was marked unusable with a reason (a bank said it is closed, lost,
+    frozen, not in the holder's name, ...: a payout's answer or a status inquiry), the payout is held for
+    that reason (its category, the bank's code and message) on that card, and the merchant, told when the
+    card was marked, is not told again. Otherwise (no card bound) it is held as card_info_error "no usable
+    card" and the merchant is told. Either way it is a card hold, released when a card is bound
+    (payouts.release); it keeps no next-attempt time.
     """
-    reason = "未发送：无可用结算卡 not sent: no usable settlement card"
-    for target in (S.SUBMITTED, S.FAILED, S.HELD):
-        repo.change_status(conn, [repo.StatusChange(p.id, target, reason, {"category": "card_info_error"})
-                                  for p in rows], now)
+    cards = unusable_reasons(conn, sorted({p.merchant_id for p in rows}))
+    changes: dict[PayoutStatus, list[repo.StatusChange]] = {S.SUBMITTED: [], S.FAILED: [], S.HELD: []}
+    untold: list[repo.DuePayout] = []
+    for p in rows:
+        account, payload = cards.get(p.merchant_id, (None, None))
+        values: dict[str, object]
+        if account is not None and payload is not None:
+            zh, en = status_text(account.card_status)
+            category = str(payload.get("category") or "card_status_abnormal")
+            code, message = str(payload.get("answer_code") or ""), str(payload.get("answer_message") or "")
+            reason = (f"{NOT_SENT}：结算卡 {account.pan_masked} 不可用（{zh}） not sent: card {account.pan_masked} is "
+                      f"unusable ({en})")
+            told = f"{NOT_SENT}：结算卡不可用（{zh}） not sent: the card is unusable ({en})"
+            values = {"category": category[:32], "account_id": account.id, "last_code": code[:32] or None,
+                      "last_message": message[:512] or None, "next_attempt_at": None}
+        else:
+            category, reason = "card_info_error", NO_CARD
+            told = reason
+            values = {"category": category, "last_code": None, "last_message": reason, "next_attempt_at": None}
+            untold.append(p)
+        for target, group in changes.items():
+            group.append(repo.StatusChange(p.id, target, reason, values if target is S.HELD else None))
+        summary.reasons[told] += 1
+        summary.categories[category] += 1
+    for group in changes.values():
+        repo.change_status(conn, group, now)
     ledger_repo.post(conn, [ledger.submit(p.merchant_id, p.id, p.amount_fen)
                             for p in rows if p.status is S.CREATED and p.parent_id is None]
                      + [ledger.hold(p.merchant_id, p.id, p.amount_fen) for p in rows], now)
     summary.held += len(rows)
     summary.held_fen += sum(p.amount_fen for p in rows)
-    summary.reasons[reason] += len(rows)
-    summary.categories["card_info_error"] += len(rows)
-    # the merchants' notices (notify.outbox), in the caller's transaction
-    notify_payouts(conn, [PayoutNotice(p, "no_card", None, p.amount_fen) for p in rows], now)
+    # the merchants' notices (notify.outbox), in the caller's transaction: only those not told about their card
+    notify_payouts(conn, [PayoutNotice(p, "no_card", None, p.amount_fen) for p in untold], now)

@@ -18,7 +18,9 @@ A cycle that fails on a transient database error (SQLite "database is locked" wh
 process wrote between this cycle's read and its write; a PostgreSQL deadlock, serialization
 failure or dropped connection) is logged and the loop carries on: each step commits its own
 transactions, and a send whose answer could not be stored leaves the payout ``submitted``, which
-the next cycle inquires about before anything is resent.
+the next cycle inquires about before anything is resent. Any other error of a cycle is logged with its
+traceback and the loop carries on after the interval; one payout's error never reaches the loop (a card
+that does not decrypt: needs_review; a channel that raises: result unknown, inquired about).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from settleguard.cards.verifier import CardVerifier
 from settleguard.cases.service import AutoSummary, open_auto_cases
 from settleguard.channels.base import BankChannel
 from settleguard.notify.delivery import DeliverySummary, deliver_in_cycle
+from settleguard.payouts.overdue import OverdueSummary, flag_overdue
 from settleguard.payouts.release import ReleaseSummary, release_for_card_events
 from settleguard.payouts.service import DEFAULT_OPTIONS, Options, SendSummary, send_due
 
@@ -55,6 +58,7 @@ class CycleSummary:
     send: SendSummary
     cases: AutoSummary | None = None
     notices: DeliverySummary | None = None
+    overdue: OverdueSummary | None = None  # file payouts flagged for want of an answer (payouts.overdue)
 
 
 def cycle(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVerifier | None, *, as_of: date,
@@ -69,7 +73,8 @@ def cycle(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVeri
     sent = send_due(engine, channel, vault, as_of=as_of, now=now, progress=progress, opts=opts)
     cases = open_auto_cases(engine, now)  # 工单: needs review, risk holds, returns, repeated failures
     notices = deliver_in_cycle(engine, vault, now)  # merchant notices (notify.delivery), time-boxed
-    return CycleSummary(released, checked, sent, cases, notices)
+    overdue = flag_overdue(engine, now, business_days=opts.file_answer_due_business_days)  # unanswered files
+    return CycleSummary(released, checked, sent, cases, notices, overdue)
 
 
 class WorkerBusy(RuntimeError):
@@ -106,6 +111,15 @@ def run(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVerifi
             LOG.warning("出款一轮因数据库临时错误中断，稍后重试 worker cycle interrupted by a transient database "
                         "error; retrying: %s", str(exc).splitlines()[0])
             stop.wait(min(interval, 1.0))
+            continue
+        except Exception:
+            # Not one payout's error (those are recorded on the payout: payouts.service): a step failed.
+            # Log it and carry on next cycle; each step committed its own transactions.
+            if max_cycles is not None and n + 1 >= max_cycles:
+                raise
+            LOG.exception("出款一轮出错，下一轮继续 worker cycle failed; the next cycle carries on")
+            n += 1
+            stop.wait(interval)
             continue
         n += 1
         if on_cycle:

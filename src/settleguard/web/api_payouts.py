@@ -60,6 +60,9 @@ class PayoutDetail(BaseModel):
 
 class ReleaseRequest(BaseModel):
     note: str = Field(default="", max_length=500)
+    override: bool = Field(default=False, description="覆盖：付到刚失败且未更换的结算卡（须填写原因，记入审计） pay the "
+                                                      "card that just failed, unchanged (needs a reason; audited)")
+    reason: str = Field(default="", max_length=500, description="覆盖放行的原因 the override's written reason")
 
 
 class CancelRequest(BaseModel):
@@ -130,11 +133,14 @@ def release_payout(
     body: ReleaseRequest | None = None,
 ) -> ActionResult:
     """放行（仅运营）：挂账出款按当前结算卡以新指令重新出款；待复核出款立即重试 Release (operator only): a held
-    payout is paid to the current card with a new instruction; a payout under review is retried now."""
+    payout is paid to the current card with a new instruction; a payout under review is retried now. A payout
+    held for a card problem whose card is unchanged since it failed is refused (409) unless ``override`` with a
+    ``reason`` (audited)."""
     _act(request, principal, Action.PAYOUT_RELEASE, payout_id)
     ctx = web(request)
     try:
-        new = release(ctx.engine, payout_id, principal.username, ctx.now(), body.note if body else "")
+        new = release(ctx.engine, payout_id, principal.username, ctx.now(), body.note if body else "",
+                      override=body.override if body else False, reason=body.reason if body else "")
     except PayoutActionRefused as exc:
         raise _refused(exc) from None
     return ActionResult(id=payout_id, status=str(new))

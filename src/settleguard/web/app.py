@@ -25,6 +25,7 @@ from settleguard.web import (
     api_cards,
     api_cases,
     api_diagnose,
+    api_docs,
     api_evidence,
     api_merchants,
     api_notifications,
@@ -64,7 +65,7 @@ def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: A
     """The ASGI application over a migrated ``engine``; ``now`` is the clock (tests pass their own)."""
     ctx = WebContext(engine, now, auth or AuthSettings())
     app = FastAPI(title="settleguard 结算卫士", version=__version__, description=DESCRIPTION,
-                  openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None, lifespan=_lifespan)
+                  openapi_url=f"{API}/openapi.json", docs_url=None, redoc_url=None, lifespan=_lifespan)
     app.state.web = ctx
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
@@ -87,6 +88,7 @@ def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: A
     from settleguard.web import console
 
     console.install(app, ctx)  # the HTML console and merchant portal, outside /api/v1 (docs/console.md)
+    api_docs.install(app)  # /api/v1/docs with Swagger UI from /static (no CDN)
     return app
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal, select
+from sqlalchemy import Connection, and_, case, func, literal, select, union_all
 
 from settleguard.cases.model import ACTIVE
 from settleguard.db import tables as t
@@ -20,6 +20,20 @@ AGEING: tuple[tuple[str, timedelta | None], ...] = (
     ("0-1d", timedelta(days=1)), ("1-3d", timedelta(days=3)), ("3-7d", timedelta(days=7)), ("7d+", None))
 
 
+def latest_payout_day(conn: Connection, on_or_before: date) -> date | None:
+    """The latest value date on or before ``on_or_before`` that has payouts (the dashboard's default day when
+    today has none, e.g. the demo's week seen later); None when there is none. One index probe per status
+    (ix_payouts_status_value_date), not a scan of the payouts."""
+    p = t.payouts
+    per_status = [select(func.max(p.c.value_date).label("day")).where(p.c.status == str(s), p.c.value_date <= on_or_before)
+                  for s in PayoutStatus]
+    days = union_all(*per_status).subquery("days")
+    got = conn.execute(select(func.max(days.c.day))).scalar()
+    if got is None or isinstance(got, date):
+        return got
+    return date.fromisoformat(str(got))  # SQLite: MAX over a UNION is untyped text
+
+
 def today_by_status(conn: Connection, value_date: date) -> list[dict[str, Any]]:
     """Payouts due on ``value_date`` by status: count and amount (fen)."""
     p = t.payouts
@@ -28,16 +42,18 @@ def today_by_status(conn: Connection, value_date: date) -> list[dict[str, Any]]:
     return [{"status": str(st), "count": int(n), "amount_fen": int(fen)} for st, n, fen in conn.execute(q)]
 
 
-def _finished_sends(since: datetime) -> Any:
+def _finished_sends(since: datetime, until: datetime | None = None) -> Any:
     a = t.payout_attempts
-    return and_(a.c.kind == "send", a.c.requested_at >= since, a.c.outcome.in_(["succeeded", "failed"]))
+    window = a.c.requested_at >= since if until is None else and_(a.c.requested_at >= since, a.c.requested_at < until)
+    return and_(a.c.kind == "send", window, a.c.outcome.in_(["succeeded", "failed"]))
 
 
-def failures_by_category(conn: Connection, since: datetime) -> tuple[int, list[dict[str, Any]]]:
-    """(finished send attempts since ``since``, [{category, failed}] by failures, most first)."""
+def failures_by_category(conn: Connection, since: datetime,
+                         until: datetime | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """(finished send attempts from ``since`` to ``until``, [{category, failed}] by failures, most first)."""
     a = t.payout_attempts
-    total = int(conn.execute(select(func.count()).select_from(a).where(_finished_sends(since))).scalar_one())
-    q = (select(a.c.category, func.count().label("failed")).where(_finished_sends(since), a.c.outcome == "failed")
+    total = int(conn.execute(select(func.count()).select_from(a).where(_finished_sends(since, until))).scalar_one())
+    q = (select(a.c.category, func.count().label("failed")).where(_finished_sends(since, until), a.c.outcome == "failed")
          .group_by(a.c.category))
     counts: dict[str, int] = {}
     for r in conn.execute(q):  # one row per category (at most a dozen)
@@ -45,23 +61,23 @@ def failures_by_category(conn: Connection, since: datetime) -> tuple[int, list[d
     return total, [{"category": c, "failed": n} for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def failures_by_bank(conn: Connection, since: datetime) -> list[dict[str, Any]]:
-    """Finished send attempts since ``since`` per receiving bank: attempts and failures."""
+def failures_by_bank(conn: Connection, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
+    """Finished send attempts from ``since`` to ``until`` per receiving bank: attempts and failures."""
     a, s = t.payout_attempts, t.settlement_accounts
     failed = func.sum(case((a.c.outcome == "failed", 1), else_=0))
     q = (select(func.coalesce(s.c.bank_code, "-").label("bank_code"), func.coalesce(s.c.bank_name, "-").label("bank_name"),
                 func.count().label("attempts"), failed.label("failed"))
-         .select_from(a.outerjoin(s, s.c.id == a.c.account_id)).where(_finished_sends(since))
+         .select_from(a.outerjoin(s, s.c.id == a.c.account_id)).where(_finished_sends(since, until))
          .group_by(s.c.bank_code, s.c.bank_name).order_by(failed.desc(), s.c.bank_code))
     return [{"bank_code": str(r.bank_code), "bank_name": str(r.bank_name), "attempts": int(r.attempts),
              "failed": int(r.failed or 0)} for r in conn.execute(q)]
 
 
-def retries(conn: Connection, since: datetime) -> tuple[int, int]:
-    """(finished retry sends since ``since``, of which succeeded): a retry is a send after the first."""
+def retries(conn: Connection, since: datetime, until: datetime | None = None) -> tuple[int, int]:
+    """(finished retry sends from ``since`` to ``until``, of which succeeded): a retry is a send after the first."""
     a = t.payout_attempts
     q = (select(func.count(), func.sum(case((a.c.outcome == "succeeded", 1), else_=0)))
-         .where(_finished_sends(since), a.c.attempt_no > 1))
+         .where(_finished_sends(since, until), a.c.attempt_no > 1))
     n, ok = conn.execute(q).one()
     return int(n), int(ok or 0)
 

@@ -16,7 +16,7 @@ def test_secrets_are_left_out_and_a_url_password_is_masked() -> None:
     assert "key" not in out
     assert "smtp_password" not in out
     assert out["db"] == "postgresql://sg:***@db.example/sg"
-    assert out["key_file"] == "settleguard.key"
+    assert out["key_file"] is None  # default: beside the SQLite file (cards.custody)
     assert out["timezone"] == "Asia/Shanghai"
 
 

@@ -136,8 +136,12 @@ def _check(ins: PayoutInstruction) -> None:
 
 
 def write_pain001(path: Path, instructions: Sequence[PayoutInstruction], config: BatchConfig, *,
-                  message_id: str, created_at: datetime) -> BatchSummary:
+                  message_id: str, created_at: datetime, earliest_execution: date | None = None) -> BatchSummary:
     """Write ``instructions`` as one pain.001.001.09 file at ``path`` (atomically) and summarise it.
+
+    The requested execution date (ReqdExctnDt) of an instruction is its value date, but never before
+    ``earliest_execution`` (default: the date of ``created_at``): a bank refuses or misbooks a past
+    date, so a payout whose value date has passed is requested for the earliest day instead.
 
     Raises :class:`Pain001Error` before writing anything when an instruction is invalid or two
     instructions share an EndToEndId (幂等键重复).
@@ -145,6 +149,7 @@ def write_pain001(path: Path, instructions: Sequence[PayoutInstruction], config:
     _text(message_id, "MsgId", "GrpHdr", MAX35)
     if created_at.tzinfo is None:
         raise Pain001Error("created_at must be timezone-aware 创建时间须带时区")
+    earliest = max(earliest_execution or created_at.date(), created_at.date())
     # Pass 1: check and group (indexes only), so pass 2 can stream in group order.
     groups: dict[tuple[DebtorAccount, date], list[int]] = {}
     sums: dict[tuple[DebtorAccount, date], int] = {}
@@ -155,7 +160,7 @@ def write_pain001(path: Path, instructions: Sequence[PayoutInstruction], config:
             raise Pain001Error(f"duplicate EndToEndId in batch 批内幂等键重复: {ins.idempotency_key}")
         seen.add(ins.idempotency_key)
         debtor = config.debtor_for(ins) if config.debtor_for else config.debtor
-        k = (debtor, ins.value_date)
+        k = (debtor, max(ins.value_date, earliest))
         groups.setdefault(k, []).append(i)
         sums[k] = sums.get(k, 0) + ins.amount_fen
     if not groups:

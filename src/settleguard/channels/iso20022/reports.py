@@ -24,6 +24,16 @@ makes the file invalid. Transactions of the original message that the report doe
 take the status of their payment information, else of the group: :func:`implied_statuses` expands
 them, given the EndToEndIds of the original pain.001 (which only the caller knows). ``PART``
 (partially accepted) says nothing about an unlisted transaction.
+
+Card numbers (documented in docs/formats.md): banks echo the payee's account in free text
+(``账号6217…8009户名不符``) and in any element. Every text this reader hands on — reason codes and
+AddtlInf, EndToEndId, MsgId, CreDtTm, notification ids, AcctSvcrRef, entry status — is masked here
+(:func:`settleguard.masking.mask_card_numbers`), once, before anything stores, logs or shows it; the
+other elements (OrgnlTxRef/CdtrAcct, Cdtr/Nm, RmtInf, AddtlNtryInf, AddtlTxInf, accounts …) are never
+handed on. OrgnlMsgId and OrgnlPmtInfId are kept verbatim: they are matched against the identifiers of
+the pain.001 we sent (``SGB`` + 20 digits), and must be echoed only through
+:func:`settleguard.masking.bounded`. A :class:`ReportRejected` masks and bounds its whole text, and
+every file content it quotes is cut to 60 characters.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ from typing import IO, Any
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from settleguard.masking import bounded, mask_card_numbers
+
 NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 _NS_RE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:(pain\.002|camt\.054)\.001\.(\d{2})$")
 ROOTS = {"pain.002": "CstmrPmtStsRpt", "camt.054": "BkToCstmrDbtCdtNtfctn"}
@@ -49,6 +61,9 @@ CURRENCY = "CNY"
 _AMOUNT_RE = re.compile(r"^([0-9]{1,18})(?:\.([0-9]{1,17}))?$")  # ASCII digits only
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _PROLOG_BYTES = 1 << 16
+ECHO_LIMIT = 60  # characters of file content quoted in a ReportRejected
+REASON_LIMIT = 400
+_MASK_CACHE = 4096  # distinct reason texts remembered per file (reasons repeat; keys do not)
 
 
 class ReportRejected(ValueError):
@@ -58,6 +73,9 @@ class ReportRejected(ValueError):
     """
 
     def __init__(self, path: Path | str, line: int | None, element: str | None, reason: str) -> None:
+        # The reason and the element may quote the file: masked (card numbers) and bounded, here, once.
+        element = bounded(element, 64) if element else element
+        reason = bounded(reason, REASON_LIMIT)
         self.path, self.line, self.element, self.reason = Path(path), line, element, reason
         where = f"{self.path}:{line}" if line else str(self.path)
         what = f" <{element}>" if element else ""
@@ -336,6 +354,11 @@ class _HashingReader:
         return data
 
 
+def _echo(value: object) -> str:
+    """File content quoted in a rejection: masked, cut to ECHO_LIMIT characters, in quotes."""
+    return f"'{bounded(str(value), ECHO_LIMIT)}'"
+
+
 def _local(tag: Any) -> str:
     if not isinstance(tag, str):
         return "#comment"
@@ -347,13 +370,13 @@ def parse_amount(text: str | None, currency: str | None) -> int:
     if text is None or not text.strip():
         raise ValueError("empty amount 金额为空")
     if currency != CURRENCY:
-        raise ValueError(f"currency must be CNY 币种须为人民币, got Ccy={currency!r}")
+        raise ValueError(f"currency must be CNY 币种须为人民币, got Ccy={_echo(currency)}")
     m = _AMOUNT_RE.match(text.strip())
     if m is None:
-        raise ValueError(f"not a non-negative decimal amount 金额格式错误: {text.strip()!r}")
+        raise ValueError(f"not a non-negative decimal amount 金额格式错误: {_echo(text.strip())}")
     whole, frac = m.group(1), (m.group(2) or "")
     if frac[2:].strip("0"):
-        raise ValueError(f"amount has fractions of a fen 金额超过两位小数: {text.strip()!r}")
+        raise ValueError(f"amount has fractions of a fen 金额超过两位小数: {_echo(text.strip())}")
     return int(whole) * 100 + int(frac[:2].ljust(2, "0"))
 
 
@@ -373,7 +396,7 @@ def _parse_date(text: str | None) -> date | None:
         return None
     m = _DATE_RE.match(text.strip())
     if m is None:
-        raise ValueError(f"not an ISO date 日期格式错误: {text!r}")
+        raise ValueError(f"not an ISO date 日期格式错误: {_echo(text)}")
     return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
 
 
@@ -407,12 +430,27 @@ class _Scan:
         self.group: GroupStatus | None = None
         self.pmt_infos: list[PaymentInformationStatus] = []
         self._tag_table: _Tags | None = None
+        self._masked: dict[str, str] = {}
 
     @property
     def _tags(self) -> _Tags:
         if self._tag_table is None or self._tag_table.ns != self.ns:
             self._tag_table = _Tags(self.ns)
         return self._tag_table
+
+    def _mask(self, text: str) -> str:
+        """``text`` with card numbers masked; repeated texts (reasons) are masked once per file."""
+        done = self._masked.get(text)
+        if done is None:
+            done = mask_card_numbers(text)
+            if len(self._masked) < _MASK_CACHE:
+                self._masked[text] = done
+        return done
+
+    def _mask_text(self, el: Any, path: str, required: bool = False) -> str | None:
+        """:meth:`_text`, masked: for every text handed on from the file."""
+        text = self._text(el, path, required)
+        return None if text is None else mask_card_numbers(text)
 
     def reject(self, line: int | None, element: str | None, reason: str) -> ReportRejected:
         return ReportRejected(self.path, line, element, reason)
@@ -452,7 +490,7 @@ class _Scan:
                     if el.tag != expected:
                         raise self.reject(el.sourceline, _local(el.tag),
                                           f"expected <{ROOTS[self.kind]}> under Document 报文类型不符 "
-                                          f"(a {self.kind} file), got <{_local(el.tag)}>")
+                                          f"(a {self.kind} file), got {_echo(_local(el.tag))}")
                     return
         except etree.XMLSyntaxError as exc:
             raise self._syntax(exc) from None
@@ -467,7 +505,7 @@ class _Scan:
         if _local(tag) != "Document" or m is None:
             raise self.reject(el.sourceline, _local(tag),
                               f"not a pain.002 or camt.054 document 不是 pain.002 或 camt.054 报文 "
-                              f"(root {_local(tag)!r}, namespace {ns or '(none)'!r})")
+                              f"(root {_echo(_local(tag))}, namespace {_echo(ns or '(none)')})")
         self.kind = m.group(1)
         self.version = f"{self.kind}.001.{m.group(2)}"
         self.ns = ns
@@ -476,7 +514,7 @@ class _Scan:
         line = getattr(exc, "lineno", None) or None
         msg = str(getattr(exc, "msg", exc)).strip()
         tag = re.search(r"\btag (\w+)", msg) or re.search(r"Opening and ending tag mismatch: (\w+)", msg)
-        return self.reject(line, tag.group(1) if tag else None, f"malformed XML 报文格式损坏: {msg}")
+        return self.reject(line, tag.group(1) if tag else None, f"malformed XML 报文格式损坏: {bounded(msg, 160)}")
 
     # -- main pass
 
@@ -525,14 +563,16 @@ class _Scan:
         out = []
         for r in el.iterchildren(f"{{{self.ns}}}{tag}"):
             infos = [a.text.strip() for a in r.iterchildren(f"{{{self.ns}}}AddtlInf") if a.text and a.text.strip()]
-            out.append(Reason(self._text(r, "Rsn/Cd"), self._text(r, "Rsn/Prtry"), "; ".join(infos)))
+            code, prtry = self._text(r, "Rsn/Cd"), self._text(r, "Rsn/Prtry")
+            out.append(Reason(None if code is None else self._mask(code), None if prtry is None else self._mask(prtry),
+                              self._mask("; ".join(infos))))
         return tuple(out)
 
     def _group_header(self, el: Any) -> None:
         if self.message_id is not None:
             raise self.reject(el.sourceline, "GrpHdr", "more than one group header 重复的报文头")
-        self.message_id = self._text(el, "MsgId", required=True)
-        self.created_at = self._text(el, "CreDtTm", required=True)
+        self.message_id = self._mask_text(el, "MsgId", required=True)
+        self.created_at = self._mask_text(el, "CreDtTm", required=True)
 
     def _amount(self, el: Any, where: str) -> int:
         try:
@@ -585,13 +625,13 @@ class _Scan:
             raise self.reject(el.sourceline, "GrpHdr", "missing before OrgnlGrpInfAndSts 缺少报文头")
         if self.group is not None:
             raise self.reject(el.sourceline, "OrgnlGrpInfAndSts", "more than one 重复的原报文信息")
-        msg_id = self._text(el, "OrgnlMsgId", required=True)
-        name = self._text(el, "OrgnlMsgNmId", required=True)
+        msg_id = self._text(el, "OrgnlMsgId", required=True)  # verbatim: matched against ours (module docstring)
+        name = self._mask_text(el, "OrgnlMsgNmId", required=True)
         assert msg_id is not None
         assert name is not None
         if not name.startswith("pain.001"):
             raise self.reject(el.sourceline, "OrgnlMsgNmId",
-                              f"reports on {name!r}, not on a pain.001 we sent 不是针对 pain.001 的状态报告")
+                              f"reports on {_echo(name)}, not on a pain.001 we sent 不是针对 pain.001 的状态报告")
         status = self._status(el, "GrpSts", GROUP_STATUSES)
         self.group = GroupStatus(msg_id, name, status, self._reasons(el, "StsRsnInf"))
 
@@ -599,13 +639,13 @@ class _Scan:
         value = self._text(el, tag)
         if value is not None and value not in allowed:
             node = self._child(el, tag)
-            raise self.reject(node.sourceline, tag, f"unknown status code 未知状态码 {value!r}")
+            raise self.reject(node.sourceline, tag, f"unknown status code 未知状态码 {_echo(value)}")
         return value
 
     def _pmt_info(self, el: Any) -> PaymentInformationStatus:
         if self.group is None:
             raise self.reject(el.sourceline, "OrgnlGrpInfAndSts", "missing before OrgnlPmtInfAndSts 缺少原报文信息")
-        pmt_id = self._text(el, "OrgnlPmtInfId", required=True)
+        pmt_id = self._text(el, "OrgnlPmtInfId", required=True)  # verbatim: matched against ours
         assert pmt_id is not None
         status = self._status(el, "PmtInfSts", GROUP_STATUSES)
         if self.group.status == REJECTED and status not in (None, REJECTED):
@@ -626,11 +666,11 @@ class _Scan:
         for child in el:
             tag = child.tag
             if tag == t.end_to_end:
-                key = (child.text or "").strip() or None
+                key = mask_card_numbers((child.text or "").strip()) or None
             elif tag == t.tx_sts:
                 own = (child.text or "").strip()
                 if own not in TX_STATUSES:
-                    raise self.reject(child.sourceline, "TxSts", f"unknown status code 未知状态码 {own!r}")
+                    raise self.reject(child.sourceline, "TxSts", f"unknown status code 未知状态码 {_echo(own)}")
             elif tag == t.reason:
                 if not reasons:
                     reasons = self._reasons(el, "StsRsnInf")
@@ -643,14 +683,15 @@ class _Scan:
         if own is not None:
             if own != REJECTED and (pmt.status == REJECTED or group.status == REJECTED):
                 level = "PmtInfSts" if pmt.status == REJECTED else "GrpSts"
-                raise self.reject(el.sourceline, "TxSts", f"{own} for {key} contradicts {level} RJCT 与上级拒绝状态矛盾")
+                raise self.reject(el.sourceline, "TxSts",
+                                  f"{own} for {_echo(key)} contradicts {level} RJCT 与上级拒绝状态矛盾")
             status, source = own, "transaction"
         elif pmt.status is not None and pmt.status != "PART":
             status, source, reasons = pmt.status, "payment_information", reasons or pmt.reasons
         elif group.status is not None and group.status != "PART":
             status, source, reasons = group.status, "group", reasons or group.reasons
         else:
-            raise self.reject(el.sourceline, "TxSts", f"no status for {key} at any level 该笔交易没有任何状态")
+            raise self.reject(el.sourceline, "TxSts", f"no status for {_echo(key)} at any level 该笔交易没有任何状态")
         amount = None
         if instd is not None:
             amount = _plain_amount(instd.text, instd.get("Ccy"))
@@ -681,7 +722,7 @@ class _Scan:
                 if self.message_id is None:
                     raise self.reject(el.sourceline, "GrpHdr", "missing before Ntry 缺少报文头")
                 if notification_id is None:
-                    notification_id = self._text(el.getparent(), "Id", required=True)
+                    notification_id = self._mask_text(el.getparent(), "Id", required=True)
                     assert notification_id is not None
                 yield from self._entry(el, notification_id)
                 el.clear(keep_tail=False)
@@ -704,11 +745,12 @@ class _Scan:
         total = self._amount(amt, "Ntry/Amt")
         cd = self._text(el, "CdtDbtInd", required=True)
         if cd not in ("CRDT", "DBIT"):
-            raise self.reject(el.sourceline, "CdtDbtInd", f"must be CRDT or DBIT, got {cd!r}")
+            raise self.reject(el.sourceline, "CdtDbtInd", f"must be CRDT or DBIT, got {_echo(cd)}")
         sts = self._child(el, "Sts")
         if sts is None:
             raise self.reject(el.sourceline, "Ntry/Sts", "missing required element 缺少必需元素")
-        entry_status = (self._text(sts, "Cd") or self._text(sts, "Prtry")) if len(sts) else (sts.text or "").strip()
+        entry_status = mask_card_numbers((self._text(sts, "Cd") or self._text(sts, "Prtry") or "") if len(sts)
+                                         else (sts.text or "").strip())
         if not entry_status:
             raise self.reject(sts.sourceline, "Ntry/Sts", "empty entry status 记账状态为空")
         reversal = (self._text(el, "RvslInd") or "false").lower() == "true"
@@ -717,7 +759,7 @@ class _Scan:
             value = self._date_choice(el, "ValDt")
         except ValueError as exc:
             raise self.reject(el.sourceline, "BookgDt/ValDt", str(exc)) from None
-        entry_ref = self._text(el, "AcctSvcrRef")
+        entry_ref = self._mask_text(el, "AcctSvcrRef")
         details = [tx for d in el.iterchildren(f"{{{ns}}}NtryDtls") for tx in d.iterchildren(f"{{{ns}}}TxDtls")]
         if not details:
             yield NotificationEntry(notification_id, None, total, cd, reversal, entry_status, booking, value,
@@ -740,9 +782,9 @@ class _Scan:
                 raise self.reject(tx.sourceline, "TxDtls/CdtDbtInd", "differs from the entry 与记账方向不一致")
             rtr = self._child(tx, "RtrInf")
             reason = self._reasons(tx, "RtrInf")[0] if rtr is not None else None
-            out.append(NotificationEntry(notification_id, self._text(tx, "Refs/EndToEndId"), amount, cd, reversal,
-                                         entry_status, booking, value,
-                                         self._text(tx, "Refs/AcctSvcrRef") or entry_ref, reason, tx.sourceline))
+            out.append(NotificationEntry(notification_id, self._mask_text(tx, "Refs/EndToEndId"), amount, cd,
+                                         reversal, entry_status, booking, value,
+                                         self._mask_text(tx, "Refs/AcctSvcrRef") or entry_ref, reason, tx.sourceline))
         if sum(e.amount_fen for e in out) != total:
             raise self.reject(el.sourceline, "Ntry/Amt",
                               f"entry amount {total} fen is not the sum of its details 明细金额合计与记账金额不符")

@@ -6,7 +6,7 @@ merchant page); bulk release needs the operator role (payout_release), cancel th
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -19,7 +19,7 @@ from settleguard.merchants import repository as merchant_repo
 from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.details import detail
 from settleguard.payouts.model import CANCELLABLE, PayoutStatus
-from settleguard.payouts.release import PayoutActionRefused, cancel, release
+from settleguard.payouts.release import PayoutActionRefused, SameCardRefused, cancel, release
 from settleguard.web import dashboard_repository as dash
 from settleguard.web.console import labels
 from settleguard.web.console.common import (
@@ -45,16 +45,21 @@ PAGE = 50
 MAX_BULK = 200
 
 
-def dashboard_data(conn: Connection, now: datetime) -> dict[str, Any]:
-    """Every dashboard figure (tables and charts use the same numbers)."""
+def dashboard_data(conn: Connection, now: datetime, day: date | None = None) -> dict[str, Any]:
+    """Every dashboard figure (tables and charts use the same numbers). Payouts by status are of ``day``, by
+    default today or, when today has none (the demo's week seen later), the latest day with payouts; a
+    chosen ``day`` also ends the 30-day window at its end (by default the window ends now)."""
     local = now.astimezone(LOCAL_TZ)
     end_of_today = datetime.combine(local.date() + timedelta(days=1), time(0), LOCAL_TZ)
-    since = now - timedelta(days=30)
-    attempts, by_category = dash.failures_by_category(conn, since)
-    retried, retried_ok = dash.retries(conn, since)
+    shown = day or dash.latest_payout_day(conn, local.date()) or local.date()
+    until = None if day is None else datetime.combine(day + timedelta(days=1), time(0), LOCAL_TZ)
+    since = (until or now) - timedelta(days=30)
+    attempts, by_category = dash.failures_by_category(conn, since, until)
+    retried, retried_ok = dash.retries(conn, since, until)
     ageing = dash.held_ageing(conn, now)
-    return {"today": local.date().isoformat(), "by_status": dash.today_by_status(conn, local.date()),
-            "attempts_30d": attempts, "by_category": by_category, "by_bank": dash.failures_by_bank(conn, since),
+    return {"today": local.date().isoformat(), "day": shown.isoformat(), "day_chosen": day is not None,
+            "by_status": dash.today_by_status(conn, shown),
+            "attempts_30d": attempts, "by_category": by_category, "by_bank": dash.failures_by_bank(conn, since, until),
             "held": ageing, "held_fen": sum(b["amount_fen"] for b in ageing),
             "held_count": sum(b["count"] for b in ageing), "retries": {"attempts": retried, "succeeded": retried_ok},
             "cases_sla": dash.cases_by_sla(conn, now, end_of_today)}
@@ -78,19 +83,19 @@ def chart_data(data: dict[str, Any], lang: str) -> dict[str, Any]:
 
 
 @router.get("/")
-def dashboard(request: Request, user: Staff) -> Response:
+def dashboard(request: Request, user: Staff, day: Annotated[date | None, Query()] = None) -> Response:
     ctx = web(request)
     with ctx.engine.connect() as conn:
-        data = dashboard_data(conn, ctx.now())
+        data = dashboard_data(conn, ctx.now(), day)
     return render(request, "dashboard.html", user, data=data, charts=chart_data(data, lang_of(request)))
 
 
 @router.get("/dashboard.json")
-def dashboard_json(request: Request, user: Staff) -> Response:
+def dashboard_json(request: Request, user: Staff, day: Annotated[date | None, Query()] = None) -> Response:
     """The dashboard's figures as JSON (what the charts draw)."""
     ctx = web(request)
     with ctx.engine.connect() as conn:
-        return JSONResponse(dashboard_data(conn, ctx.now()))
+        return JSONResponse(dashboard_data(conn, ctx.now(), day))
 
 
 @router.get("/payouts")
@@ -121,21 +126,26 @@ def bulk_release(request: Request, user: Staff, ids: Annotated[list[int], Form()
     require_action(user, Action.PAYOUT_RELEASE)
     ctx = web(request)
     results: list[dict[str, Any]] = []
+    same_card = 0  # held for a card problem, card unchanged since: never overridden in bulk
     for payout_id in sorted(set(ids))[:MAX_BULK]:
         try:
             new = release(ctx.engine, payout_id, user.username, ctx.now(), note.strip())
             results.append({"id": payout_id, "ok": True, "status": str(new)})
         except PayoutActionRefused as exc:
-            results.append({"id": payout_id, "ok": False, "zh": exc.zh, "en": exc.en})
-    return render(request, "released.html", user, results=results, skipped=max(0, len(set(ids)) - MAX_BULK))
+            same_card += isinstance(exc, SameCardRefused)
+            results.append({"id": payout_id, "ok": False, "zh": exc.zh, "en": exc.en,
+                            "same_card": isinstance(exc, SameCardRefused)})
+    return render(request, "released.html", user, results=results, skipped=max(0, len(set(ids)) - MAX_BULK),
+                  same_card=same_card)
 
 
 # What the payout page says after an action went through (``?done=<key>``); unknown keys say nothing.
-DONE = {"cancelled": ("出款已撤销，资金已挂账", "payout cancelled; its money is held")}
+DONE = {"cancelled": ("出款已撤销，资金已挂账", "payout cancelled; its money is held"),
+        "released": ("出款已放行", "payout released")}
 
 
 def _payout_page(request: Request, user: Principal, payout_id: int, *, status: int = 200, done: str | None = None,
-                 refused: PayoutActionRefused | None = None, reason: str = "") -> Response:
+                 refused: PayoutActionRefused | None = None, reason: str = "", override_reason: str = "") -> Response:
     lang = lang_of(request)
     with web(request).engine.connect() as conn:
         check_owner(user, payout_repo.owner(conn, payout_id))
@@ -148,13 +158,35 @@ def _payout_page(request: Request, user: Principal, payout_id: int, *, status: i
                   can_release=may(user.role, Action.PAYOUT_RELEASE)
                   and current in (PayoutStatus.HELD, PayoutStatus.NEEDS_REVIEW),
                   can_cancel=may(user.role, Action.PAYOUT_CANCEL) and current in CANCELLABLE,
-                  done=DONE.get(done or ""), refused=refused, reason=reason)
+                  done=DONE.get(done or ""), refused=refused, reason=reason,
+                  same_card=isinstance(refused, SameCardRefused), override_reason=override_reason)
 
 
 @router.get("/payouts/{payout_id}")
 def payout_page(request: Request, user: User, payout_id: Id,
                 done: Annotated[str | None, Query(max_length=32)] = None) -> Response:
     return _payout_page(request, user, payout_id, done=done)
+
+
+@router.post("/payouts/{payout_id}/release")
+def release_payout(request: Request, user: User, payout_id: Id, note: Annotated[str, Form(max_length=500)] = "",
+                   override: Annotated[str, Form(max_length=8)] = "",
+                   override_reason: Annotated[str, Form(max_length=500)] = "",
+                   csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Release one payout through payouts.release.release, as ``settleguard payouts release`` does; a payout held
+    for a card problem whose card is unchanged since it failed is refused (409, the page says why and offers the
+    override) unless the override box is ticked with a written reason (audited)."""
+    with web(request).engine.connect() as conn:
+        check_owner(user, payout_repo.owner(conn, payout_id))
+    check_csrf(user, csrf_token)
+    require_action(user, Action.PAYOUT_RELEASE)
+    ctx = web(request)
+    try:
+        release(ctx.engine, payout_id, user.username, ctx.now(), note.strip(), override=override == "yes",
+                reason=override_reason)
+    except PayoutActionRefused as exc:
+        return _payout_page(request, user, payout_id, status=409, refused=exc, override_reason=override_reason)
+    return RedirectResponse(f"/payouts/{payout_id}?done=released", status_code=303)
 
 
 @router.post("/payouts/{payout_id}/cancel")

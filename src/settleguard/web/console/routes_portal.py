@@ -14,9 +14,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from settleguard.cards import repository as card_repo
 from settleguard.cards.service import BindRefused, BindRequest, bind_card
-from settleguard.cases.service import failure_diagnosis
 from settleguard.merchants import repository as merchant_repo
 from settleguard.payouts import repository as payout_repo
+from settleguard.payouts.details import current_reason
 from settleguard.payouts.model import PayoutStatus
 from settleguard.web import dashboard_repository as dash
 from settleguard.web.console.common import check_csrf, check_owner, forbidden, lang_of, page_user, render
@@ -59,8 +59,9 @@ def portal_merchant(request: Request, user: User, merchant_id: MerchantId,
         _, trouble = dash.queue(conn, merchant_id=merchant_id, limit=50, statuses=sorted(TROUBLE))
         total, history = dash.queue(conn, merchant_id=merchant_id, limit=PAGE, offset=(page - 1) * PAGE)
         card = card_repo.active_account(conn, merchant_id)
-    for p in trouble:
-        p["diagnosis"] = failure_diagnosis(p, lang)
+        for p in trouble:  # the reason for each payout's current state (payouts.details), not an older failure
+            found = current_reason(conn, int(p["id"]), PayoutStatus(p["status"]), payout_repo.history(conn, p["id"])[1])
+            p["diagnosis"] = None if found is None else found.to_dict(lang)
     held_count, held_fen = counts.get("held", (0, 0))
     return render(request, "portal/merchant.html", user, m=m, trouble=trouble, history=history, total=total,
                   page=page, pages=max(1, -(-total // PAGE)), held_count=held_count, held_fen=held_fen, card=card,

@@ -1,0 +1,316 @@
+"""``settleguard merchants import|add|show|list|freeze|unfreeze|close``: merchant onboarding (商户入网).
+
+See docs/merchants.md. Card numbers are printed masked only; ``merchants add`` asks for the card
+number (hidden) when ``--card`` is left out, so it does not stay in the shell history.
+Exit codes: 0 done, 1 refused (the problems are printed, nothing was registered), 2 error.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import Engine
+
+from settleguard.cli.output import bar, console, err, fail, print_json
+from settleguard.cli.runtime import Runtime
+from settleguard.db.engine import DatabaseError
+from settleguard.merchants.model import ENTITY_NAMES, STATUS_NAMES, EntityKind, MerchantStatus, StatusAction
+
+app = typer.Typer(help="商户入网与管理 Merchants: onboarding (import, add), show, list, freeze / unfreeze / close.",
+                  no_args_is_help=True)
+
+_BAR_BYTES = 256 * 1024  # files larger than this show a progress bar
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output")]
+ActorOpt = Annotated[str, typer.Option("--actor", help="操作员 operator")]
+
+
+def _engine(rt: Runtime) -> Engine:
+    try:
+        return rt.engine
+    except DatabaseError as exc:
+        fail("无法打开数据库", "cannot open the database", str(exc))
+        raise  # pragma: no cover - fail() exits
+
+
+def _rules(rt: Runtime) -> Any:
+    from settleguard.merchants.checks import Rules
+
+    return Rules(enterprise_legal_person_account=rt.settings.enterprise_legal_person_account)
+
+
+def _refused(exc: Any, json_out: bool) -> None:
+    if json_out:
+        print_json(exc.as_dict())
+        raise typer.Exit(1 if exc.problems else 2)
+    if exc.reason:
+        fail(f"未导入：{exc.reason[0]}", f"nothing imported: {exc.reason[1]}", code=2)
+    err.print(f"[bold red]错误[/] {exc.total} 个问题，未登记任何商户\n[bold red]Error[/] {exc.total} problem(s); "
+              "no merchant was registered")
+    for line in exc.lines():
+        err.print(line, markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+def _print_result(res: Any, json_out: bool) -> None:
+    if json_out:
+        print_json(res.as_dict())
+        return
+    if res.already_imported:
+        console.print(f"该文件已导入过，未做任何更改 already imported (import #{res.import_id}, {res.rows} rows); "
+                      "nothing changed")
+        return
+    console.print(f"已登记 registered [bold]{len(res.registered):,}[/] 个商户 merchant(s); "
+                  f"未变化 unchanged {len(res.unchanged):,} ({res.rows:,} 行 rows"
+                  + (f", {res.encoding}" if res.encoding else "") + ")")
+    for w in res.warnings[:20]:
+        console.print(f"[yellow]提示[/] {escape(w.text())}")
+
+
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="商户入网表 merchant file: CSV (UTF-8/GBK) or .xlsx (docs/merchants.md)")],
+    encoding: Annotated[str | None, typer.Option(help="utf-8 或 gbk；默认自动识别 (default: detect)")] = None,
+    limit: Annotated[int, typer.Option(help="最多列出的问题数 problems listed at most", min=1)] = 100,
+    actor: ActorOpt = "operator",
+    json_out: JsonOpt = False,
+) -> None:
+    """导入商户入网表 Import a merchant file: every row checked, all registered or none (idempotent)."""
+    from settleguard.merchants.onboarding import OnboardingRejected, import_merchants
+
+    rt: Runtime = ctx.obj
+    engine = _engine(rt)
+    vault = rt.vault
+    big = file.is_file() and file.stat().st_size > _BAR_BYTES and not json_out
+    try:
+        with (bar(f"入网 onboarding {file.name}", None) if big else nullcontext()) as b:
+            def progress(_stage: str, done: int, total: int) -> None:
+                if b is not None:
+                    b.update(done, total or None)
+
+            res = import_merchants(engine, file, vault=vault, now=rt.now(), rules=_rules(rt), encoding=encoding,
+                                   actor=actor, limit=limit, timezone=rt.settings.timezone, progress=progress)
+    except OnboardingRejected as exc:
+        _refused(exc, json_out)
+        return
+    _print_result(res, json_out)
+
+
+@app.command("add")
+def add_cmd(
+    ctx: typer.Context,
+    merchant_no: Annotated[str, typer.Option("--merchant-no", help="商户编号 merchant number")],
+    name: Annotated[str, typer.Option("--name", help="商户名称（营业执照）registered name")],
+    kind: Annotated[str, typer.Option("--kind", help="个体工商户 | 企业 | 小微 (individual | enterprise | micro)")],
+    legal_person: Annotated[str, typer.Option("--legal-person", help="法人/经营者姓名 legal person")],
+    id_number: Annotated[str, typer.Option("--id", help="法人/经营者身份证号 legal person's ID number")],
+    mcc: Annotated[str, typer.Option("--mcc", help="MCC (merchants/mcc.csv)")],
+    city: Annotated[str, typer.Option("--city", help="城市 city")],
+    mobile: Annotated[str, typer.Option("--mobile", help="联系手机 contact mobile")],
+    holder: Annotated[str, typer.Option("--holder", help="结算户名 account holder")],
+    bank: Annotated[str, typer.Option("--bank", help="开户银行（代码或名称）bank code or name")],
+    terminal: Annotated[list[str], typer.Option("--terminal", help="终端 SN:终端号:型号 serial:terminal no:model "
+                                                                   "(repeat for several)")],
+    effective: Annotated[str, typer.Option("--effective", help="费率生效日期 fee effective date YYYY-MM-DD")],
+    uscc: Annotated[str, typer.Option("--uscc", help="统一社会信用代码 USCC (businesses)")] = "",
+    business: Annotated[str, typer.Option("--business", help="经营类目 business (default: the MCC's name)")] = "",
+    cycle: Annotated[str, typer.Option("--cycle", help="结算周期 T+1 | D+0")] = "T+1",
+    debit_rate: Annotated[str, typer.Option("--debit-rate", help="借记卡费率 % debit rate")] = "0.5",
+    debit_cap: Annotated[str, typer.Option("--debit-cap", help="借记卡封顶（元）debit cap, yuan; '' = none")] = "20",
+    credit_rate: Annotated[str, typer.Option("--credit-rate", help="信用卡费率 % credit rate")] = "0.6",
+    qr_rate: Annotated[str, typer.Option("--qr-rate", help="扫码费率 % QR rate")] = "0.38",
+    holder_id: Annotated[str, typer.Option("--holder-id", help="结算人身份证号（对私结算）holder's ID (personal "
+                                                               "account)")] = "",
+    card: Annotated[str | None, typer.Option("--card", help="结算卡号/账号；省略时隐藏输入 card or account number; "
+                                                           "asked (hidden) when left out")] = None,
+    actor: ActorOpt = "operator",
+    json_out: JsonOpt = False,
+) -> None:
+    """登记一个商户 Register one merchant (the same checks as the import)."""
+    from settleguard.merchants.onboarding import OnboardingRejected, add_merchant
+
+    rt: Runtime = ctx.obj
+    if card is None:
+        card = typer.prompt("结算卡号/账号 card or account number", hide_input=True)
+    base = {"merchant_no": merchant_no, "registered_name": name, "kind": kind, "legal_person": legal_person,
+            "legal_person_id": id_number, "uscc": uscc, "business": business, "mcc": mcc, "city": city,
+            "contact_mobile": mobile, "cycle": cycle, "debit_rate": debit_rate, "debit_cap": debit_cap,
+            "credit_rate": credit_rate, "qr_rate": qr_rate, "fee_effective_from": effective, "holder_name": holder,
+            "holder_id": holder_id, "card_no": card, "bank": bank}
+    rows = []
+    for spec in terminal:
+        parts = spec.split(":")
+        if len(parts) != 3:
+            fail(f"--terminal 应为 SN:终端号:型号，实际“{escape(spec[:60])}”",
+                 f"--terminal must be serial:terminal no:model, got {spec[:60]!r}")
+        rows.append({**base, "terminal_sn": parts[0], "terminal_no": parts[1], "terminal_model": parts[2]})
+    engine = _engine(rt)
+    try:
+        res = add_merchant(engine, rows, vault=rt.vault, now=rt.now(), rules=_rules(rt), actor=actor,
+                           timezone=rt.settings.timezone)
+    except OnboardingRejected as exc:
+        _refused(exc, json_out)
+        return
+    if json_out:
+        print_json(res.as_dict())
+    elif res.unchanged:
+        console.print(f"商户 {escape(merchant_no)} 已登记且信息相同，未做更改 already registered with the same facts; "
+                      "nothing changed")
+    else:
+        console.print(f"[bold green]已登记[/] registered merchant {escape(merchant_no)}")
+        for w in res.warnings:
+            console.print(f"[yellow]提示[/] {escape(w.text())}")
+
+
+def _beijing(rt: Runtime, at: datetime | None) -> str:
+    if at is None:
+        return ""
+    return f"{at.astimezone(ZoneInfo(rt.settings.timezone)):%Y-%m-%d %H:%M} 北京时间"
+
+
+def _status_label(status: str) -> str:
+    try:
+        zh, en = STATUS_NAMES[MerchantStatus(status)]
+    except ValueError:
+        return status
+    return f"{zh} {en}"
+
+
+def _entity_label(entity: str | None, kind: str) -> str:
+    try:
+        zh, en = ENTITY_NAMES[EntityKind(entity)] if entity else (("企业", "enterprise") if kind == "corporate"
+                                                                   else ("个人", "personal"))
+    except ValueError:
+        return entity or kind
+    return f"{zh} {en}"
+
+
+@app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    merchant: Annotated[str, typer.Argument(metavar="MERCHANT", help="商户编号 merchant number")],
+    json_out: JsonOpt = False,
+) -> None:
+    """查看商户 Show a merchant: identity (ID masked), contract, settlement account (masked), terminals."""
+    from settleguard.merchants import repository as repo
+
+    rt: Runtime = ctx.obj
+    with _engine(rt).connect() as conn:
+        m = repo.by_no(conn, merchant)
+    if m is None:
+        fail(f"商户 {merchant} 不存在", f"no merchant {merchant}")
+        return
+    if json_out:
+        print_json(m)
+        return
+    rows = [
+        ("商户编号 merchant no", m["merchant_no"]), ("商户名称 name", m["registered_name"]),
+        ("类型 kind", _entity_label(m["entity_kind"], m["kind"])), ("状态 status", _status_label(m["status"])),
+        ("法人 legal person", m["legal_person"]), ("法人身份证 ID", m["legal_person_id_masked"] or ""),
+        ("统一社会信用代码 USCC", m["uscc"] or ""), ("MCC", f"{m['mcc']} {m['business']}"), ("城市 city", m["city"]),
+        ("联系手机 mobile", m["contact_mobile"] or ""), ("结算周期 cycle", m["cycle"]),
+        ("费率 fees", f"{m['fee_name_zh']} / {m['fee_name_en']}"),
+        ("费率生效 fee effective", str(m["fee_effective_from"] or "")),
+        ("入网时间 registered", _beijing(rt, m["created_at"])),
+    ]
+    if m["status_reason"]:
+        rows.append(("状态原因 reason", f"{m['status_reason']} ({_beijing(rt, m['status_changed_at'])})"))
+    tbl = Table(show_header=False)
+    for k, v in rows:
+        tbl.add_row(k, escape(str(v)))
+    console.print(tbl)
+    acc = Table(title="结算账户 settlement accounts")
+    for col in ("卡号 card", "银行 bank", "户名 holder", "对公/对私 kind", "状态 status"):
+        acc.add_column(col)
+    for a in m["accounts"]:
+        acc.add_row(escape(a["pan_masked"]), escape(f"{a['bank_name']} {a['bank_code']}"), escape(a["holder_name"]),
+                    "对公 corporate" if a["account_kind"] == "corporate" else "对私 personal", a["status"])
+    console.print(acc)
+    terms = Table(title="终端 terminals")
+    for col in ("终端号 terminal no", "序列号 SN", "型号 model", "状态 status"):
+        terms.add_column(col)
+    for x in m["terminals"]:
+        terms.add_row(escape(x["terminal_no"]), escape(x["serial_no"] or ""), escape(x["model"]), x["status"])
+    console.print(terms)
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option("--status", help="active | frozen | closed")] = None,
+    city: Annotated[str | None, typer.Option("--city", help="城市 city")] = None,
+    page: Annotated[int, typer.Option("--page", min=1, help="页码 page")] = 1,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="每页条数 per page")] = 50,
+    json_out: JsonOpt = False,
+) -> None:
+    """列出商户 List merchants (by merchant number, a page at a time)."""
+    from settleguard.merchants import repository as repo
+
+    rt: Runtime = ctx.obj
+    if status is not None and status not in {s.value for s in MerchantStatus}:
+        fail(f"未知状态 {escape(status)}", f"unknown status {status!r}; use active, frozen or closed")
+    with _engine(rt).connect() as conn:
+        total, rows = repo.listing(conn, status=status, city=city, limit=limit, offset=(page - 1) * limit)
+    if json_out:
+        print_json({"total": total, "page": page, "limit": limit, "merchants": rows})
+        return
+    tbl = Table(title=f"商户 merchants · 共 {total} 个 total · 第 {page} 页 page")
+    for col in ("商户编号 merchant no", "名称 name", "类型 kind", "MCC", "城市 city", "周期 cycle", "状态 status"):
+        tbl.add_column(col)
+    for r in rows:
+        tbl.add_row(escape(r["merchant_no"]), escape(r["registered_name"]), _entity_label(r["entity_kind"], r["kind"]),
+                    r["mcc"], escape(r["city"]), r["cycle"], _status_label(r["status"]))
+    console.print(tbl)
+
+
+def _status_cmd(action: StatusAction, ctx: typer.Context, merchant: str, reason: str, actor: str,
+                json_out: bool) -> None:
+    from settleguard.merchants.lifecycle import StatusRefused, change_status
+
+    rt: Runtime = ctx.obj
+    try:
+        ch = change_status(_engine(rt), merchant, action, reason, actor=actor, now=rt.now())
+    except StatusRefused as exc:
+        if json_out:
+            print_json({"changed": False, "zh": exc.zh, "en": exc.en})
+            raise typer.Exit(1) from None
+        fail(exc.zh, exc.en, code=1)
+        return
+    if json_out:
+        print_json({"changed": True, "merchant_no": ch.merchant_no, "from": ch.from_status, "to": ch.to_status,
+                    "reason": ch.reason})
+        return
+    console.print(f"商户 merchant {escape(ch.merchant_no)}: {_status_label(ch.from_status)} → "
+                  f"{_status_label(ch.to_status)}（原因 reason: {escape(ch.reason)}）")
+
+
+MerchantArg = Annotated[str, typer.Argument(metavar="MERCHANT", help="商户编号 merchant number")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="原因（记入审计）reason (audited)")]
+
+
+@app.command("freeze")
+def freeze_cmd(ctx: typer.Context, merchant: MerchantArg, reason: ReasonOpt, actor: ActorOpt = "operator",
+               json_out: JsonOpt = False) -> None:
+    """冻结商户 Freeze a merchant."""
+    _status_cmd(StatusAction.FREEZE, ctx, merchant, reason, actor, json_out)
+
+
+@app.command("unfreeze")
+def unfreeze_cmd(ctx: typer.Context, merchant: MerchantArg, reason: ReasonOpt, actor: ActorOpt = "operator",
+                 json_out: JsonOpt = False) -> None:
+    """解冻商户 Unfreeze a merchant."""
+    _status_cmd(StatusAction.UNFREEZE, ctx, merchant, reason, actor, json_out)
+
+
+@app.command("close")
+def close_cmd(ctx: typer.Context, merchant: MerchantArg, reason: ReasonOpt, actor: ActorOpt = "operator",
+              json_out: JsonOpt = False) -> None:
+    """注销商户 Close a merchant (final)."""
+    _status_cmd(StatusAction.CLOSE, ctx, merchant, reason, actor, json_out)

@@ -27,6 +27,7 @@ from settleguard.cards.verifier_sim import SimulatedVerifier
 from settleguard.channels.base import BankChannel
 from settleguard.db import tables
 from settleguard.db.engine import create, normalise_url, open_engine
+from settleguard.demo_hooks import Hooks
 from settleguard.imports.transactions import import_transactions
 from settleguard.ledger import repository as ledger_repo
 from settleguard.masking import bounded
@@ -48,16 +49,6 @@ from settleguard.sim.generator import (
     write_transactions_csv,
 )
 
-DEFAULT_START = date(2026, 11, 16)  # a Monday: the week has a weekend, so T+1 waits for Monday
-
-
-class Hooks:
-    """Progress callbacks; the CLI draws Rich progress bars with them."""
-
-    def stage(self, name: str, total: int) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def done(self) -> None: ...
-
 
 @dataclass
 class DemoSummary:
@@ -71,6 +62,7 @@ class DemoSummary:
     merchants_paid: int = 0
     account_totals: dict[str, int] = field(default_factory=dict)
     ledger_problems: int = 0
+    carried_negative: tuple[int, int] = (0, 0)  # merchants with a negative payable balance, its total (fen)
     files: list[Path] = field(default_factory=list)
     rebound: int = 0
     rebind_refused: Counter[str] = field(default_factory=Counter)
@@ -279,6 +271,7 @@ def run_demo(
         summary.failures = payouts_repo.failures_by_reason(conn)
         summary.account_totals = ledger_repo.totals(conn)
         summary.ledger_problems = len(ledger_repo.check(conn))
+        summary.carried_negative = ledger_repo.carried_negative(conn)
         summary.merchants_paid = payouts_repo.merchants_paid(conn)
     engine.dispose()
     return summary

@@ -132,14 +132,15 @@ def test_users_and_tokens_then_the_api_over_http(db_url: str, vault: Vault, tmp_
     assert r.returncode == 0, r.stderr
     assert "已添加用户 user added" in r.stdout
     assert PASSWORD not in r.stdout + r.stderr
-    # Prompted twice when not on stdin; a mismatch is refused (zh first, then en).
     r = sg(db_url, tmp_path, "users", "add", "shop-a", "--role", "merchant", "--merchant-no", a.merchant_no,
-           stdin=f"{PASSWORD}\n{PASSWORD}\n")
+           "--password-stdin", stdin=f"{PASSWORD}\n")
     assert r.returncode == 0, r.stderr
+    # Prompts need a terminal: without one (and without --password-stdin) refused, saying how (zh, then en).
     r = sg(db_url, tmp_path, "users", "add", "shop-x", "--role", "merchant", "--merchant-no", a.merchant_no,
-           stdin=f"{PASSWORD}\nsomething-else\n")
+           stdin=f"{PASSWORD}\n{PASSWORD}\n")
     assert r.returncode == 2
-    assert r.stderr.index("两次输入的密码不一致") < r.stderr.index("the two passwords differ")
+    assert r.stderr.index("没有终端") < r.stderr.index("no terminal")
+    assert "--password-stdin" in r.stderr
     for args, zh in ((("users", "add", "shop-y", "--role", "merchant"), "商户用户必须指定商户编号"),
                      (("users", "add", "oper1", "--role", "auditor"), "已存在"),
                      (("users", "add", "weak1", "--role", "auditor"), "密码至少")):

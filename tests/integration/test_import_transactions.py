@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import openpyxl
 import pytest
 from sqlalchemy import Engine, func, select
 
 from settleguard.cards.vault import Vault
 from settleguard.db import tables as t
-from settleguard.imports.transactions import ImportRejected, import_transactions
+from settleguard.imports.transactions import MAX_REPORTED, ImportRejected, import_transactions
 from settleguard.merchants import repository as merchants_repo
 from settleguard.merchants.model import MerchantKind, NewMerchant
 from settleguard.settlement.engine import settle
@@ -106,7 +108,7 @@ def test_a_utf8_file_with_a_byte_order_mark_is_read(shop: Engine, tmp_path: Path
         ("R9,898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,debit,-5", "amount_fen"),
         ("R9,898330154990009,10000001,2026-11-20T10:00:00+08:00,sale,debit,100", "unknown merchant"),
         ("R9,898330154990001,20000001,2026-11-20T10:00:00+08:00,sale,debit,100", "terminal"),
-        ("R9,898330154990001,10000001,2026-11-20T10:00:00,sale,debit,100", "UTC offset"),
+        ("R9,898330154990001,10000001,2026/11/20 10:00:00,sale,debit,100", "2026-11-20 12:03:11"),
         ("R9,898330154990001,10000001,2026-02-30T10:00:00+08:00,sale,debit,100", "not a real date"),
         ("R9,898330154990001,10000001,2026-11-20T10:00:00+08:00,purchase,debit,100", "column kind"),
         ("R9,898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,amex,100", "column card_type"),
@@ -206,3 +208,140 @@ def test_a_failure_in_the_middle_of_the_insert_leaves_nothing_behind(
     assert _count(shop, t.imports) == 0
     monkeypatch.undo()
     assert import_transactions(shop, path, cutoffs=CUT, now=NOW).rows == 1000
+
+
+# Issue 18 (items 8, 9): the file's own column names, zh then en, what was typed; times without an offset in the
+# configured zone; Excel files named as such; every bad row reported.
+
+ZH_HEADER = "交易参考号,商户编号,终端编号,交易时间,交易类型,卡类型,交易金额\n"
+
+
+def test_an_error_names_the_column_as_the_files_header_does_zh_then_en_with_the_value(
+    shop: Engine, tmp_path: Path
+) -> None:
+    body = ("G1,898330154990001,10000001,2026-11-20 10:00:00,消费,借记卡,12.50\n"
+            "G2,898330154990001,10000001,2026/11/20 10:05,消费,借记卡,3.00\n")
+    path = _write(tmp_path, body, header=ZH_HEADER)
+    with pytest.raises(ImportRejected) as info:
+        import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    text = str(info.value)
+    assert info.value.line == 3
+    assert "列 交易时间" in text
+    assert "column 交易时间" in text
+    assert "occurred_at" not in text
+    assert text.index("须为日期时间") < text.index("must be a date and time")
+    assert "'2026/11/20 10:05'" in text
+    assert _count(shop) == 0
+
+
+def test_a_missing_column_is_named_in_chinese_and_english(shop: Engine, tmp_path: Path) -> None:
+    path = _write(tmp_path, "", header="交易参考号,商户编号,终端编号,交易类型,卡类型,交易金额\n")
+    with pytest.raises(ImportRejected, match="缺少列") as info:
+        import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    assert "交易时间 occurred_at" in str(info.value)
+
+
+@pytest.mark.parametrize(("zone", "utc_hour"), [("Asia/Shanghai", 1), ("UTC", 9)])
+def test_times_without_an_offset_are_local_time_in_the_configured_zone(
+    shop: Engine, tmp_path: Path, zone: str, utc_hour: int
+) -> None:
+    body = ("L1,898330154990001,10000001,2026-11-20 09:15:00,sale,debit,100\n"
+            "L2,898330154990001,10000001,2026-11-20T09:15:00.5,sale,debit,100\n")
+    import_transactions(shop, _write(tmp_path, body), cutoffs=CutOffs(timezone=zone), now=NOW)
+    with shop.connect() as c:
+        times = dict(c.execute(select(t.transactions.c.external_ref, t.transactions.c.occurred_at)).all())
+    assert times["L1"] == datetime(2026, 11, 20, utc_hour, 15, tzinfo=UTC)
+    assert times["L2"] == datetime(2026, 11, 20, utc_hour, 15, 0, 500_000, tzinfo=UTC)
+
+
+def test_a_file_mixing_times_with_and_without_an_offset_reads_each_as_written(
+    shop: Engine, tmp_path: Path
+) -> None:
+    body = ("M1,898330154990001,10000001,2026-11-20 09:15:00,sale,debit,100\n"
+            "M2,898330154990001,10000001,2026-11-20T09:15:00Z,sale,debit,100\n")
+    import_transactions(shop, _write(tmp_path, body), cutoffs=CUT, now=NOW)
+    with shop.connect() as c:
+        times = dict(c.execute(select(t.transactions.c.external_ref, t.transactions.c.occurred_at)).all())
+    assert times == {"M1": datetime(2026, 11, 20, 1, 15, tzinfo=UTC), "M2": datetime(2026, 11, 20, 9, 15, tzinfo=UTC)}
+
+
+def test_an_impossible_local_time_is_refused_at_its_line(shop: Engine, tmp_path: Path) -> None:
+    body = "X1,898330154990001,10000001,2026-11-20 09:15:00+08:00,sale,debit,100\n" \
+           "X2,898330154990001,10000001,2026-02-30 10:00:00,sale,debit,100\n"
+    with pytest.raises(ImportRejected, match="not a real date and time") as info:
+        import_transactions(shop, _write(tmp_path, body), cutoffs=CUT, now=NOW)
+    assert info.value.line == 3
+
+
+def test_an_xlsx_workbook_is_read_like_its_csv_with_local_times_and_sheet_row_numbers(
+    shop: Engine, tmp_path: Path
+) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["交易参考号", "商户编号", "终端编号", "交易时间", "交易类型", "卡类型", "交易金额"])
+    naive = datetime(2026, 11, 20, 9, 15)  # noqa: DTZ001  (an Excel cell has no zone)
+    ws.append(["X1", 898330154990001, "10000001", naive, "消费", "借记卡", 123.45])
+    ws.append(["X2", "898330154990001", "10000002", "2026-11-20T12:00:00+08:00", "sale", "credit", 8800])
+    ws.append([None] * 7)  # trailing empty rows are not transactions
+    xlsx = tmp_path / "tx.xlsx"
+    wb.save(xlsx)
+    res = import_transactions(shop, xlsx, cutoffs=CUT, now=NOW)
+    assert (res.rows, res.encoding) == (2, "xlsx")
+    with shop.connect() as c:
+        rows = {r.external_ref: r for r in c.execute(select(t.transactions))}
+    assert rows["X1"].occurred_at == datetime(2026, 11, 20, 1, 15, tzinfo=UTC)  # a cell without a zone: Beijing
+    assert (rows["X1"].amount_fen, rows["X2"].amount_fen) == (12345, 880000)
+
+    ws.delete_rows(4)
+    ws.append(["X3", "898330154990001", "10000001", "2026/11/20", "消费", "借记卡", 1])
+    bad = tmp_path / "bad.xlsx"
+    wb.save(bad)
+    with pytest.raises(ImportRejected, match="列 交易时间") as info:
+        import_transactions(shop, bad, cutoffs=CUT, now=NOW)
+    assert info.value.line == 4  # the sheet's row number
+
+
+def test_an_old_excel_file_or_a_zip_is_named_as_such_with_how_to_fix_it(shop: Engine, tmp_path: Path) -> None:
+    xls = tmp_path / "tx.xls"
+    xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))
+    with pytest.raises(ImportRejected) as info:
+        import_transactions(shop, xls, cutoffs=CUT, now=NOW)
+    for part in ("这是旧版 Excel", "另存为", "this is an Excel file", "save it as CSV"):
+        assert part in str(info.value)
+    archive = tmp_path / "tx.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("tx.csv", HEADER + GOOD)
+    with pytest.raises(ImportRejected, match="zip") as info:
+        import_transactions(shop, archive, cutoffs=CUT, now=NOW)
+    assert "请先解压" in str(info.value)
+    assert _count(shop) == 0
+
+
+def test_a_bad_file_reports_every_bad_row_up_to_a_limit_with_the_total_and_writes_nothing(
+    shop: Engine, tmp_path: Path
+) -> None:
+    good = "R{i},898330154990001,10000001,2026-11-20T10:00:00+08:00,sale,debit,100\n"
+    lines = []
+    for i in range(300):
+        if i % 2:
+            lines.append(good.format(i=i))
+        elif i % 3 == 0:
+            lines.append(f"R{i},898330154990009,10000001,2026-11-20T10:00:00+08:00,sale,debit,100\n")
+        else:
+            lines.append(f"R{i},898330154990001,10000001,2026-11-20T10:00:00+08:00,purchase,debit,-{i}\n")
+    path = _write(tmp_path, "".join(lines))
+    with pytest.raises(ImportRejected) as info:
+        import_transactions(shop, path, cutoffs=CUT, now=NOW)
+    exc = info.value
+    assert exc.rows == 150  # every even row is bad; the two-problem rows count once
+    assert len(exc.problems) == MAX_REPORTED
+    assert [n for n, _ in exc.problems] == sorted(n for n, _ in exc.problems)
+    assert exc.line == exc.problems[0][0] == 2
+    text = str(exc)
+    for part in ("150 行有错误", "150 bad rows", f"first {MAX_REPORTED} shown", "unknown merchant", "column kind",
+                 "greater than zero"):
+        assert part in text
+    assert "terminal" not in text  # an unknown merchant is not reported again as its terminal
+    assert _count(shop) == 0
+    assert _count(shop, t.imports) == 0

@@ -137,6 +137,19 @@ def test_export_claims_due_payouts_and_writes_a_valid_private_pain001(
     assert not (tmp_path / "out" / "again.xml").exists()
 
 
+def test_a_card_that_does_not_decrypt_goes_to_review_and_the_others_are_exported(
+        engine: Engine, vault: Vault, tmp_path: Path) -> None:
+    ds = make_payouts(engine, vault, tmp_path, [100_000, 200_000, 300_000])
+    with engine.begin() as conn:  # a card sealed under a key this database does not hold
+        conn.execute(t.settlement_accounts.update().where(t.settlement_accounts.c.merchant_id == ds[1].merchant.id)
+                     .values(pan_cipher=b"\x00" * 40))
+    res = export(engine, vault, tmp_path / "batch.xml")
+    assert (res.count, res.unreadable) == (2, 1)
+    assert [status(engine, d.payout_id) for d in ds] == [S.SUBMITTED, S.NEEDS_REVIEW, S.SUBMITTED]
+    assert attempts(engine, ds[1].payout_id) == []  # never reached the bank: no attempt counted
+    assert payout(engine, ds[1].payout_id)["attempt_count"] == 0
+
+
 def test_an_export_that_cannot_write_its_file_claims_nothing(engine: Engine, vault: Vault, tmp_path: Path) -> None:
     ds = make_payouts(engine, vault, tmp_path, [100_000, 200_000])
     with pytest.raises(FileNotFoundError):

@@ -6,18 +6,18 @@ another module. Nothing here prints a full card number: only the mask (first 6, 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from settleguard.cards.bins import load_packaged_bins
-from settleguard.cards.checks import check_card
-from settleguard.cards.model import CARD_TYPE_NAMES, MISTYPED_WARNINGS, CardCheck, MerchantFacts, Problem
 from settleguard.cli.output import console, print_json
 from settleguard.cli.runtime import Runtime
+
+if TYPE_CHECKING:
+    from settleguard.cards.model import CardCheck, Problem
 
 app = typer.Typer(help="结算卡 Settlement cards: check, bind, show, status.", no_args_is_help=True)
 
@@ -39,6 +39,8 @@ _VERDICT_STYLE = {"valid": "bold green", "warnings": "bold yellow", "check": "bo
 
 
 def _status(problems: list[Problem]) -> str:
+    from settleguard.cards.model import MISTYPED_WARNINGS
+
     if any(p.severity == "error" for p in problems):
         return "[bold red]✗ 未通过 failed[/]"
     if any(p.code in MISTYPED_WARNINGS for p in problems):
@@ -61,6 +63,8 @@ def _applies(label_en: str, result: CardCheck, name: str | None, id_number: str 
 
 
 def _print_human(result: CardCheck, name: str | None, id_number: str | None, kind: str | None) -> None:
+    from settleguard.cards.model import CARD_TYPE_NAMES
+
     style = _VERDICT_STYLE[result.verdict.code]
     verdict = f"[{style}]{escape(result.verdict.text)}[/]"  # from the problems below: they cannot disagree
     console.print(f"[bold]银行卡检查 Card check[/] {escape(result.masked or '(无法解析 unparseable)')} — {verdict}")
@@ -115,6 +119,10 @@ def check_cmd(
     退出码 exit code: 0 可用（含仅有警告）valid (warnings included); 1 不可用或卡号可能输错 not valid, or the
     number is probably mistyped (a known bank's card failing the Luhn check digit).
     """
+    from settleguard.cards.bins import load_packaged_bins
+    from settleguard.cards.checks import check_card
+    from settleguard.cards.model import MerchantFacts
+
     rt: Runtime | None = ctx.obj if isinstance(ctx.obj, Runtime) else None
     today = None
     if rt is not None:

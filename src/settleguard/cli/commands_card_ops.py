@@ -9,25 +9,26 @@ asks for it (hidden) when ``--pan`` is left out.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import Engine
 
-from settleguard.cards import repository as card_repo
-from settleguard.cards.verifier import CardStatus
 from settleguard.cli.commands_card import app
 from settleguard.cli.output import bar, console, fail, print_json
 from settleguard.cli.runtime import Runtime
-from settleguard.db.engine import DatabaseError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 bins_app = typer.Typer(help="卡BIN表 Card BIN table: import the operator's official table.", no_args_is_help=True)
 keys_app = typer.Typer(help="卡号密钥 Card-number keys: init, rotation.", no_args_is_help=True)
 
 
 def _engine(rt: Runtime) -> Engine:
+    from settleguard.db.engine import DatabaseError
+
     try:
         return rt.engine
     except DatabaseError as exc:
@@ -84,6 +85,8 @@ def bind_cmd(
 
 
 def _status_label(card_status: str | None) -> str:
+    from settleguard.cards.verifier import CardStatus
+
     if card_status is None:
         return "未查询 not inquired"
     try:
@@ -102,6 +105,8 @@ def show_cmd(
 ) -> None:
     """查看结算卡 Show a merchant's settlement cards (masked), history, statuses and verifications; notices are
     summarised, one line per subject (--full prints each in full)."""
+    from settleguard.cards import repository as card_repo
+
     rt: Runtime = ctx.obj
     engine = _engine(rt)
     with engine.connect() as conn:

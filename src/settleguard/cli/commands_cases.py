@@ -13,19 +13,15 @@ from rich.table import Table
 from rich.text import Text
 
 from settleguard.cases import model as cm
-from settleguard.cases import repository as repo
-from settleguard.cases import service
 from settleguard.cases.model import CaseStatus, Method, Party, Priority
 from settleguard.cli.layout import FOLD, grouped, steps, these_payouts
 from settleguard.cli.output import console, fail, print_json
 from settleguard.cli.runtime import Runtime
-from settleguard.diagnosis.model import CATEGORY_ZH as _DIAG_CATEGORY_ZH
 from settleguard.money import format_yuan
 from settleguard.payouts.model import STATUS_ZH as _PAYOUT_STATUS_ZH
 
 T = TypeVar("T")
 PAYOUT_STATUS_ZH = {str(k): v for k, v in _PAYOUT_STATUS_ZH.items()}
-DIAG_CATEGORY_ZH = {str(k): v for k, v in _DIAG_CATEGORY_ZH.items()}
 
 app = typer.Typer(help="工单 Support cases.", no_args_is_help=True)
 
@@ -47,6 +43,8 @@ def _local(rt: Runtime, at: Any) -> str:
 
 def _act(action: Callable[[], T]) -> T:
     """Run a case action; a refusal (closed case, unknown case, bad input) is printed zh/en, exit 1."""
+    from settleguard.cases import service
+
     try:
         return action()
     except service.CaseActionRefused as exc:
@@ -65,6 +63,8 @@ def list_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """列出工单 List cases (paginated with --after)."""
+    from settleguard.cases import repository as repo
+
     rt: Runtime = ctx.obj
     if status is not None and status not in {s.value for s in CaseStatus}:
         fail(f"未知状态 {status}", f"unknown status {status!r}", ", ".join(s.value for s in CaseStatus))
@@ -104,6 +104,10 @@ def _case_rows(rt: Runtime, rows: list[dict[str, Any]]) -> Table:
 def _print_payouts(payouts: list[dict[str, Any]]) -> None:
     """The case's payouts in one table, then each diagnosis once with the payouts it applies to
     (seven payouts failed for the same reason share one block of steps)."""
+    # imported here: it imports the diagnosis package (classifier, knowledge-base loader)
+    from settleguard.diagnosis.model import CATEGORY_ZH
+
+    diag_category_zh = {str(k): v for k, v in CATEGORY_ZH.items()}
     tbl = Table(title=f"出款 payouts ({len(payouts)})", title_justify="left")
     tbl.add_column("出款 payout", no_wrap=True)  # the id over the idempotency key, each kept whole
     tbl.add_column("金额 amount", no_wrap=True, justify="right")
@@ -123,7 +127,7 @@ def _print_payouts(payouts: list[dict[str, Any]]) -> None:
         body = Table.grid()
         body.add_column(overflow=FOLD)
         body.add_row(Text(these_payouts([p["id"] for p in group]), style="bold"))
-        body.add_row(Text(f"诊断 diagnosis {DIAG_CATEGORY_ZH.get(cat, '')} {cat}：{d_zh.get('meaning', '')}"))
+        body.add_row(Text(f"诊断 diagnosis {diag_category_zh.get(cat, '')} {cat}：{d_zh.get('meaning', '')}"))
         body.add_row(steps(d_zh["guidance"]))
         body.add_row(Text(f"Diagnosis: {d_en.get('meaning', '')}"))
         body.add_row(steps(d_en["guidance"]))
@@ -143,6 +147,8 @@ def show_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """工单详情：出款及诊断与处理指引、联系记录、备注、时限 Case details with payouts, diagnoses, contacts, notes."""
+    from settleguard.cases import service
+
     rt: Runtime = ctx.obj
     now = rt.now()
     with rt.engine.connect() as conn:
@@ -198,6 +204,8 @@ def open_cmd(
     actor: ActorOpt = "operator",
 ) -> None:
     """手工开工单 Open a case by hand."""
+    from settleguard.cases import service
+
     rt: Runtime = ctx.obj
     cid = _act(lambda: service.open_case(rt.engine, merchant_no=merchant, category=category, title=title,
                                          actor=actor, now=rt.now(), priority=priority, payout_ids=payout or [],
@@ -209,6 +217,8 @@ def open_cmd(
 def assign_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
                user: Annotated[str, typer.Argument(help="处理人 assignee")], actor: ActorOpt = "operator") -> None:
     """指派处理人 Assign a case."""
+    from settleguard.cases import service
+
     rt: Runtime = ctx.obj
     _act(lambda: service.assign(rt.engine, case_id, user, actor, rt.now()))
     console.print(f"工单 {case_id} 已指派给 assigned to {user}")
@@ -236,6 +246,8 @@ def contact_cmd(
     actor: ActorOpt = "operator",
 ) -> None:
     """记录一次联系 Record a contact with the bank, the payment platform or the merchant."""
+    from settleguard.cases import service
+
     rt: Runtime = ctx.obj
     n = _act(lambda: service.add_contact(rt.engine, case_id, party=party, method=method, who=who, said=said,
                                          actor=actor, now=rt.now(), at=_parse_at(rt, at)))
@@ -246,6 +258,8 @@ def contact_cmd(
 def note_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
              text: Annotated[str, typer.Argument(help="备注 note")], actor: ActorOpt = "operator") -> None:
     """添加备注 Add a note."""
+    from settleguard.cases import service
+
     rt: Runtime = ctx.obj
     _act(lambda: service.add_note(rt.engine, case_id, text, actor, rt.now()))
     console.print(f"已添加备注 note added (工单 case {case_id})")
@@ -256,6 +270,8 @@ def status_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="
                target: Annotated[str, typer.Argument(help="open | waiting_bank | waiting_merchant")],
                actor: ActorOpt = "operator") -> None:
     """变更状态 Change a case's status (waiting for the bank or the merchant, or back to open)."""
+    from settleguard.cases import service
+
     rt: Runtime = ctx.obj
     if target not in {s.value for s in CaseStatus}:
         fail(f"未知状态 {target}", f"unknown status {target!r}", ", ".join(s.value for s in CaseStatus))
@@ -268,6 +284,8 @@ def resolve_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help=
                 resolution: Annotated[str, typer.Option(help="处理结果（必填）resolution (required)")],
                 actor: ActorOpt = "operator") -> None:
     """解决工单 Resolve a case with a resolution."""
+    from settleguard.cases import service
+
     rt: Runtime = ctx.obj
     _act(lambda: service.resolve(rt.engine, case_id, resolution, actor, rt.now()))
     console.print(f"工单 {case_id} 已解决 resolved")
@@ -277,6 +295,8 @@ def resolve_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help=
 def close_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
               actor: ActorOpt = "operator") -> None:
     """关闭已解决的工单 Close a resolved case."""
+    from settleguard.cases import service
+
     rt: Runtime = ctx.obj
     _act(lambda: service.close(rt.engine, case_id, actor, rt.now()))
     console.print(f"工单 {case_id} 已关闭 closed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,17 +12,11 @@ from rich.table import Table
 
 from settleguard.cli.output import console, fail, parse_date, progress
 from settleguard.cli.runtime import Runtime
-from settleguard.demo import (
-    DEFAULT_START,
-    DemoRefused,
-    DemoSummary,
-    Hooks,
-    check_target,
-    default_data_dir,
-    masked_url,
-    run_demo,
-)
+from settleguard.demo_hooks import DEFAULT_START, Hooks
 from settleguard.money import format_yuan
+
+if TYPE_CHECKING:
+    from settleguard.demo import DemoSummary
 
 
 class _RichHooks(Hooks):
@@ -57,6 +51,8 @@ def demo_cmd(
 ) -> None:
     """演示：生成一周数据并结算出款 Demo: build a demo database (a new or empty one, or its own earlier demo
     database; any other is refused unchanged), then settle and pay a realistic week."""
+    from settleguard.demo import DemoRefused, check_target, default_data_dir, masked_url, run_demo
+
     rt: Runtime = ctx.obj
     t0 = time.monotonic()
     try:
@@ -99,6 +95,9 @@ def render(s: DemoSummary, seconds: float) -> None:
     summ.add_row("挂账金额 money held", format_yuan(acct.get("merchant_held", 0)))
     summ.add_row("在途金额 money in transit", format_yuan(acct.get("payout_in_transit", 0)))
     summ.add_row("待出款余额 still payable", format_yuan(acct.get("merchant_payable", 0)))
+    n_carried, carried_fen = s.carried_negative
+    if n_carried:
+        summ.add_row("其中结转负余额 of which carried negative", f"{format_yuan(carried_fen)}（{n_carried:,} 商户 merchants）")
     summ.add_row("手续费收入 fee income", format_yuan(acct.get("fee_income", 0)))
     summ.add_row("换卡商户 merchants re-bound", f"{s.rebound:,}"
                  + (f"（{sum(s.rebind_refused.values())} 未换 not re-bound）" if s.rebind_refused else ""))
@@ -106,6 +105,10 @@ def render(s: DemoSummary, seconds: float) -> None:
     summ.add_row("账务核对 ledger check", "平衡 balanced" if s.ledger_problems == 0 else f"{s.ledger_problems} 问题 problems")
     summ.add_row("耗时 elapsed", f"{seconds:.1f} s")
     console.print(summ)
+    if n_carried:
+        from settleguard.cli.commands_ledger import carried_note
+
+        console.print(carried_note(n_carried, carried_fen), highlight=False)
 
     st = Table(title="出款状态 payouts by status")
     for col in ("状态 status", "笔数 count", "金额 amount"):

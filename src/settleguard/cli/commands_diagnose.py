@@ -60,16 +60,34 @@ def diagnose_cmd(
     _panel(d, lang, explain, scheme, code, message)
 
 
+MAX_LINE = 1 << 20  # a batch line longer than this (1 MiB) is reported, never read into memory whole
+
+
+def capped_lines(f: IO[bytes], limit: int = MAX_LINE) -> Iterator[bytes | None]:
+    """The lines of ``f``, each read with at most ``limit`` bytes in memory; None stands for a longer line
+    (its rest is skipped in bounded chunks), so a hostile file without newlines cannot exhaust memory."""
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = f.readline(limit)
+        yield None
+
+
 @contextmanager
-def _open_batch(name: str) -> Iterator[Iterable[bytes]]:
+def _open_batch(name: str) -> Iterator[Iterable[bytes | None]]:
     if name == "-":
-        yield sys.stdin.buffer
+        yield capped_lines(sys.stdin.buffer)
         return
     path = Path(name)
     if not path.is_file():
         fail("找不到批量文件", "batch file not found", name)
     with path.open("rb") as f:
-        yield f
+        yield capped_lines(f)
 
 
 def _field(obj: dict[str, Any], key: str) -> str | None:
@@ -81,9 +99,10 @@ def _field(obj: dict[str, Any], key: str) -> str | None:
     raise ValueError(f"{key} must be a string or null, got {type(v).__name__}")
 
 
-def run_batch(lines: Iterable[bytes], out: IO[bytes], lang: str = "zh", explain: bool = False) -> int:
+def run_batch(lines: Iterable[bytes | None], out: IO[bytes], lang: str = "zh", explain: bool = False) -> int:
     """Classify JSON Lines from ``lines`` and write one JSON object per non-blank line to ``out``, in
-    order. A malformed line yields ``{"line": n, "error": "..."}``. Returns the number of lines."""
+    order. A malformed line yields ``{"line": n, "error": "..."}``, and so does a line too long to read
+    (None, from :func:`capped_lines`). Returns the number of lines."""
     from settleguard.diagnosis import UnknownScheme, classify
 
     fragments: dict[tuple[str | None, str | None, str | None], str] = {}
@@ -91,6 +110,10 @@ def run_batch(lines: Iterable[bytes], out: IO[bytes], lang: str = "zh", explain:
     buf: list[str] = []
     n = 0
     for n, raw in enumerate(lines, 1):
+        if raw is None:
+            buf.append(_DUMPS({"line": n, "error": f"行过长（超过 {MAX_LINE} 字节），未读取 line longer than "
+                                                  f"{MAX_LINE} bytes, not read"}) + "\n")
+            continue
         if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if not raw.strip():

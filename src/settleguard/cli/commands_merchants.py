@@ -10,18 +10,19 @@ from __future__ import annotations
 from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import Engine
 
 from settleguard.cli.output import bar, console, err, fail, print_json
 from settleguard.cli.runtime import Runtime
-from settleguard.db.engine import DatabaseError
 from settleguard.merchants.model import ENTITY_NAMES, STATUS_NAMES, EntityKind, MerchantStatus, StatusAction
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 app = typer.Typer(help="商户入网与管理 Merchants: onboarding (import, add), show, list, freeze / unfreeze / close.",
                   no_args_is_help=True)
@@ -32,6 +33,8 @@ ActorOpt = Annotated[str, typer.Option("--actor", help="操作员 operator")]
 
 
 def _engine(rt: Runtime) -> Engine:
+    from settleguard.db.engine import DatabaseError
+
     try:
         return rt.engine
     except DatabaseError as exc:

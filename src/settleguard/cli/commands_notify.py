@@ -13,7 +13,6 @@ from rich.table import Table
 
 from settleguard.cli.output import console, fail, print_json
 from settleguard.cli.runtime import Runtime
-from settleguard.notify import repository as repo
 from settleguard.notify.model import CHANNELS, Channel, channels_in
 
 app = typer.Typer(help="商户通知 Merchant notices: preferences, delivery, delivery log.", no_args_is_help=True)
@@ -24,6 +23,8 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _merchant(rt: Runtime, merchant_no: str) -> int:
+    from settleguard.notify import repository as repo
+
     with rt.engine.connect() as conn:
         mid = repo.merchant_id(conn, merchant_no)
     if mid is None:
@@ -47,6 +48,8 @@ def prefs_set(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """设置商户的通知方式 Set how a merchant is notified (options not given stay as they are)."""
+    from settleguard.notify import repository as repo
+
     rt: Runtime = ctx.obj
     if webhook is not None and not re.match(r"^https?://[^\s]+$", webhook):
         fail("Webhook 地址必须以 http:// 或 https:// 开头", "the webhook URL must start with http:// or https://")
@@ -113,6 +116,8 @@ def prefs_show(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """查看商户的通知方式（不显示密钥）Show a merchant's preferences (the secret is never shown)."""
+    from settleguard.notify import repository as repo
+
     rt: Runtime = ctx.obj
     mid = _merchant(rt, merchant_no)
     with rt.engine.connect() as conn:
@@ -162,6 +167,8 @@ def log_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """通知发送记录：每次尝试的时间、状态、HTTP 状态码 The delivery log: every try with its time, status, HTTP code."""
+    from settleguard.notify import repository as repo
+
     rt: Runtime = ctx.obj
     mid = _merchant(rt, merchant) if merchant else None
     with rt.engine.connect() as conn:

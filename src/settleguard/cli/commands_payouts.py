@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -16,10 +16,11 @@ from rich.table import Table
 from settleguard.cli.output import bar, console, fail, parse_date, print_json
 from settleguard.cli.runtime import Runtime
 from settleguard.money import format_yuan
-from settleguard.payouts import repository as repo
 from settleguard.payouts.model import STATUS_ZH as PAYOUT_STATUS_ZH
 from settleguard.payouts.model import PayoutStatus
-from settleguard.payouts.service import SendSummary
+
+if TYPE_CHECKING:
+    from settleguard.payouts.service import SendSummary
 
 app = typer.Typer(help="出款 Payouts.", no_args_is_help=True)
 
@@ -121,8 +122,12 @@ def export_cmd(
              f"{type(exc).__name__}: {exc.strerror or exc}")
     if json_out:
         print_json({"path": str(res.path) if res.path else None, "message_id": res.message_id, "count": res.count,
-                    "total_fen": res.total_fen, "held_no_card": res.held_no_card})
+                    "total_fen": res.total_fen, "held_no_card": res.held_no_card, "unreadable": res.unreadable})
         return
+    if res.unreadable:
+        console.print(f"[yellow]{res.unreadable} 笔出款的卡号无法用当前密钥解密，已转人工复核，未写入文件 "
+                      f"{res.unreadable} payout(s) whose card number does not decrypt were moved to needs review, "
+                      "not exported[/yellow]")
     if res.path is None:
         console.print(f"没有到期的出款 nothing due on {day}" + (f"; 无卡挂账 held (no card): {res.held_no_card}"
                                                           if res.held_no_card else ""))
@@ -142,6 +147,8 @@ def list_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """列出出款 List payouts (paginated with --after)."""
+    from settleguard.payouts import repository as repo
+
     rt: Runtime = ctx.obj
     if status is not None and status not in {s.value for s in PayoutStatus}:
         fail(f"未知状态 {status}", f"unknown status {status!r}", ", ".join(s.value for s in PayoutStatus))

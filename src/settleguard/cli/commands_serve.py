@@ -9,7 +9,6 @@ import typer
 
 from settleguard.cli.output import console, fail
 from settleguard.cli.runtime import Runtime
-from settleguard.db.engine import DatabaseError
 
 
 def serving_banner(host: str, port: int, workers: int) -> str:
@@ -41,6 +40,7 @@ def serve_cmd(
     /api/v1/docs, OpenAPI at /api/v1/openapi.json) and /metrics."""
     import uvicorn
 
+    from settleguard.db.engine import DatabaseError
     from settleguard.web.app import SERVE_DB_ENV, SERVE_SECURE_COOKIES_ENV, create_app, server_engine
     from settleguard.web.context import AuthSettings
 

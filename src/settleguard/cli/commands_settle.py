@@ -10,9 +10,7 @@ from rich.table import Table
 
 from settleguard.cli.output import console, fail, parse_date, print_json
 from settleguard.cli.runtime import Runtime
-from settleguard.db.engine import DatabaseError
 from settleguard.money import format_yuan
-from settleguard.settlement.engine import settle
 
 
 def settle_cmd(
@@ -21,6 +19,9 @@ def settle_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """结算一个业务日 Settle one business day: settlements, ledger entries, payouts (idempotent)."""
+    from settleguard.db.engine import DatabaseError
+    from settleguard.settlement.engine import settle
+
     rt: Runtime = ctx.obj
     day = parse_date(date_)
     today = rt.now().astimezone(ZoneInfo(rt.settings.timezone)).date()

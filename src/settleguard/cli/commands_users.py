@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import Annotated
 
@@ -17,12 +18,20 @@ app = typer.Typer(help="用户与 API 令牌 Users and API tokens.", no_args_is_
 ActorOpt = Annotated[str, typer.Option("--actor", help="操作员（写入审计）operator, for the audit trail")]
 
 
-def _password(from_stdin: bool) -> str:
+def _password(from_stdin: bool, command: list[str]) -> str:
+    """The password from one line of stdin (--password-stdin), or prompted twice on a terminal. Without a
+    terminal a prompt cannot hide what is typed: say how to pass it instead (``command`` is the example)."""
     if from_stdin:
         line = sys.stdin.readline()
         if not line:
             fail("标准输入中没有密码", "no password on standard input")
         return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        example = " ".join(shlex.quote(a) for a in ["settleguard", *command, "--password-stdin"])
+        fail("没有终端，无法提示输入密码；请加 --password-stdin 从标准输入传入密码（一行），未做任何更改",
+             "no terminal to prompt for the password; pass it on standard input (one line) with --password-stdin; "
+             "nothing was changed",
+             f"例如 e.g.: printf '%s\\n' \"$PW\" | {example}")
     first: str = typer.prompt("密码 Password", hide_input=True)
     again: str = typer.prompt("再输一次 Repeat", hide_input=True)
     if first != again:
@@ -48,7 +57,8 @@ def add_cmd(
     from settleguard.web.users import UserError, add_user
 
     rt: Runtime = ctx.obj
-    password = _password(password_stdin)
+    command = ["users", "add", username, "--role", str(role)] + (["--merchant-no", merchant_no] if merchant_no else [])
+    password = _password(password_stdin, command)
     try:
         user = add_user(rt.engine, username=username, password=password, role=role, merchant_no=merchant_no,
                         display_name=name, now=rt.now(), actor=actor)

@@ -10,15 +10,11 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
 from settleguard.cli.commands_payouts import print_send_summary, send_summary_json
 from settleguard.cli.output import bar, console, err, fail, print_json
 from settleguard.cli.runtime import Runtime
-from settleguard.db.engine import normalise_url
 from settleguard.money import format_yuan
-from settleguard.payouts import repository as repo
-from settleguard.payouts.overdue import overdue_files
 
 channels_app = typer.Typer(help="出款通道 Payout channels: circuit breakers per bank.", no_args_is_help=True)
 returns_app = typer.Typer(help="银行回执 Bank reports: pain.002 status reports, camt.054 returns (退票).",
@@ -33,6 +29,9 @@ def worker_cmd(
 ) -> None:
     """出款工作进程：放行、查卡、查询、发送，循环执行 The payout worker: releases, card checks, inquiries
     and sends, cycle after cycle. PostgreSQL: several may run at once. SQLite: one at a time."""
+    from sqlalchemy.engine import make_url
+
+    from settleguard.db.engine import normalise_url
     from settleguard.payouts.worker import CycleSummary, WorkerBusy, run, single_worker_lock
 
     rt: Runtime = ctx.obj
@@ -78,6 +77,9 @@ def channels_status_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """各银行熔断状态与待发出款 Circuit breaker per bank, payouts waiting, recent alerts."""
+    from settleguard.payouts import repository as repo
+    from settleguard.payouts.overdue import overdue_files
+
     rt: Runtime = ctx.obj
     now = rt.now()
     opts = rt.payout_options()

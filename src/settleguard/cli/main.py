@@ -28,8 +28,9 @@ from settleguard.cli import (
 )
 from settleguard.cli.output import fail
 from settleguard.cli.runtime import Runtime
-from settleguard.config import Settings
-from settleguard.db.engine import DatabaseError, create, current_revision, head_revision, upgrade
+
+# Each command imports the heavy modules it needs (SQLAlchemy, pyarrow, FastAPI, ...) itself, so that `--help`
+# and `card check` start fast; tests/e2e/test_cli_startup.py keeps them out of the start-up path.
 
 app = typer.Typer(
     name="settleguard",
@@ -73,6 +74,8 @@ def main_callback(
                                            help="数据库 URL database URL (default sqlite:///settleguard.db)")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
+    from settleguard.config import Settings
+
     settings = Settings() if db is None else Settings(db=db)
     ctx.obj = Runtime(settings)
 
@@ -80,6 +83,8 @@ def main_callback(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """迁移到最新版本 Migrate the database to the latest revision."""
+    from settleguard.db.engine import DatabaseError, create, upgrade
+
     rt: Runtime = ctx.obj
     try:
         before, after = upgrade(create(rt.settings.db))
@@ -94,6 +99,8 @@ def db_upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """显示当前版本 Show the current and latest revision."""
+    from settleguard.db.engine import create, current_revision, head_revision
+
     rt: Runtime = ctx.obj
     engine = create(rt.settings.db)
     typer.echo(f"current={current_revision(engine)} head={head_revision(engine)}")
@@ -110,6 +117,7 @@ def import_transactions_cmd(
     from datetime import timedelta
 
     from settleguard.cli.output import bar, console, print_json
+    from settleguard.db.engine import DatabaseError
     from settleguard.imports.transactions import ImportRejected, import_transactions
 
     rt: Runtime = ctx.obj
@@ -142,11 +150,14 @@ app.command("diagnose")(commands_diagnose.diagnose_cmd)
 
 
 def main() -> None:
-    from settleguard.cards.custody import KeyCustodyError
-
     try:
         app()
-    except KeyCustodyError as exc:  # the card key is not this database's: refused before any change
+    except Exception as exc:
+        from settleguard.cards.custody import KeyCustodyError  # only now: it loads SQLAlchemy
+
+        if not isinstance(exc, KeyCustodyError):
+            raise
+        # the card key is not this database's: refused before any change
         from rich.markup import escape
 
         from settleguard.cli.output import err

@@ -12,28 +12,33 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
+if TYPE_CHECKING:  # imported where used: `settleguard --help` must not load SQLAlchemy, pydantic or cryptography
+    from sqlalchemy import Engine
 
-from settleguard.cards.vault import Vault
-from settleguard.cards.verifier import CardVerifier
-from settleguard.channels.base import BankChannel
-from settleguard.config import Settings
-from settleguard.db.engine import normalise_url, open_engine
-from settleguard.settlement.model import CutOffs
-
-if TYPE_CHECKING:
     from settleguard.cards.service import CardSettings
+    from settleguard.cards.vault import Vault
+    from settleguard.cards.verifier import CardVerifier
+    from settleguard.channels.base import BankChannel
     from settleguard.channels.iso20022.pain001 import BatchConfig
+    from settleguard.config import Settings
     from settleguard.payouts.service import Options as PayoutOptions
+    from settleguard.settlement.model import CutOffs
+
+
+def _default_settings() -> Settings:
+    from settleguard.config import Settings
+
+    return Settings()
 
 
 @dataclass
 class Runtime:
-    settings: Settings = field(default_factory=Settings)
+    settings: Settings = field(default_factory=_default_settings)
 
     @cached_property
     def engine(self) -> Engine:
+        from settleguard.db.engine import open_engine
+
         engine = open_engine(self.settings.db)
         from settleguard.audit.service import snapshot_config
 
@@ -58,6 +63,8 @@ class Runtime:
 
     @property
     def cutoffs(self) -> CutOffs:
+        from settleguard.settlement.model import CutOffs
+
         return CutOffs(self.settings.t1_cutoff_hour, self.settings.d0_cutoff_hour, self.settings.timezone)
 
     def now(self) -> datetime:
@@ -65,6 +72,10 @@ class Runtime:
 
     def sim_state_path(self) -> Path:
         """Where the simulated bank keeps what it executed, beside an SQLite file."""
+        from sqlalchemy.engine import make_url
+
+        from settleguard.db.engine import normalise_url
+
         url = make_url(normalise_url(self.settings.db))
         if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
             return Path(url.database + ".simbank.jsonl")

@@ -26,7 +26,21 @@ ALIASES: Mapping[str, str] = {
 REF_PATTERN = r"^[A-Za-z0-9_\-]{1,32}$"
 FEN_PATTERN = r"^[0-9]{1,13}$"
 YUAN_PATTERN = r"^[0-9]{1,11}(\.[0-9]{1,2})?$"
+# A date and time, with or without a UTC offset; without one it is read in the configured zone (Settings.timezone).
 TIME_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
-    r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?$"
 )
+OFFSET_PATTERN = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
+# The parts checked for a real date and time (month 1-12, a day the month has, 00:00:00-23:59:59).
+TIME_PARTS = r"^(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})[T ](?P<h>[0-9]{2}):(?P<mi>[0-9]{2}):(?P<s>[0-9]{2})"
+
+# How a column is named to a person when the file's own header is not known (zh / en).
+LABELS: Mapping[str, str] = {
+    "external_ref": "参考号 external_ref", "merchant_no": "商户编号 merchant_no", "terminal_no": "终端编号 terminal_no",
+    "occurred_at": "交易时间 occurred_at", "kind": "交易类型 kind", "card_type": "卡类型 card_type",
+    "amount_fen": "金额分 amount_fen", "amount": "交易金额 amount",
+}
+
+# Leading bytes of files that are not CSV text: Excel .xlsx (a zip) and .xls (OLE2 compound file).
+EXCEL_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")

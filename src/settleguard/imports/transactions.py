@@ -2,8 +2,11 @@
 
 The file is parsed and checked column-wise with pyarrow (multi-threaded C++), so a
 10-million-row file is validated without a Python loop per row. Any bad row rejects
-the whole file with its line number, column and reason; nothing is written. Importing a
-file whose SHA-256 was already imported changes nothing. See docs/import.md.
+the whole file; the error lists every bad row (the first MAX_REPORTED, with the count) with its line,
+the column as the file's header names it, the reason (zh, en) and the value; nothing is written.
+Times without a UTC offset are local time in the configured zone. An .xlsx workbook is read too
+(its first sheet, openpyxl read-only). Importing a file whose SHA-256 was already imported changes
+nothing. See docs/import.md.
 
 Hostile input: the first 64 KiB are checked before anything else (control bytes such as NUL mean a
 binary file; bytes that are neither UTF-8 nor GBK are refused; the header must end inside that block),
@@ -19,7 +22,8 @@ import io
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -38,9 +42,13 @@ from settleguard.db import tables as t
 from settleguard.imports.csv_layout import (
     ALIASES,
     AMOUNT_COLUMNS,
+    EXCEL_MAGIC,
     FEN_PATTERN,
+    LABELS,
+    OFFSET_PATTERN,
     REF_PATTERN,
     REQUIRED,
+    TIME_PARTS,
     TIME_PATTERN,
     YUAN_PATTERN,
 )
@@ -60,6 +68,7 @@ _HEAD = 1 << 16  # the first block: checked for binary content; the header line 
 _MAX_LINE = 1 << 20  # finding a bad line reads at most this much of one line (error path only)
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")  # never in a CSV text, in UTF-8 or in GBK
 DEFAULT_FUTURE_TOLERANCE = timedelta(minutes=10)
+MAX_REPORTED = 100  # a rejected file lists at most this many problems (and counts all bad rows)
 
 
 class ImportRejected(ValueError):
@@ -67,16 +76,72 @@ class ImportRejected(ValueError):
 
     Attributes:
         path: the file.
-        line: 1-based line number in the file (the header is line 1), or None.
-        reason: what is wrong, in English with the offending value.
+        line: 1-based line number in the file (the header is line 1) of the first problem, or None.
+        reason: what is wrong there, zh then en, naming the column as the file's header does and the value.
+        problems: (line, reason) of every problem found, first lines first, at most ``MAX_REPORTED``.
+        rows: how many rows are bad in all (may exceed the problems listed).
     """
 
-    def __init__(self, path: Path, line: int | None, reason: str) -> None:
+    def __init__(self, path: Path, line: int | None, reason: str,
+                 problems: Sequence[tuple[int | None, str]] = (), rows: int | None = None) -> None:
         self.path = path
         self.line = line
         self.reason = reason
+        self.problems = list(problems) or [(line, reason)]
+        self.rows = len(self.problems) if rows is None else rows
         where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {reason}")
+        if len(self.problems) == 1 and self.rows <= 1:
+            super().__init__(f"{where}: {reason}")
+            return
+        shown = (f"，以下为前 {len(self.problems)} 处 / first {len(self.problems)} shown"
+                 if self.rows > len(self.problems) else "")
+        lines = [f"{path}: {self.rows} 行有错误，整个文件未导入 / {self.rows} bad rows, nothing imported{shown}:"]
+        lines += [f"  第 {n} 行 line {n}: {r}" for n, r in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class _Problems:
+    """Row problems found by the vectorised checks, collected instead of raised at the first one.
+
+    Each check hands over its failing row indices (from its mask, no loop over rows); the first
+    ``MAX_REPORTED`` of each are turned into messages. ``raise_if_any`` raises one ImportRejected with
+    the first ``MAX_REPORTED`` problems by line and the count of all bad rows. Thread-safe (the checks
+    run on two threads).
+    """
+
+    def __init__(self, path: Path, labels: Mapping[str, str]) -> None:
+        self.path = path
+        self.labels = labels
+        self._found: list[tuple[int, str]] = []
+        self._rows: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def label(self, col: str) -> str:
+        """The column as the file's header named it (交易时间 when the file said 交易时间)."""
+        return self.labels.get(col) or LABELS.get(col, col)
+
+    def message(self, col: str, zh: str, en: str, value: object) -> str:
+        name, got = self.label(col), bounded(repr(value))
+        return f"列 {name}：{zh} / column {name}: {en}; 填写的是 got {got}"
+
+    def add(self, col: str, values: pa.ChunkedArray | pa.Array, bad: np.ndarray, zh: str, en: str) -> None:
+        self.add_each(bad, lambda i: self.message(col, zh, en, values[i].as_py()))
+
+    def add_each(self, bad: np.ndarray, message: Callable[[int], str]) -> None:
+        """Record the rows ``bad``; ``message(i)`` is asked for the first ``MAX_REPORTED`` only."""
+        if not bad.size:
+            return
+        found = [(int(i), message(int(i))) for i in bad[:MAX_REPORTED]]
+        with self._lock:
+            self._rows.append(bad)
+            self._found += found
+
+    def raise_if_any(self) -> None:
+        if not self._rows:
+            return
+        rows = int(np.unique(np.concatenate(self._rows)).size)
+        found = sorted(self._found)[:MAX_REPORTED]
+        raise ImportRejected(self.path, found[0][0] + 2, found[0][1], [(i + 2, m) for i, m in found], rows)
 
 
 @dataclass
@@ -154,28 +219,34 @@ def _header(path: Path, encoding: str) -> list[str]:
     except UnicodeDecodeError as exc:
         raise ImportRejected(path, 1, f"header is not valid {encoding}: {exc.reason}") from exc
     if not first.strip():
-        raise ImportRejected(path, 1, "empty file: expected a header row")
+        raise ImportRejected(path, 1, "空文件，缺少表头 / empty file: expected a header row")
     return [c.strip().strip('"').strip() for c in first.rstrip("\r\n").split(",")]
 
 
-def _canonical_columns(path: Path, names: list[str]) -> list[str]:
+def _canonical_columns(path: Path, names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The canonical name of every header column, and canonical -> the header as the file wrote it."""
     out: list[str] = []
+    labels: dict[str, str] = {}
     for i, n in enumerate(names):
         canon = ALIASES.get(n, ALIASES.get(n.lower(), f"_ignored_{i}"))
         if canon in out:
-            raise ImportRejected(path, 1, f"column {canon!r} appears twice in the header")
+            raise ImportRejected(path, 1, f"表头中 {bounded(labels[canon])} 与 {bounded(n)} 是同一列 / column "
+                                 f"{bounded(n)} appears twice in the header (as {bounded(labels[canon])})")
         out.append(canon)
-    missing = [c for c in REQUIRED if c not in out]
+        labels[canon] = n
+    missing = [LABELS[c] for c in REQUIRED if c not in out]
     if missing:
-        raise ImportRejected(path, 1, f"missing column(s) {', '.join(missing)}; header is {bounded(','.join(names))}")
+        raise ImportRejected(path, 1, f"缺少列 missing column(s): {', '.join(missing)}; "
+                             f"表头为 header is {bounded(','.join(names))}")
     amounts = [c for c in AMOUNT_COLUMNS if c in out]
     if len(amounts) != 1:
-        raise ImportRejected(path, 1, "need exactly one amount column: amount_fen (integer fen) or amount (yuan)")
-    return out
+        raise ImportRejected(path, 1, "金额列须恰好一列：金额分 (amount_fen，整数分) 或 交易金额 (amount，元) / need exactly "
+                             "one amount column: amount_fen (integer fen) or amount (yuan)")
+    return out, {c: labels[c] for c in out if not c.startswith("_ignored_")}
 
 
-def _read(path: Path, encoding: str) -> tuple[pa.Table, str]:
-    names = _canonical_columns(path, _header(path, encoding))
+def _read(path: Path, encoding: str) -> tuple[pa.Table, str, dict[str, str]]:
+    names, labels = _canonical_columns(path, _header(path, encoding))
     wanted = [n for n in names if not n.startswith("_ignored_")]
     read = pcsv.ReadOptions(column_names=names, skip_rows=1, encoding=encoding, block_size=1 << 24)
     conv = pcsv.ConvertOptions(
@@ -196,8 +267,9 @@ def _read(path: Path, encoding: str) -> tuple[pa.Table, str]:
             if too_long:
                 raise ImportRejected(path, line, f"第 {line} 行超过 {_MAX_LINE >> 20} MiB，不是交易明细 / line longer "
                                      f"than {_MAX_LINE >> 20} MiB: not a transaction row") from exc
-        raise ImportRejected(path, line, f"malformed CSV: {bounded(text.splitlines()[0] if text else '')}") from exc
-    return table, encoding
+        raise ImportRejected(path, line, f"CSV 格式错误（列数与表头不符？）/ malformed CSV: "
+                             f"{bounded(text.splitlines()[0] if text else '')}") from exc
+    return table, encoding, labels
 
 
 def _first_bad_line(path: Path, encoding: str, width: int) -> tuple[int | None, bool]:
@@ -225,25 +297,32 @@ def _arrow_line(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _first_false(mask: pa.ChunkedArray | pa.Array) -> int | None:
-    idx = pc.index(pc.fill_null(mask, False), False).as_py()
-    return None if idx < 0 else int(idx)
+def _bad_rows(valid: Any) -> np.ndarray:
+    """Indices of the rows where ``valid`` (a boolean Arrow or numpy mask; null = bad) is not true."""
+    if isinstance(valid, np.ndarray):
+        return np.flatnonzero(~valid)
+    ok = pc.fill_null(valid, False)
+    if pc.all(ok).as_py():  # the common case: no row-wise work at all
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(~np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool))
 
 
-def _check(path: Path, col: str, values: pa.ChunkedArray, valid: Any, reason: str) -> None:
-    bad = _first_false(valid)
-    if bad is not None:
-        v = values[bad].as_py()
-        raise ImportRejected(path, bad + 2, f"column {col}: {reason}, got {bounded(repr(v))}")
+def _check(problems: _Problems, col: str, values: pa.ChunkedArray, valid: Any, zh: str, en: str) -> np.ndarray:
+    """Record every row where ``valid`` is not true; returns those rows' indices."""
+    bad = _bad_rows(valid)
+    problems.add(col, values, bad, zh, en)
+    return bad
 
 
-def _map_codes(path: Path, col: str, values: pa.ChunkedArray, aliases: dict[str, int]) -> np.ndarray:
+def _map_codes(problems: _Problems, col: str, values: pa.ChunkedArray, aliases: dict[str, int]) -> np.ndarray:
     keys = list(aliases)
     idx = pc.index_in(values, value_set=pa.array(keys))  # the common case: canonical spelling
     if idx.null_count:
         norm = pc.utf8_lower(pc.utf8_trim_whitespace(values))
         idx = pc.index_in(norm, value_set=pa.array(keys))
-        _check(path, col, values, pc.is_valid(idx), f"must be one of {sorted(set(keys))}")
+        shown = " / ".join(sorted(set(keys)))
+        _check(problems, col, values, pc.is_valid(idx), f"须为以下之一 {shown}", f"must be one of {shown}")
+        idx = pc.fill_null(idx, 0)  # a placeholder: the file is rejected
     codes = np.array([aliases[k] for k in keys], dtype=np.int16)
     out: np.ndarray = codes[idx.to_numpy()]
     return out
@@ -264,93 +343,144 @@ class _Prepared:
     ts_us: np.ndarray  # UTC microseconds since the epoch
 
 
-def _check_refs(path: Path, refs: pa.ChunkedArray) -> None:
-    _check(path, "external_ref", refs, pc.match_substring_regex(refs, REF_PATTERN),
-           "must be 1-32 characters of A-Z a-z 0-9 _ -")
+def _check_refs(problems: _Problems, refs: pa.ChunkedArray) -> None:
+    _check(problems, "external_ref", refs, pc.match_substring_regex(refs, REF_PATTERN),
+           "须为 1–32 位字母、数字、_ 或 -", "must be 1-32 characters of A-Z a-z 0-9 _ -")
 
 
-def _amounts(path: Path, table: pa.Table) -> np.ndarray:
+def _amounts(problems: _Problems, table: pa.Table) -> np.ndarray:
+    """Amounts in fen; bad rows are recorded and read as 0 (the file is then rejected)."""
+    shape_bad = np.zeros(0, dtype=np.int64)
     if "amount_fen" in table.column_names:
         col, raw = "amount_fen", table["amount_fen"]
-        try:  # the cast checks the digits; the slower pattern only runs to find a bad line
+        try:  # the cast checks the digits; the slower pattern only runs to find the bad lines
             amount = pc.cast(raw, pa.int64()).to_numpy()
             shape_ok = bool((amount < 10**13).all())  # signs are caught by the "> 0" check below
         except pa.ArrowInvalid:
             shape_ok = False
         if not shape_ok:
-            _check(path, col, raw, pc.match_substring_regex(raw, FEN_PATTERN),
-                   "must be a whole number of fen (at most 13 digits)")
-            amount = pc.cast(raw, pa.int64()).to_numpy()
+            mask = pc.fill_null(pc.match_substring_regex(raw, FEN_PATTERN), False)
+            shape_bad = _check(problems, col, raw, mask, "须为整数分（最多 13 位数字）",
+                               "must be a whole number of fen (at most 13 digits)")
+            amount = pc.cast(pc.if_else(mask, raw, "0"), pa.int64()).to_numpy()
     else:
         col, raw = "amount", table["amount"]
-        _check(path, col, raw, pc.match_substring_regex(raw, YUAN_PATTERN), "must be yuan with at most 2 decimals")
+        mask = pc.fill_null(pc.match_substring_regex(raw, YUAN_PATTERN), False)
+        shape_bad = _check(problems, col, raw, mask, "须为金额（元），最多两位小数", "must be yuan with at most 2 decimals")
+        if shape_bad.size:
+            raw = pc.if_else(mask, raw, "0")
         amount = pc.cast(pc.multiply(pc.cast(raw, pa.decimal128(15, 2)), pa.scalar(100, pa.decimal128(3, 0))),
                          pa.int64()).to_numpy()
-    _check(path, col, raw, pa.array(amount > 0), "must be greater than zero")
+    positive = amount > 0
+    positive[shape_bad] = True  # reported once, as its shape
+    _check(problems, col, table[col], positive, "须大于零", "must be greater than zero")
     out: np.ndarray = amount
     return out
 
 
-def _times(path: Path, times: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _times(problems: _Problems, times: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(UTC microseconds, local hour, local day number) of every row.
 
-    Arrow's ISO 8601 cast is the check (it refuses values without a UTC offset); only when
-    it fails are the values walked in Python to name the first bad line.
+    A time with a UTC offset is read as such; one without is local time in ``tz`` (Settings.timezone,
+    Asia/Shanghai by default: the usual Chinese POS export). Arrow's ISO 8601 cast is the check; only when
+    it fails are the rows checked one column-wise step at a time to find every bad one.
     """
     try:
-        ts_utc = pc.cast(times, pa.timestamp("us", tz="UTC"))
+        ts_utc = pc.cast(times, pa.timestamp("us", tz="UTC"))  # every row has an offset
     except pa.ArrowInvalid:
-        raise _first_bad_time(path, times) from None
+        try:  # no row has one
+            ts_utc = pc.assume_timezone(pc.cast(times, pa.timestamp("us")), timezone=tz,
+                                        ambiguous="earliest", nonexistent="earliest")
+        except pa.ArrowInvalid:
+            ts_utc = _mixed_times(problems, times, tz)
     local = pc.cast(ts_utc, pa.timestamp("us", tz=tz))
     hour = pc.hour(local).to_numpy()
     local_days = pc.cast(pc.cast(pc.local_timestamp(local), pa.date32()), pa.int32()).to_numpy()
     return pc.cast(ts_utc, pa.int64()).to_numpy(), hour, local_days
 
 
-def _first_bad_time(path: Path, times: pa.ChunkedArray) -> ImportRejected:
-    shape = re.compile(TIME_PATTERN)
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _mixed_times(problems: _Problems, times: pa.ChunkedArray, tz: str) -> pa.ChunkedArray:
+    """Times with and without offsets, or bad ones: every bad row is recorded (vectorised masks) and read as
+    the epoch; the others are read with their offset or in ``tz``."""
+    shape = pc.fill_null(pc.match_substring_regex(times, TIME_PATTERN), False)
+    bad_shape = _check(problems, "occurred_at", times, shape, "须为日期时间，如 2026-11-20 12:03:11（本地时间）或 "
+                       "2026-11-20T12:03:11+08:00", "must be a date and time such as 2026-11-20 12:03:11 (local time) "
+                       "or 2026-11-20T12:03:11+08:00")
+    parts = pc.extract_regex(pc.if_else(shape, times, "1970-01-01 00:00:00"), TIME_PARTS)
+    y, mo, d, h, mi, sec = (pc.cast(parts.field(k) if isinstance(parts, pa.StructArray) else
+                                    pc.struct_field(parts, k), pa.int64()).to_numpy()
+                            for k in ("y", "mo", "d", "h", "mi", "s"))
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    month_ok = (mo >= 1) & (mo <= 12)
+    dim = _DAYS_IN_MONTH[np.where(month_ok, mo, 1)] + ((mo == 2) & leap)
+    real = month_ok & (d >= 1) & (d <= dim) & (h <= 23) & (mi <= 59) & (sec <= 59)
+    real[bad_shape] = True  # reported once, as its shape
+    _check(problems, "occurred_at", times, real, "不是真实的日期时间", "not a real date and time")
+    ok = pa.array(real & np.asarray(shape.to_numpy(zero_copy_only=False), dtype=bool))
+    has_offset = pc.and_(ok, pc.fill_null(pc.match_substring_regex(times, OFFSET_PATTERN), False))
+    no_offset = pc.and_(ok, pc.invert(has_offset))
+    try:
+        aware = pc.cast(pc.if_else(has_offset, times, "1970-01-01T00:00:00Z"), pa.timestamp("us", tz="UTC"))
+        naive = pc.cast(pc.if_else(no_offset, times, "1970-01-01T00:00:00"), pa.timestamp("us"))
+        local = pc.cast(pc.assume_timezone(naive, timezone=tz, ambiguous="earliest", nonexistent="earliest"),
+                        pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:  # a value the checks above let through (an offset such as +99:00): name it
+        raise _first_bad_time(problems, times) from None
+    out: pa.ChunkedArray = pc.if_else(has_offset, aware, local)
+    return out
+
+
+def _first_bad_time(problems: _Problems, times: pa.ChunkedArray) -> ImportRejected:
+    """The first row Arrow cannot read as a time, found row by row (a last resort, error path only)."""
     for i, v in enumerate(times.to_pylist()):
-        if not shape.match(v):
-            return ImportRejected(path, i + 2, "column occurred_at: must be ISO 8601 with a UTC offset, "
-                                  f"e.g. 2026-11-20T12:03:11+08:00, got {bounded(repr(v))}")
         try:
-            pc.cast(pa.array([v]), pa.timestamp("us", tz="UTC"))
+            if re.search(OFFSET_PATTERN, v):
+                pc.cast(pa.array([v]), pa.timestamp("us", tz="UTC"))
+            else:
+                pc.cast(pa.array([v]), pa.timestamp("us"))
         except pa.ArrowInvalid:
-            return ImportRejected(path, i + 2, f"column occurred_at: not a real date and time, got {bounded(repr(v))}")
-    return ImportRejected(path, None, "column occurred_at: unreadable timestamps")
+            return ImportRejected(problems.path, i + 2, problems.message(
+                "occurred_at", "不是真实的日期时间", "not a real date and time", v))
+    return ImportRejected(problems.path, None, f"列 {problems.label('occurred_at')} 无法读取 / unreadable times")
 
 
-def _refuse_future(path: Path, times: pa.ChunkedArray, ts_us: np.ndarray, now: datetime, tolerance: timedelta,
-                   tz: str) -> None:
-    """Reject the first row whose time is later than ``now + tolerance`` (one vectorised comparison)."""
+def _refuse_future(problems: _Problems, times: pa.ChunkedArray, ts_us: np.ndarray, now: datetime,
+                   tolerance: timedelta, tz: str) -> None:
+    """Record every row whose time is later than ``now + tolerance`` (one vectorised comparison)."""
     limit = now + tolerance
     late = ts_us > (limit - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     if late.any():
-        i = int(np.argmax(late))
         minutes = int(tolerance.total_seconds() // 60)
-        raise ImportRejected(path, i + 2, f"column occurred_at: 交易时间晚于当前时间 {minutes} 分钟以上 / in the future, "
-                             f"more than {minutes} min after now ({now.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} "
-                             f"北京时间 Beijing time), got {bounded(repr(times[i].as_py()))}")
+        shown = f"{now.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}"
+        problems.add("occurred_at", times, np.flatnonzero(late),
+                     f"交易时间晚于当前时间 {minutes} 分钟以上（现在 {shown} 北京时间）",
+                     f"in the future, more than {minutes} min after now ({shown} Beijing time)")
 
 
-def _lookup(path: Path, col: str, values: pa.ChunkedArray, keys: pa.Array, reason: str) -> np.ndarray:
+def _lookup(problems: _Problems, col: str, values: pa.ChunkedArray, keys: pa.Array, zh: str, en: str) -> np.ndarray:
     idx = pc.index_in(values, value_set=keys)
-    _check(path, col, values, pc.is_valid(idx), reason)
+    if idx.null_count:
+        _check(problems, col, values, pc.is_valid(idx), zh, en)
+        idx = pc.fill_null(idx, -1)  # unknown: the file is rejected (-1 picks a placeholder row)
     out: np.ndarray = idx.to_numpy()
     return out
 
 
-def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs,
+def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: CutOffs,
              latest: tuple[datetime, timedelta] | None = None) -> _Prepared:
     """Check every column and compute ids, business days and fees, vectorised.
 
     The column checks and the sort run on two threads (pyarrow's kernels and numpy's sort
-    release the GIL); results are read in a fixed order, so the error reported for a file
-    with several problems is always the same one.
+    release the GIL); every check records all its bad rows (``problems``) and the file is rejected
+    once, after them all, with the problems in line order.
     """
+    path = problems.path
     n = table.num_rows
     if n == 0:
-        raise ImportRejected(path, None, "no transactions after the header")
+        raise ImportRejected(path, None, "表头之后没有交易 / no transactions after the header")
     m_id_list, m_no_list, m_cycle_list, m_sched_list = merchants_repo.merchant_columns(conn)
     terms = merchants_repo.terminal_keys(conn)
     schedules = merchants_repo.fee_schedules(conn)
@@ -369,17 +499,22 @@ def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs,
                 cap[sched_pos[sid], int(ct)] = r.cap_fen
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        f_refs = pool.submit(_check_refs, path, table["external_ref"])
-        f_kind = pool.submit(_map_codes, path, "kind", table["kind"], dict(KIND_ALIASES))
-        f_card = pool.submit(_map_codes, path, "card_type", table["card_type"], dict(CARD_ALIASES))
-        f_amount = pool.submit(_amounts, path, table)
-        f_times = pool.submit(_times, path, table["occurred_at"], cutoffs.timezone)
-        f_midx = pool.submit(_lookup, path, "merchant_no", table["merchant_no"], m_nos, "unknown merchant")
-        f_tidx = pool.submit(lambda: _terminal_ids(path, table["terminal_no"], f_midx.result(), m_no_list, terms))
+        f_refs = pool.submit(_check_refs, problems, table["external_ref"])
+        f_kind = pool.submit(_map_codes, problems, "kind", table["kind"], dict(KIND_ALIASES))
+        f_card = pool.submit(_map_codes, problems, "card_type", table["card_type"], dict(CARD_ALIASES))
+        f_amount = pool.submit(_amounts, problems, table)
+        f_times = pool.submit(_times, problems, table["occurred_at"], cutoffs.timezone)
+        f_midx = pool.submit(_lookup, problems, "merchant_no", table["merchant_no"], m_nos, "商户未注册",
+                             "unknown merchant")
+        f_tidx = pool.submit(lambda: _terminal_ids(problems, table["terminal_no"], f_midx.result(), m_no_list,
+                                                   terms))
         ts_us, hour, local_days = f_times.result()
         if latest is not None:
-            _refuse_future(path, table["occurred_at"], ts_us, *latest, cutoffs.timezone)
+            _refuse_future(problems, table["occurred_at"], ts_us, *latest, cutoffs.timezone)
         midx = f_midx.result()
+        if not m_ids.size:  # no merchant registered: every row was refused, nothing to compute
+            f_refs.result(), f_kind.result(), f_card.result(), f_amount.result(), f_tidx.result()
+            problems.raise_if_any()
         merchant_id = m_ids[midx]
         cutoff = np.where(m_t1[midx], cutoffs.t1_hour, cutoffs.d0_hour)
         cycle_days = local_days + (hour >= cutoff).astype(np.int32)
@@ -398,22 +533,26 @@ def _prepare(conn: Connection, path: Path, table: pa.Table, cutoffs: CutOffs,
         f_refs.result()
         tidx = f_tidx.result()
         order = f_order.result()
+    problems.raise_if_any()  # every bad row of every column, at once
 
     d0 = int(cycle_days.min())
     days_present = np.flatnonzero(np.bincount(cycle_days - d0)) + d0
     settled = _settled_keys(conn, days_present)
     if settled.size:
         late = np.isin((cycle_days.astype(np.int64) << 32) | merchant_id, settled)
-        if late.any():
-            i = int(np.flatnonzero(late)[0])
+        def settled_message(i: int) -> str:
             day = _EPOCH + timedelta(days=int(cycle_days[i]))
-            raise ImportRejected(path, i + 2, f"merchant {table['merchant_no'][i].as_py()}: business day {day} "
-                                 "is already settled; late transactions belong in a later file day")
+            no = str(table["merchant_no"][i].as_py())  # a registered merchant's number (it was found), not masked
+            return (f"商户 {no} 的业务日 {day} 已结算，迟到的交易请放入以后的文件 / merchant {no}: business day {day} "
+                    "is already settled; late transactions belong in a later file day")
+
+        problems.add_each(np.flatnonzero(late), settled_message)
+        problems.raise_if_any()
     return _Prepared(n, order, cycle_days, merchant_id, tidx, kind, card,
                      amount, fee, table["external_ref"], ts_us)
 
 
-def _terminal_ids(path: Path, terminal_no: pa.ChunkedArray, midx: np.ndarray, merchant_nos: list[str],
+def _terminal_ids(problems: _Problems, terminal_no: pa.ChunkedArray, midx: np.ndarray, merchant_nos: list[str],
                   terms: list[tuple[int, str, str]]) -> np.ndarray:
     """Terminal id of every row; the terminal must be registered to the row's merchant.
 
@@ -431,7 +570,8 @@ def _terminal_ids(path: Path, terminal_no: pa.ChunkedArray, midx: np.ndarray, me
     reg_keys, reg_ids = reg_keys[by_key], reg_ids[by_key]
     pos = np.minimum(np.searchsorted(reg_keys, row_keys), max(len(reg_keys) - 1, 0))
     ok = reg_keys[pos] == row_keys if len(reg_keys) else np.zeros(len(row_keys), dtype=bool)
-    _check(path, "terminal_no", terminal_no, pa.array(ok), "terminal not registered to this merchant")
+    ok |= midx < 0  # an unknown merchant is reported as such, not again as its terminal
+    _check(problems, "terminal_no", terminal_no, ok, "终端未登记在该商户名下", "terminal not registered to this merchant")
     out: np.ndarray = reg_ids[pos] if len(reg_ids) else np.zeros(0, dtype=np.int64)
     return out
 
@@ -593,8 +733,9 @@ def _find_repeat(path: Path, p: _Prepared) -> ImportRejected | None:
         return None
     first = int(pc.min(dups["line_max"]).as_py())
     row = dups.filter(pc.equal(dups["line_max"], first))
-    return ImportRejected(path, first, f"column external_ref: {row['ref'][0].as_py()!r} repeats line "
-                          f"{row['line_min'][0].as_py()} for the same merchant and business day")
+    ref, other = bounded(repr(row['ref'][0].as_py())), row['line_min'][0].as_py()
+    return ImportRejected(path, first, f"参考号 {ref} 与第 {other} 行重复（同一商户、同一业务日）/ column external_ref: "
+                          f"{ref} repeats line {other} for the same merchant and business day")
 
 
 def _find_existing(engine: Engine, path: Path, p: _Prepared) -> ImportRejected | None:
@@ -611,17 +752,94 @@ def _find_existing(engine: Engine, path: Path, p: _Prepared) -> ImportRejected |
             ).first()
             if found is not None:
                 i = next(i for i in rows if p.refs[i].as_py() == found[0])
-                return ImportRejected(path, i + 2, f"column external_ref: {found[0]!r} was already imported "
-                                      "from another file")
+                ref = bounded(repr(found[0]))
+                return ImportRejected(path, i + 2, f"参考号 {ref} 已由另一个文件导入 / column external_ref: {ref} "
+                                      "was already imported from another file")
     return None
 
 
-def _read_any(path: Path, encoding: str | None) -> tuple[pa.Table, str]:
+_XLSX_MAX_UNZIPPED = 1 << 31  # declared uncompressed size of a workbook's parts: refuse a zip bomb unopened
+
+
+def _is_xlsx(path: Path, head: bytes) -> bool:
+    if not head.startswith(b"PK\x03\x04"):
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    if not any(i.filename == "xl/workbook.xml" for i in infos):
+        return False
+    if sum(i.file_size for i in infos) > _XLSX_MAX_UNZIPPED:
+        raise ImportRejected(path, None, f"Excel 文件解压后超过 {_XLSX_MAX_UNZIPPED >> 30} GiB / the workbook unpacks to "
+                             f"more than {_XLSX_MAX_UNZIPPED >> 30} GiB")
+    return True
+
+
+def _cell(v: object) -> str:
+    """A workbook cell as the CSV text it would be: a date-time without a zone stays local time (as in a CSV),
+    a whole number typed as a number loses its ".0"."""
+    if v is None:
+        return ""
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _read_xlsx(path: Path) -> tuple[pa.Table, str, dict[str, str]]:
+    """The first sheet of an .xlsx workbook as the CSV reader's string columns, streamed row by row (openpyxl
+    read-only mode); line numbers are the sheet's row numbers. Trailing empty rows are dropped."""
+    from openpyxl import load_workbook  # type: ignore[import-untyped]  # only for workbooks
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # a broken or encrypted workbook
+        raise ImportRejected(path, None, f"无法读取 Excel 文件，请另存为 CSV / cannot read the Excel file, save it as "
+                             f"CSV: {bounded(str(exc))}") from None
+    try:
+        rows = wb.worksheets[0].iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None or not any(_cell(v).strip() for v in header):
+            raise ImportRejected(path, 1, "空文件，缺少表头 / empty file: expected a header row")
+        names, labels = _canonical_columns(path, [_cell(v).strip() for v in header])
+        keep = [(i, c) for i, c in enumerate(names) if not c.startswith("_ignored_")]
+        cols: dict[str, list[str]] = {c: [] for _, c in keep}
+        filled = 0  # rows up to the last one with any value
+        for row in rows:
+            cells = [_cell(row[i]) if i < len(row) else "" for i, _ in keep]
+            for (_, c), v in zip(keep, cells, strict=True):
+                cols[c].append(v)
+            if any(v.strip() for v in cells):
+                filled = len(cols[keep[0][1]])
+    finally:
+        wb.close()
+    table = pa.table({c: pa.array(v[:filled], pa.string()) for c, v in cols.items()})
+    return table, "xlsx", labels
+
+
+def _refuse_excel(path: Path, head: bytes) -> None:
+    """An old Excel .xls (OLE2) or a zip that is not a workbook, given as CSV: say so, and how to fix it."""
+    if head.startswith(EXCEL_MAGIC):
+        if head.startswith(b"PK"):
+            raise ImportRejected(path, None, "这是 zip 压缩文件，不是 CSV 或 Excel (.xlsx)：请先解压 / this is a zip "
+                                 "archive, not CSV or an Excel .xlsx workbook: unzip it first")
+        raise ImportRejected(path, None, "这是旧版 Excel (.xls) 文件：请在 Excel 中“另存为”CSV（UTF-8，逗号分隔）或 .xlsx "
+                             "后再导入 / this is an Excel file (.xls): save it as CSV (UTF-8, comma-separated) or "
+                             ".xlsx and import that")
+
+
+def _read_any(path: Path, encoding: str | None) -> tuple[pa.Table, str, dict[str, str]]:
     """Parse with the given encoding, or detect it: UTF-8 first, GBK when that fails."""
+    head, more = _head(path)
+    if _is_xlsx(path, head):
+        return _read_xlsx(path)
+    _refuse_excel(path, head)
     enc = (encoding or detect_encoding(path)).lower().replace("_", "-")
     if enc in ("utf8", "utf-8-sig"):
         enc = "utf-8"
-    head, more = _head(path)
     _refuse_binary(path, head, more, enc if encoding else None)
     try:
         return _read(path, enc)
@@ -656,7 +874,7 @@ def import_transactions(
     with ThreadPoolExecutor(max_workers=1) as hasher:  # hash while pyarrow parses (both release the GIL)
         f_sha = hasher.submit(file_sha256, path, stop)
         try:
-            table, enc = _read_any(path, encoding)
+            table, enc, labels = _read_any(path, encoding)
         except BaseException:
             stop.set()  # a rejected file is not read to its end
             raise
@@ -675,7 +893,7 @@ def import_transactions(
     try:
         with engine.begin() as conn:
             latest = None if future_tolerance is None else (now, future_tolerance)
-            p = _prepare(conn, path, table, cutoffs, latest)
+            p = _prepare(conn, _Problems(path, labels), table, cutoffs, latest)
             del table
             import_id = conn.execute(insert(t.imports).values(
                 kind="transactions", sha256=sha, filename=path.name, encoding=enc, row_count=p.n, imported_at=now,

@@ -108,3 +108,14 @@ def totals(conn: Connection) -> dict[str, int]:
     """Credit balance of each account over all merchants (for summaries)."""
     lp = t.ledger_postings
     return {a: -int(s) for a, s in conn.execute(select(lp.c.account, func.sum(lp.c.amount_fen)).group_by(lp.c.account))}
+
+
+def carried_negative(conn: Connection) -> tuple[int, int]:
+    """(merchants, total fen ≤ 0) whose merchant_payable balance is below zero: refunds above sales, carried to
+    their next settlement and netted there (docs/settlement.md, carry-over)."""
+    lp = t.ledger_postings
+    per = (select((-func.sum(lp.c.amount_fen)).label("bal"))
+           .where(lp.c.account == str(Account.MERCHANT_PAYABLE), lp.c.merchant_id.is_not(None))
+           .group_by(lp.c.merchant_id).subquery())
+    n, total = conn.execute(select(func.count(), func.coalesce(func.sum(per.c.bal), 0)).where(per.c.bal < 0)).one()
+    return int(n), int(total)

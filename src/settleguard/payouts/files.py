@@ -89,6 +89,7 @@ from settleguard.payouts.service import (
     apply_answers,
     diagnose,
     hold_without_card,
+    open_cards,
 )
 
 S = PayoutStatus
@@ -110,6 +111,7 @@ class ExportResult:
     count: int = 0
     total_fen: int = 0
     held_no_card: int = 0
+    unreadable: int = 0  # cards that did not decrypt: moved to needs_review, not exported
 
 
 def export_pain001(engine: Engine, vault: Vault, config: BatchConfig, out: Path, *, as_of: date, now: datetime,
@@ -141,9 +143,13 @@ def export_pain001(engine: Engine, vault: Vault, config: BatchConfig, out: Path,
         if no_card:
             hold_without_card(conn, no_card, now, summary)
             result.held_no_card = len(no_card)
+        # card numbers opened before anything is claimed: one that does not decrypt goes to needs_review
+        # (payouts.service.open_cards), the others are exported
+        sendable, pans = open_cards(conn, vault, sendable, now, summary)
+        result.unreadable = summary.needs_review
         if not sendable:
             return result
-        instructions = [_instruction(vault, p) for p in sendable]
+        instructions = [_instruction(p, pans[p.id]) for p in sendable]
         batch = write_pain001(staged, instructions, config, message_id=message_id, created_at=now,
                               earliest_execution=earliest)
         os.chmod(staged, 0o600)  # the file carries full account numbers
@@ -165,13 +171,10 @@ def export_pain001(engine: Engine, vault: Vault, config: BatchConfig, out: Path,
     return result
 
 
-def _instruction(vault: Vault, p: repo.DuePayout) -> PayoutInstruction:
-    assert p.pan_cipher is not None
-    assert p.pan_nonce is not None
-    assert p.key_version is not None
+def _instruction(p: repo.DuePayout, pan: str) -> PayoutInstruction:
     return PayoutInstruction(
         idempotency_key=p.key, amount_fen=p.amount_fen, currency=p.currency, creditor_name=p.holder_name or "",
-        account_number=vault.open(p.pan_cipher, p.pan_nonce, p.key_version), bank_code=p.bank_code or "",
+        account_number=pan, bank_code=p.bank_code or "",
         account_kind=p.account_kind or "personal", value_date=p.value_date)
 
 

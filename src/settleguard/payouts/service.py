@@ -408,7 +408,7 @@ def _send_batch(engine: Engine, channel: BankChannel, vault: Vault, as_of: date,
         sendable = [p for p in rows if p.account_id is not None]
         no_card = [p for p in rows if p.account_id is None]
         # Open the card numbers before claiming: a card this key cannot open is not sent (needs review).
-        sendable, pans = _open_cards(conn, vault, sendable, now, summary)
+        sendable, pans = open_cards(conn, vault, sendable, now, summary)
         numbers = repo.next_attempt_no(conn, [p.id for p in sendable])
         repo.change_status(conn, [
             repo.StatusChange(p.id, S.SUBMITTED, f"attempt {p.attempt_count + 1} via {channel.name}",
@@ -459,7 +459,7 @@ def _send_one(channel: BankChannel, instruction: PayoutInstruction) -> BankOutco
 UNREADABLE = "未发送：卡号无法用当前密钥解密，需人工复核 not sent: the card number does not decrypt with this key; review"
 
 
-def _open_cards(conn: Connection, vault: Vault, rows: list[repo.DuePayout], now: datetime,
+def open_cards(conn: Connection, vault: Vault, rows: list[repo.DuePayout], now: datetime,
                 summary: SendSummary) -> tuple[list[repo.DuePayout], dict[int, str]]:
     """Decrypt each payout's card number before the claim: (the payouts that can be sent, their numbers).
 

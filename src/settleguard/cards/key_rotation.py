@@ -15,7 +15,7 @@ Other processes keep the keys they loaded: stop payout runs while rotating.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,21 @@ from settleguard.cards.vault import (
 )
 
 BATCH = 1000
+
+
+def _resealed(vault: Vault, rows: Iterable[tuple[int, bytes, bytes, int]], what: str
+              ) -> list[tuple[int, bytes, bytes, int, int]]:
+    """``(id, cipher, nonce, version)`` rows opened and sealed again under the vault's current key:
+    ``(id, cipher, nonce, new version, old version)``; one that does not open stops the rotation."""
+    out = []
+    for row_id, cipher, nonce, version in rows:
+        try:
+            clear = vault.open(cipher, nonce, version)
+        except VaultError as exc:
+            raise RotationError(f"{what} {row_id}: {exc}") from None
+        s = vault.seal(clear)
+        out.append((row_id, s.cipher, s.nonce, s.key_version, version))
+    return out
 
 
 class RotationError(RuntimeError):
@@ -108,27 +123,12 @@ def rotate_keys(engine: Engine, key_file: Path, *, env_key: str | None = None, k
                 if not rows:
                     break
                 after_id = rows[-1][0]
-                resealed = []
-                for account_id, cipher, nonce, version in rows:
-                    try:
-                        pan = vault.open(cipher, nonce, version)
-                    except VaultError as exc:
-                        raise RotationError(f"settlement account {account_id}: {exc}") from None
-                    s = vault.seal(pan)
-                    resealed.append((account_id, s.cipher, s.nonce, s.key_version, version))
-                repo.reseal(conn, resealed)
+                repo.reseal(conn, _resealed(vault, rows, "settlement account"))
                 done += len(rows)
                 if progress:
                     progress(len(rows))
-            secrets_ = []
-            for mid, cipher, nonce, version in key_repo.sealed_secrets(conn, not_version=new_version):
-                try:
-                    value = vault.open(cipher, nonce, version)
-                except VaultError as exc:
-                    raise RotationError(f"webhook secret of merchant {mid}: {exc}") from None
-                s = vault.seal(value)
-                secrets_.append((mid, s.cipher, s.nonce, s.key_version, version))
-            key_repo.reseal_secrets(conn, secrets_)
+            key_repo.reseal_secrets(conn, _resealed(vault, key_repo.sealed_secrets(conn, not_version=new_version),
+                                                    "webhook secret of merchant"))
             key_repo.record(conn, {new_version: vault.fingerprints()[new_version]}, at)
             key_repo.retire(conn, [v for v in key_repo.recorded(conn) if v != new_version], at)
 

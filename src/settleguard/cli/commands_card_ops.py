@@ -9,31 +9,18 @@ asks for it (hidden) when ``--pan`` is left out.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from settleguard.cli.commands_card import app
-from settleguard.cli.output import bar, console, fail, print_json
+from settleguard.cli.output import bar, console, engine_or_fail, fail, print_json
 from settleguard.cli.runtime import Runtime
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
 
 bins_app = typer.Typer(help="卡BIN表 Card BIN table: import the operator's official table.", no_args_is_help=True)
 keys_app = typer.Typer(help="卡号密钥 Card-number keys: init, rotation.", no_args_is_help=True)
-
-
-def _engine(rt: Runtime) -> Engine:
-    from settleguard.db.engine import DatabaseError
-
-    try:
-        return rt.engine
-    except DatabaseError as exc:
-        fail("无法打开数据库", "cannot open the database", str(exc))
-        raise  # pragma: no cover - fail() exits
 
 
 @app.command("bind")
@@ -57,7 +44,7 @@ def bind_cmd(
     rt: Runtime = ctx.obj
     if pan is None:
         pan = typer.prompt("卡号 card number", hide_input=True)
-    engine = _engine(rt)
+    engine = engine_or_fail(rt)
     req = BindRequest(merchant, pan, name, id_number, phone, actor=actor)
     try:
         res = bind_card(engine, rt.verifier, rt.vault, req, now=rt.now(),
@@ -108,7 +95,7 @@ def show_cmd(
     from settleguard.cards import repository as card_repo
 
     rt: Runtime = ctx.obj
-    engine = _engine(rt)
+    engine = engine_or_fail(rt)
     with engine.connect() as conn:
         m = card_repo.merchant_by_no(conn, merchant)
         if m is None:
@@ -179,7 +166,7 @@ def status_check_cmd(
     from settleguard.cards.service import CardSettings, count_due, status_check
 
     rt: Runtime = ctx.obj
-    engine = _engine(rt)
+    engine = engine_or_fail(rt)
     settings = CardSettings.from_settings(rt.settings)
     now = rt.now()
     total = count_due(engine, now=now, settings=settings, due_only=due)
@@ -217,7 +204,7 @@ def bins_import_cmd(
     from settleguard.cards.bin_import import BinImportRejected, import_bins
 
     rt: Runtime = ctx.obj
-    engine = _engine(rt)
+    engine = engine_or_fail(rt)
     try:
         res = import_bins(engine, file, now=rt.now())
     except (BinImportRejected, OSError) as exc:
@@ -251,7 +238,7 @@ def keys_init_cmd(
     if rt.settings.key:
         fail("密钥来自环境变量 SETTLEGUARD_KEY，无需新建密钥文件", "the key comes from SETTLEGUARD_KEY; no key file "
              "to create", "取消设置 SETTLEGUARD_KEY 后再运行 unset SETTLEGUARD_KEY first")
-    engine = _engine(rt)
+    engine = engine_or_fail(rt)
     try:
         key_file = rt.key_file
         vault = init_key(engine, key_file, rt.now())
@@ -283,7 +270,7 @@ def keys_rotate_cmd(
     from settleguard.cards.key_rotation import RotationError, rotate_keys
 
     rt: Runtime = ctx.obj
-    engine = _engine(rt)
+    engine = engine_or_fail(rt)
     try:
         key_file = rt.key_file
         with bar("重新加密 re-encrypting cards", None) as b:

@@ -10,19 +10,16 @@ from __future__ import annotations
 from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from settleguard.cli.output import bar, console, err, fail, print_json
+from settleguard.cli.output import bar, console, engine_or_fail, err, fail, print_json
 from settleguard.cli.runtime import Runtime
 from settleguard.merchants.model import ENTITY_NAMES, STATUS_NAMES, EntityKind, MerchantStatus, StatusAction
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
 
 app = typer.Typer(help="商户入网与管理 Merchants: onboarding (import, add), show, list, freeze / unfreeze / close.",
                   no_args_is_help=True)
@@ -30,16 +27,6 @@ app = typer.Typer(help="商户入网与管理 Merchants: onboarding (import, add
 _BAR_BYTES = 256 * 1024  # files larger than this show a progress bar
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output")]
 ActorOpt = Annotated[str, typer.Option("--actor", help="操作员 operator")]
-
-
-def _engine(rt: Runtime) -> Engine:
-    from settleguard.db.engine import DatabaseError
-
-    try:
-        return rt.engine
-    except DatabaseError as exc:
-        fail("无法打开数据库", "cannot open the database", str(exc))
-        raise  # pragma: no cover - fail() exits
 
 
 def _rules(rt: Runtime) -> Any:
@@ -89,7 +76,7 @@ def import_cmd(
     from settleguard.merchants.onboarding import OnboardingRejected, import_merchants
 
     rt: Runtime = ctx.obj
-    engine = _engine(rt)
+    engine = engine_or_fail(rt)
     vault = rt.vault
     big = file.is_file() and file.stat().st_size > _BAR_BYTES and not json_out
     try:
@@ -154,7 +141,7 @@ def add_cmd(
             fail(f"--terminal 应为 SN:终端号:型号，实际“{escape(spec[:60])}”",
                  f"--terminal must be serial:terminal no:model, got {spec[:60]!r}")
         rows.append({**base, "terminal_sn": parts[0], "terminal_no": parts[1], "terminal_model": parts[2]})
-    engine = _engine(rt)
+    engine = engine_or_fail(rt)
     try:
         res = add_merchant(engine, rows, vault=rt.vault, now=rt.now(), rules=_rules(rt), actor=actor,
                            timezone=rt.settings.timezone)
@@ -205,7 +192,7 @@ def show_cmd(
     from settleguard.merchants import repository as repo
 
     rt: Runtime = ctx.obj
-    with _engine(rt).connect() as conn:
+    with engine_or_fail(rt).connect() as conn:
         m = repo.by_no(conn, merchant)
     if m is None:
         fail(f"商户 {merchant} 不存在", f"no merchant {merchant}")
@@ -259,7 +246,7 @@ def list_cmd(
     rt: Runtime = ctx.obj
     if status is not None and status not in {s.value for s in MerchantStatus}:
         fail(f"未知状态 {escape(status)}", f"unknown status {status!r}; use active, frozen or closed")
-    with _engine(rt).connect() as conn:
+    with engine_or_fail(rt).connect() as conn:
         total, rows = repo.listing(conn, status=status, city=city, limit=limit, offset=(page - 1) * limit)
     if json_out:
         print_json({"total": total, "page": page, "limit": limit, "merchants": rows})
@@ -279,7 +266,7 @@ def _status_cmd(action: StatusAction, ctx: typer.Context, merchant: str, reason:
 
     rt: Runtime = ctx.obj
     try:
-        ch = change_status(_engine(rt), merchant, action, reason, actor=actor, now=rt.now())
+        ch = change_status(engine_or_fail(rt), merchant, action, reason, actor=actor, now=rt.now())
     except StatusRefused as exc:
         if json_out:
             print_json({"changed": False, "zh": exc.zh, "en": exc.en})

@@ -14,6 +14,9 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+    from sqlalchemy import Engine
+
+    from settleguard.cli.runtime import Runtime
 
 # Piped output (CI logs, files) gets 120 columns instead of Rich's 80, so tables of yuan
 # amounts are not truncated; COLUMNS still wins when set.
@@ -35,6 +38,16 @@ def fail(zh: str, en: str, detail: str = "", code: int = 2) -> NoReturn:
     if detail:
         err.print(detail, markup=False, highlight=False)
     raise typer.Exit(code)
+
+
+def engine_or_fail(rt: Runtime) -> Engine:
+    """The runtime's engine, or a zh/en error (exit 2) when the database cannot be opened or migrated."""
+    from settleguard.db.engine import DatabaseError
+
+    try:
+        return rt.engine
+    except DatabaseError as exc:
+        fail("无法打开数据库", "cannot open the database", str(exc))
 
 
 def progress() -> Progress:

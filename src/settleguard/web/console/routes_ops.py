@@ -168,6 +168,14 @@ def payout_page(request: Request, user: User, payout_id: Id,
     return _payout_page(request, user, payout_id, done=done)
 
 
+def _guard_payout_form(request: Request, user: User, payout_id: int, csrf_token: str, action: Action) -> None:
+    """A payout form's checks, in order: another merchant's payout is 404, then the CSRF token, then the role."""
+    with web(request).engine.connect() as conn:
+        check_owner(user, payout_repo.owner(conn, payout_id))
+    check_csrf(user, csrf_token)
+    require_action(user, action)
+
+
 @router.post("/payouts/{payout_id}/release")
 def release_payout(request: Request, user: User, payout_id: Id, note: Annotated[str, Form(max_length=500)] = "",
                    override: Annotated[str, Form(max_length=8)] = "",
@@ -176,10 +184,7 @@ def release_payout(request: Request, user: User, payout_id: Id, note: Annotated[
     """Release one payout through payouts.release.release, as ``settleguard payouts release`` does; a payout held
     for a card problem whose card is unchanged since it failed is refused (409, the page says why and offers the
     override) unless the override box is ticked with a written reason (audited)."""
-    with web(request).engine.connect() as conn:
-        check_owner(user, payout_repo.owner(conn, payout_id))
-    check_csrf(user, csrf_token)
-    require_action(user, Action.PAYOUT_RELEASE)
+    _guard_payout_form(request, user, payout_id, csrf_token, Action.PAYOUT_RELEASE)
     ctx = web(request)
     try:
         release(ctx.engine, payout_id, user.username, ctx.now(), note.strip(), override=override == "yes",
@@ -196,10 +201,7 @@ def cancel_payout(request: Request, user: User, payout_id: Id, reason: Annotated
     ``settleguard payouts cancel`` does (status event, ledger entry, audit record); then back to the payout
     page. A refusal (no reason, no confirmation, a status that cannot be cancelled) shows the payout page with
     the reason (409) and changes nothing. A merchant user gets 404 for another merchant's payout."""
-    with web(request).engine.connect() as conn:
-        check_owner(user, payout_repo.owner(conn, payout_id))
-    check_csrf(user, csrf_token)
-    require_action(user, Action.PAYOUT_CANCEL)
+    _guard_payout_form(request, user, payout_id, csrf_token, Action.PAYOUT_CANCEL)
     ctx = web(request)
     try:
         if reason.strip() and confirm != "yes":  # (no reason: cancel says so first)

@@ -9,7 +9,7 @@ Not a unit test. Run ``python bench/api_load.py`` (``--rate``, ``--seconds``, ``
    2 % created — with its status events and send attempt (code, message, diagnosis category and rule as
    the payout service records them), written with set-based SQL (generate_series) into the same tables
    (``db.tables``), then VACUUM ANALYZE (what autovacuum leaves on a live database); one operator and
-   ``--merchant-users`` merchant users (argon2id) with API tokens through ``web.users``;
+   ``--merchant-users`` merchant users (argon2id) with API tokens through ``access.service``;
 2. the server: ``python -m settleguard --db URL serve --workers N`` (the command operators run; N server
    processes, default 1) in a child process;
 3. the load (a child process): aiohttp, open loop — request i is sent at t0 + i / rate whatever the
@@ -83,11 +83,11 @@ def _status_case(column: str) -> str:
 
 def phase_setup(url: str, merchants: int, merchant_users: int) -> dict[str, Any]:
     """N merchants, cards and a day of payouts with events and attempts: set-based SQL, one transaction."""
+    from settleguard.access.model import Role
+    from settleguard.access.service import add_user, issue_token
     from settleguard.db.engine import open_engine
     from settleguard.diagnosis import classify
     from settleguard.merchants.repository import ensure_fee_schedules
-    from settleguard.web.model import Role
-    from settleguard.web.users import add_user, issue_token
 
     t0 = time.perf_counter()
     engine = open_engine(url)

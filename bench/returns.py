@@ -276,6 +276,7 @@ def _statement_times(engine: Any, totals: dict[str, list[float]]) -> None:
 
 
 def phase_import(url: str, path: str, profile: str | None, statements: bool = False) -> dict[str, Any]:
+    from settleguard.cases.service import SystemCases
     from settleguard.db.engine import open_engine
     from settleguard.payouts.files import import_report
 
@@ -294,7 +295,7 @@ def phase_import(url: str, path: str, profile: str | None, statements: bool = Fa
         prof.enable()
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    s = import_report(engine, Path(path), now=NOW)
+    s = import_report(engine, Path(path), now=NOW, cases=SystemCases("Asia/Shanghai"))
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     if prof is not None and profile:
@@ -303,7 +304,7 @@ def phase_import(url: str, path: str, profile: str | None, statements: bool = Fa
     timed_statements = {k: [round(v[0], 3), int(v[1])] for k, v in
                         sorted(per_statement.items(), key=lambda kv: -kv[1][0])}
     t1 = time.perf_counter()
-    again = import_report(engine, Path(path), now=NOW)
+    again = import_report(engine, Path(path), now=NOW, cases=SystemCases("Asia/Shanghai"))
     t_again = time.perf_counter() - t1
     engine.dispose()
     return {"seconds": round(elapsed, 3), "cpu_s": round(cpu, 3), "statuses": s.statuses, "applied": s.applied,

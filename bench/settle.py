@@ -44,6 +44,7 @@ from benchkit import run_child
 
 DAY = date(2026, 11, 20)  # a Friday; T+1 value date is Monday 2026-11-23
 NOW = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+TZ = "Asia/Shanghai"  # the business time zone (config.Settings.timezone)
 SETTLE_TARGET_S = 5.0
 RSS_TARGET_MB = 1024.0
 IMPORT_TARGET_RPS = 500_000
@@ -219,7 +220,7 @@ def phase_import(url: str, csv_path: str, real_cutoffs: bool, truncate_first: bo
     def progress(stage: str, done: int, total: int) -> None:
         marks.append((stage, done, time.perf_counter()))
 
-    cutoffs = CutOffs() if real_cutoffs else CutOffs(t1_hour=24, d0_hour=24)
+    cutoffs = CutOffs(timezone=TZ) if real_cutoffs else CutOffs(t1_hour=24, d0_hour=24, timezone=TZ)
     t0 = time.perf_counter()
     result = import_transactions(engine, Path(csv_path), cutoffs=cutoffs, now=NOW, progress=progress)
     elapsed = time.perf_counter() - t0

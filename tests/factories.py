@@ -135,7 +135,7 @@ def import_rows(engine: Engine, directory: Path, rows: Iterable[Txn], *, now: da
                 cutoffs: CutOffs | None = None) -> ImportResult:
     """Write ``rows`` to a fresh CSV file in ``directory`` and import it."""
     path = write_csv(directory / f"txns-{next(_file_serial)}.csv", rows)
-    return import_transactions(engine, path, cutoffs=cutoffs or CutOffs(), now=now)
+    return import_transactions(engine, path, cutoffs=cutoffs or CutOffs(timezone="Asia/Shanghai"), now=now)
 
 
 _ref_serial = itertools.count(1)

@@ -12,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_URL = "sqlite:///settleguard.db"
+DEFAULT_TIMEZONE = "Asia/Shanghai"  # Beijing time; the one place the default zone is written (the rest is passed it)
 
 
 class Settings(BaseSettings):
@@ -42,7 +43,7 @@ class Settings(BaseSettings):
         worker_stale_seconds: on PostgreSQL, a payout left submitted or in inquiry this long is taken
             for one a dead worker left behind and inquired about.
         file_answer_due_business_days: a payout sent in a pain.001 file still without a final answer this
-            many business days after the export is flagged (ops alert and case; payouts/overdue.py).
+            many business days after the export is flagged (ops alert and case; cases/overdue.py).
         smtp_host, smtp_port, smtp_from: the SMTP server merchant emails go through, and the sender
             address (``SETTLEGUARD_SMTP_HOST`` ...); smtp_starttls, smtp_user, smtp_password optional.
         webhook_timeout_seconds: timeout of one webhook POST (and of one SMTP conversation).
@@ -63,7 +64,7 @@ class Settings(BaseSettings):
     db: str = DEFAULT_DB_URL
     key: str | None = None
     key_file: Path | None = None
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
     t1_cutoff_hour: int = Field(default=23, ge=0, le=24)
     d0_cutoff_hour: int = Field(default=22, ge=0, le=24)
     channel: str = "simulator"

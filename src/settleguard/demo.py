@@ -31,13 +31,12 @@ from settleguard.demo_hooks import Hooks
 from settleguard.imports.transactions import import_transactions
 from settleguard.ledger import repository as ledger_repo
 from settleguard.masking import bounded
-from settleguard.merchants import repository as merchants_repo
 from settleguard.merchants.model import MerchantKind, NewMerchant
+from settleguard.merchants.onboarding import import_merchants
 from settleguard.payouts import repository as payouts_repo
 from settleguard.payouts.model import PayoutStatus
 from settleguard.payouts.policy import CARD_HOLDS
 from settleguard.payouts.service import SendSummary, send_due
-from settleguard.payouts.worker import cycle
 from settleguard.settlement.calendar import next_business_day
 from settleguard.settlement.engine import RunResult, settle
 from settleguard.settlement.model import CutOffs, Cycle
@@ -46,8 +45,10 @@ from settleguard.sim.generator import (
     generate_merchants,
     generate_transactions,
     replacement_card,
+    write_merchants_csv,
     write_transactions_csv,
 )
+from settleguard.worker import cycle
 
 
 @dataclass
@@ -234,12 +235,26 @@ def run_demo(
 
     hooks.stage("商户与结算卡 merchants and cards", merchants)
     sims = generate_merchants(merchants, seed)
-    with engine.begin() as conn:
-        merchants_repo.add_merchants(conn, [to_new_merchant(m) for m in sims], vault, first_now, hooks.advance)
+    # The path a user takes (issue 19): write the merchant file (商户入网表), import it with every check.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    merchants_file = data_dir / "merchants.csv"
+    write_merchants_csv(sims, merchants_file, start, seed)
+    registered = 0
+
+    def progress(stage: str, done: int, _total: int) -> None:
+        nonlocal registered
+        if stage == "register":
+            hooks.advance(done - registered)
+            registered = done
+
+    try:
+        import_merchants(engine, merchants_file, vault=vault, now=first_now, actor="demo", timezone=cutoffs.timezone,
+                         progress=progress)
+    finally:
+        merchants_file.unlink(missing_ok=True)  # it holds full card numbers: not left on disk once imported
     hooks.done()
     summary.merchants = merchants
 
-    data_dir.mkdir(parents=True, exist_ok=True)
     hooks.stage("每日交易、结算、出款 daily import, settle, pay", days)
     ref_start = 0
     for i in range(days):
@@ -292,7 +307,7 @@ def _recover(engine: Engine, channel: BankChannel, vault: Vault, sims: Sequence[
     for no in merchants:
         m = by_no[no]
         if m.kind == "corporate":  # a company's new account is verified off-line (打款验证) by operations
-            summary.rebind_refused["corporate 对公账户需运营线下核实 corporate account awaits operations"] += 1
+            summary.rebind_refused["对公账户需运营线下核实 corporate account awaits operations"] += 1
             hooks.advance()
             continue
         req = BindRequest(merchant_no=no, pan=replacement_card(m, seed), name=m.holder_name, id_number=m.id_number,
@@ -301,7 +316,7 @@ def _recover(engine: Engine, channel: BankChannel, vault: Vault, sims: Sequence[
             bind_card(engine, verifier, vault, req, now=now)
             summary.rebound += 1
         except BindRefused as exc:
-            summary.rebind_refused[f"{exc.code} {exc.zh}"] += 1
+            summary.rebind_refused[f"{exc.zh} {exc.en}"] += 1
         hooks.advance()
     hooks.done()
     c = cycle(engine, channel, vault, verifier, as_of=now.date(), now=now)

@@ -38,6 +38,7 @@ from settleguard.cards.service import BindRefused, BindRequest, bind_card
 from settleguard.cards.vault import Vault, load_vault
 from settleguard.cards.verifier import CardStatus
 from settleguard.cards.verifier_sim import Holder, SimulatedVerifier
+from settleguard.cases.service import SystemCases
 from settleguard.channels.simulator import SimulatedBank
 from settleguard.db import tables as t
 from settleguard.db.engine import is_transient_conflict, open_engine
@@ -55,6 +56,8 @@ from settleguard.settlement.engine import settle
 from settleguard.settlement.model import CardType, CutOffs, TxnKind
 from settleguard.sim.generator import SimMerchant, generate_merchants
 from unit.channels.samples import Detail, Entry, Pmt, Tx, camt054, pain002
+
+CASES = SystemCases("Asia/Shanghai")  # cases opened by an import, in the business time zone (as the CLI does)
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
@@ -192,7 +195,7 @@ def seed_payouts(tmp: Path, url: str, n: int) -> Rig:
         amount = rng.randint(5_200_000, 16_000_000) if big else int(rng.lognormvariate(11.5, 1.2)) + 100
         at = datetime.combine(DAY, dtime(10 + i % 10, i % 60), TZ)
         rows.append(Txn(f"C{i:09d}", m.merchant_no, m.terminal_nos[0], at, TxnKind.SALE, CardType.DEBIT, amount))
-    import_transactions(engine, write_csv(tmp / "txns.csv", rows), cutoffs=CutOffs(), now=START - timedelta(hours=8))
+    import_transactions(engine, write_csv(tmp / "txns.csv", rows), cutoffs=CutOffs(timezone="Asia/Shanghai"), now=START - timedelta(hours=8))
     settle(engine, DAY, START - timedelta(hours=8))
     with engine.begin() as conn:
         # The cards were checked last week: the workers' card-status refresh (tested elsewhere) would
@@ -255,7 +258,7 @@ def import_some_reports(rig: Rig) -> None:
     if rig.rng.random() < 0.3:
         picks.append(rig.rng.choice(rig.reports))
     for path in picks:
-        busy_retry(lambda path=path: import_report(rig.engine, path, now=rig.now))  # type: ignore[misc]
+        busy_retry(lambda path=path: import_report(rig.engine, path, now=rig.now, cases=CASES))  # type: ignore[misc]
         rig.imported += 1
 
 
@@ -283,8 +286,8 @@ def return_some_paid(rig: Rig, share: float) -> None:
     first.write_text(camt054(entries), encoding="utf-8")
     again = rig.dir / f"camt054-{n}-again.xml"
     again.write_text(camt054(list(reversed(entries))), encoding="utf-8")
-    summary = busy_retry(lambda: import_report(rig.engine, first, now=rig.now))
-    busy_retry(lambda: import_report(rig.engine, again, now=rig.now))  # duplicated, in another order: nothing more changes
+    summary = busy_retry(lambda: import_report(rig.engine, first, now=rig.now, cases=CASES))
+    busy_retry(lambda: import_report(rig.engine, again, now=rig.now, cases=CASES))  # duplicated, in another order: nothing more changes
     for key in chosen:
         rig.returned[key] = known[key][2]
     assert summary.returned <= len(chosen)

@@ -31,6 +31,9 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy import select
 
 from factories import Txn, import_rows, make_merchants, ref
+from settleguard.access.model import Role
+from settleguard.access.service import add_user, issue_token
+from settleguard.bootstrap import Container
 from settleguard.cards.vault import load_vault
 from settleguard.cases.service import open_case
 from settleguard.channels.base import BankOutcome, OutcomeStatus, PayoutInstruction
@@ -40,8 +43,6 @@ from settleguard.payouts.service import send_due
 from settleguard.settlement.engine import settle
 from settleguard.settlement.model import CardType, TxnKind
 from settleguard.web.app import create_app
-from settleguard.web.model import Role
-from settleguard.web.users import add_user, issue_token
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +97,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
         send_due(engine, Bank({keys[payout_of[a.id]], keys[payout_of[c.id]]}), vault, as_of=date(2026, 11, 19),
                  now=datetime(2026, 11, 19, 1, 0, tzinfo=UTC))
         cases = [open_case(engine, merchant_no=m.merchant_no, category="card_info_error", title=f"户名不符 {m.merchant_no}",
-                           actor="test", now=NOW, payout_ids=[payout_of[m.id]]) for m in (a, c)]
+                           actor="test", now=NOW, payout_ids=[payout_of[m.id]], tz="Asia/Shanghai") for m in (a, c)]
         tokens = {}
         for name, role, merchant_no in (("oper", Role.OPERATOR, None), ("shop-a", Role.MERCHANT, a.merchant_no)):
             add_user(engine, username=name, password=PASSWORD, role=role, merchant_no=merchant_no,
@@ -186,7 +187,8 @@ def test_no_operation_answers_5xx_or_off_schema(role: Role, seeded: Seeded, oper
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             engine = open_engine(copy_db(seeded.db, tmp_path / f"op{n}-{mode}.db"))
             try:
-                sent += run_operation(operation, mode, known, create_app(engine), headers)
+                app = create_app(Container(given_engine=engine, given_vault=load_vault(None, seeded.db.parent / "test.key")))
+                sent += run_operation(operation, mode, known, app, headers)
             except Unsatisfiable:
                 # no parameters and no body: nothing to make invalid
                 assert not mode.is_positive, operation.label

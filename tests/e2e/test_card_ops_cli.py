@@ -106,7 +106,7 @@ def test_bind_show_and_refusals(demo_db: str, tmp_path: Path) -> None:
     human = run(demo_db, "card", "show", merchant, cwd=tmp_path).stdout
     assert bound["masked"] in human
     assert "replaced" in human
-    assert "card_rebound" in human
+    assert "更换结算卡 card re-bound" in human  # labels, not the code card_rebound (issue 18)
     for pan in (good, frozen):
         assert pan not in show.stdout + human
 

@@ -44,7 +44,7 @@ def test_card_show_summarises_notices_and_wraps_at_80_and_120_columns(db_url: st
         # eight released payouts: eight notices of one subject
         items = [PayoutNotice(Released(f.payout_id, mid, None, n, f"SG20261118M{mid}"), "released", None, 10_000 + n)
                  for n in range(1, 9)]
-        assert notify_payouts(conn, items, SEND_AT) == [True] * 8
+        assert notify_payouts(conn, items, SEND_AT, tz="Asia/Shanghai") == [True] * 8
     engine.dispose()
 
     full = show(db_url, tmp_path, 120, f.merchant_no, "--full")

@@ -22,6 +22,8 @@ from test_payout_send import CUT_OVER, NAME_MISMATCH, SEND_AT, VALUE_DAY, Script
 from conftest import NOW  # noqa: E402
 from factories import Txn, import_rows, make_merchants, ref  # noqa: E402
 from long_output import WIDTHS, assert_fits, assert_whole  # noqa: E402
+from settleguard.access.model import Role  # noqa: E402
+from settleguard.access.service import add_user  # noqa: E402
 from settleguard.cards.vault import load_vault  # noqa: E402
 from settleguard.cases import service as case_service  # noqa: E402
 from settleguard.channels.base import BankOutcome  # noqa: E402
@@ -86,6 +88,10 @@ def test_case_lifecycle(failed: Failed, tmp_path: Path) -> None:
     assert "不属于商户" in refused.stderr
     assert "do not belong" in refused.stderr
 
+    engine = open_engine(f.db)  # cases go to staff users only (cases.service.may_be_assigned)
+    add_user(engine, username="bob", password="correct horse battery", role=Role.SUPPORT, merchant_no=None,
+             display_name="bob", now=NOW, actor="test")
+    engine.dispose()
     run(f.db, "cases", "assign", str(cid), "bob", cwd=cwd)
     run(f.db, "cases", "contact", str(cid), "--party", "bank_support", "--method", "phone", "--who",
         "工行客服 95588 工号1234", "--said", "户名与开户名不一致，请商户核对后重新绑卡", "--at", "2026-11-19T10:15",
@@ -94,8 +100,8 @@ def test_case_lifecycle(failed: Failed, tmp_path: Path) -> None:
     run(f.db, "cases", "status", str(cid), "waiting_merchant", cwd=cwd)
 
     show = run(f.db, "cases", "show", str(cid), cwd=cwd).stdout
-    for text in ("工单 case", "等待商户 waiting_merchant", "工行客服 95588 工号1234", "已短信通知商户", "3031",
-                 "账号户名不符", "诊断 diagnosis 银行卡信息错误 card_info_error", "Diagnosis:", "银行客服 bank_support",
+    for text in ("工单 case", "等待商户 waiting merchant", "工行客服 95588 工号1234", "已短信通知商户", "3031",
+                 "账号户名不符", "诊断 diagnosis 银行卡信息错误 card info error", "Diagnosis:", "银行客服 bank support",
                  "电话 phone",
                  "2026-11-19 10:15"):
         assert text in show, text
@@ -152,7 +158,7 @@ def seven_payouts_case(db: str, tmp_path: Path) -> tuple[int, dict[int, str]]:
     send_due(engine, ScriptedBank(sends={k: [CUT_OVER] for k in keys.values()}), vault, as_of=VALUE_DAY, now=SEND_AT)
     cid = case_service.open_case(engine, merchant_no=m.merchant_no, category="system_or_network_fault",
                     title="日期切换期间七笔出款失败，待银行恢复后重发 seven payouts failed during the bank's cut-over",
-                    actor="alice", now=SEND_AT, payout_ids=sorted(keys))
+                    actor="alice", now=SEND_AT, payout_ids=sorted(keys), tz="Asia/Shanghai")
     engine.dispose()
     assert cid is not None
     return cid, keys
@@ -180,4 +186,4 @@ def test_cases_show_groups_the_same_guidance_and_wraps_at_80_and_120_columns(db_
         listed = run_at(db_url, width, "cases", "list", cwd=tmp_path)
         assert_fits(listed, width, max_lines=12)  # one case: its title, then its facts
         assert_whole(listed, "日期切换期间七笔出款失败，待银行恢复后重发 seven payouts failed during the bank's cut-over",
-                     "系统或网络故障 system_or_network_fault")
+                     "系统或网络故障 system or network fault")

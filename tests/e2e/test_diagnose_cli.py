@@ -23,7 +23,7 @@ def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.
 def test_a_single_diagnosis_is_a_panel_with_chinese_first() -> None:
     out = run("--scheme", "allinpay", "--code", "3031", "--message", "账号户名不符").stdout
     assert "结算失败诊断 Diagnosis" in out
-    assert "银行卡信息错误 card_info_error" in out
+    assert "银行卡信息错误 card info error" in out
     assert "挂账 hold" in out
     assert "allinpay.3031" in out
     assert "核对结算卡卡号" in out                     # guidance in Chinese by default
@@ -121,15 +121,15 @@ def test_the_review_flag_agrees_with_the_decision_and_a_limit_text_is_not_ignore
     assert "人工复核 review" in alone
     assert "needs review: 是 yes" in alone
     out = run("--scheme", "allinpay", "--code", "3045", "--message", "超过当日累计限额").stdout
-    assert "超出限额 limit_exceeded" in out
+    assert "超出限额 limit exceeded" in out
     assert "needs review: 否 no" in out
     assert "代码 3045 由文字说明判断" in out
     obj = json.loads(run("--scheme", "allinpay", "--code", "3045", "--json").stdout)
     assert (obj["decision"], obj["needs_review"]) == ("review", True)
     specific = run("--scheme", "allinpay", "--code", "3031", "--message", "余额不足").stdout
-    assert "银行卡信息错误 card_info_error" in specific
+    assert "银行卡信息错误 card info error" in specific
     assert "文字说明 text says" in specific
-    assert "余额不足 insufficient_funds" in specific
+    assert "余额不足 insufficient funds" in specific
 
 
 def test_a_word_inside_another_word_or_a_positive_statement_is_not_a_failure() -> None:

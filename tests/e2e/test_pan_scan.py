@@ -22,6 +22,8 @@ from sqlalchemy import MetaData, create_engine, select
 
 from factories import Txn, import_rows, make_merchants, ref
 from pan_echo import EchoReturn, EchoTx, camt054_echo, forms, http_answer, pain002_echo
+from settleguard.access.model import Role
+from settleguard.access.service import add_user, issue_token
 from settleguard.cards.bins import luhn_complete
 from settleguard.cards.verifier import CardStatus
 from settleguard.cards.verifier_sim import SimulatedVerifier
@@ -31,8 +33,6 @@ from settleguard.settlement.engine import settle
 from settleguard.settlement.model import CardType, TxnKind
 from settleguard.sim.generator import generate_merchants
 from settleguard.web.app import create_app
-from settleguard.web.model import Role
-from settleguard.web.users import add_user, issue_token
 
 MERCHANTS, SEED = 60, 11
 ID, PHONE = "11010519491231002X", "13812345678"

@@ -199,9 +199,9 @@ def test_channels_status_shows_an_open_circuit_and_its_alert(db_url: str, tmp_pa
     assert datetime.fromisoformat(icbc["probe_after"]) == SEND_AT + timedelta(minutes=10)
     assert [a["kind"] for a in out["alerts"]] == ["circuit_open"]
     text = cli(db_url, "channels", "status", cwd=tmp_path).stdout
-    assert "已暂停 open" in text
+    assert "已暂停 paused" in text  # a label, not the circuit state "open" (issue 18)
     assert "ICBC" in text
-    assert "circuit_open" in text
+    assert "银行熔断暂停 bank paused (circuit open)" in text
 
 
 def test_export_a_pain001_import_its_report_once_and_reject_a_hostile_file(db_url: str, tmp_path: Path) -> None:
@@ -308,4 +308,4 @@ def test_returns_import_refuses_reports_not_ours_warns_on_unknown_references_and
     assert "文件出款超期未回执" in text
     assert res.message_id in text
     assert "已开工单 flagged 2" in text
-    assert "file_answer_overdue" in text
+    assert "文件出款超期未回执 file answer overdue" in text

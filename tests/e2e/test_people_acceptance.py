@@ -271,7 +271,7 @@ def test_people_in_the_loop(db_url: str, tmp_path: Path, hook: Receiver, smtp: t
             for c in case["contacts"]] == [
         ("bank_support", "phone", WHO, SAID, "ops.li")]
     page = sg(db_url, "cases", "show", str(cid), cwd=cwd, env=env).stdout
-    for want in ("银行客服 bank_support", "电话 phone", WHO, SAID, "账号户名不符", "诊断 diagnosis 银行卡信息错误 card_info_error"):
+    for want in ("银行客服 bank support", "电话 phone", WHO, SAID, "账号户名不符", "诊断 diagnosis 银行卡信息错误 card info error"):
         assert want in page, want
     assert page.index("诊断 diagnosis") < page.index("Diagnosis:")
 

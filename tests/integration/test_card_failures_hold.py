@@ -31,6 +31,7 @@ from payout_helpers import (
     status,
 )
 from settleguard.cards.vault import Vault
+from settleguard.cases.service import SystemCases
 from settleguard.channels.base import BankOutcome, OutcomeStatus
 from settleguard.db import tables as t
 from settleguard.payouts.details import detail
@@ -38,11 +39,13 @@ from settleguard.payouts.files import export_pain001, import_report
 from settleguard.payouts.model import PayoutStatus
 from settleguard.payouts.release import PayoutActionRefused, SameCardRefused, release
 from settleguard.payouts.service import Options, send_due
-from settleguard.payouts.worker import cycle
 from settleguard.settlement.engine import settle
 from settleguard.settlement.model import CardType, TxnKind
+from settleguard.worker import cycle
 from unit.channels.samples import Detail, Pmt, Tx, camt054, pain002
 from unit.channels.samples import Entry as NtryEntry
+
+CASES = SystemCases("Asia/Shanghai")  # cases opened by an import, in the business time zone (as the CLI does)
 
 S = PayoutStatus
 SH = ZoneInfo("Asia/Shanghai")
@@ -171,11 +174,11 @@ def test_an_ac04_in_a_pain002_or_a_camt054_return_marks_the_card_unusable_and_no
     (tmp_path / "r.xml").write_text(pain002([Pmt(pmt[rejected.key], txs=[
         Tx(rejected.key, "RJCT", "AC04", info=["账户已销户"]), Tx(returned.key, "ACSC")])],
         original_message=res.message_id), encoding="utf-8")
-    import_report(engine, tmp_path / "r.xml", now=at)
+    import_report(engine, tmp_path / "r.xml", now=at, cases=CASES)
     amount = f"{returned.amount // 100}.{returned.amount % 100:02d}"
     (tmp_path / "n.xml").write_text(camt054([NtryEntry(amount, details=[
         Detail(returned.key, amount, "AC04", ["账户已销户，退回"])])]), encoding="utf-8")
-    import_report(engine, tmp_path / "n.xml", now=at + timedelta(hours=1))
+    import_report(engine, tmp_path / "n.xml", now=at + timedelta(hours=1), cases=CASES)
     assert_families(engine)
 
     for d in (rejected, returned):
@@ -294,7 +297,8 @@ def test_a_camt054_return_for_a_held_or_a_retry_scheduled_payout_raises_an_alert
     (tmp_path / "n.xml").write_text(camt054([NtryEntry(f"{total // 100}.{total % 100:02d}", details=details)]),
                                     encoding="utf-8")
 
-    s = import_report(engine, tmp_path / "n.xml", now=SEND_AT.astimezone(UTC) + timedelta(minutes=5))
+    s = import_report(engine, tmp_path / "n.xml", now=SEND_AT.astimezone(UTC) + timedelta(minutes=5),
+                      cases=CASES)
 
     assert (status(engine, held.payout_id), status(engine, waiting.payout_id)) == (S.HELD, S.RETRY_SCHEDULED)
     assert s.returned == 0

@@ -16,9 +16,10 @@ from settleguard.cards import repository as repo
 from settleguard.cards.bin_import import BinImportRejected, import_bins
 from settleguard.cards.bins import luhn_complete
 from settleguard.cards.key_rotation import RotationError, check_all_open, rotate_keys
-from settleguard.cards.service import binding_bins
 from settleguard.cards.vault import Vault, VaultError, load_vault
 from settleguard.db import tables as t
+from settleguard.reference import bins_repository as bins_repo
+from settleguard.reference.bins_repository import binding_bins
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 HEADER = "bin,bank_code,bank_name_zh,bank_name_en,card_type,length\n"
@@ -66,7 +67,7 @@ def test_a_bad_row_rejects_the_whole_file_and_keeps_the_previous_table(engine: E
     with pytest.raises(BinImportRejected, match="expected columns"):
         import_bins(engine, tmp_path / "bad4.csv", now=NOW)
     with engine.connect() as conn:
-        assert sorted((r.bin, r.bank_code) for r in repo.db_bins(conn)) == [("622202", "TESTBK"), ("955880", "ICBC")]
+        assert sorted((r.bin, r.bank_code) for r in bins_repo.db_bins(conn)) == [("622202", "TESTBK"), ("955880", "ICBC")]
 
 
 def test_importing_the_same_table_again_changes_nothing_and_a_new_table_replaces_it(
@@ -84,7 +85,7 @@ def test_importing_the_same_table_again_changes_nothing_and_a_new_table_replaces
     second = import_bins(engine, write(tmp_path / "b.csv", "955880,ICBC,工行,ICBC,DC,19"), now=NOW)
     assert (second.unchanged, second.added, second.removed) == (False, 0, 1)
     with engine.connect() as conn:
-        assert [r.bin for r in repo.db_bins(conn)] == ["955880"]
+        assert [r.bin for r in bins_repo.db_bins(conn)] == ["955880"]
 
 
 def test_rotation_reencrypts_every_card_under_the_new_key_and_retires_the_old(

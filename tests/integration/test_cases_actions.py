@@ -10,10 +10,21 @@ import pytest
 from sqlalchemy import Engine
 from test_payout_send import SEND_AT, make_payouts
 
+from settleguard.access.model import Role
+from settleguard.access.service import add_user
 from settleguard.cards.vault import Vault
 from settleguard.cases import repository as crepo
 from settleguard.cases import service as cs
 from settleguard.cases.model import CaseStatus, Method, Party, Priority
+
+BEIJING = "Asia/Shanghai"  # the business time zone (config.Settings.timezone), passed in
+
+
+def staff(engine: Engine, *names: str) -> None:
+    """Support users a case may be assigned to (cases.service.may_be_assigned)."""
+    for name in names:
+        add_user(engine, username=name, password="correct horse battery", role=Role.SUPPORT, merchant_no=None,
+                 display_name=name, now=SEND_AT, actor="test")
 
 
 def test_case_lifecycle_with_contacts_and_notes(engine: Engine, vault: Vault, tmp_path: Path) -> None:
@@ -21,13 +32,14 @@ def test_case_lifecycle_with_contacts_and_notes(engine: Engine, vault: Vault, tm
     now = SEND_AT
     cid = cs.open_case(engine, merchant_no=a.merchant.merchant_no, category="card_info_error",
                        title="户名不符 name mismatch", actor="alice", now=now, priority=Priority.P2,
-                       payout_ids=[a.payout_id])
+                       payout_ids=[a.payout_id], tz=BEIJING)
     with pytest.raises(cs.CaseActionRefused):  # b's payout is not a's merchant's
         cs.open_case(engine, merchant_no=a.merchant.merchant_no, category="other", title="x", actor="alice",
-                     now=now, payout_ids=[b.payout_id])
+                     now=now, payout_ids=[b.payout_id], tz=BEIJING)
     with pytest.raises(cs.CaseActionRefused):
-        cs.open_case(engine, merchant_no="NOPE", category="other", title="x", actor="alice", now=now)
+        cs.open_case(engine, merchant_no="NOPE", category="other", title="x", actor="alice", now=now, tz=BEIJING)
 
+    staff(engine, "bob", "carol")
     cs.assign(engine, cid, "bob", "alice", now + timedelta(minutes=1))
     talked = now + timedelta(minutes=3)
     cs.add_contact(engine, cid, party=Party.BANK_SUPPORT, method=Method.PHONE, who="工行客服 95588 工号1234",
@@ -68,9 +80,10 @@ def test_listing_filters_and_overdue(engine: Engine, vault: Vault, tmp_path: Pat
     (a,) = make_payouts(engine, vault, tmp_path, [10_000])
     now = SEND_AT
     urgent = cs.open_case(engine, merchant_no=a.merchant.merchant_no, category="risk_or_compliance_block",
-                          title="风控", actor="alice", now=now, priority=Priority.P1)
+                          title="风控", actor="alice", now=now, priority=Priority.P1, tz=BEIJING)
     slow = cs.open_case(engine, merchant_no=a.merchant.merchant_no, category="other", title="其他", actor="alice",
-                        now=now, priority=Priority.P4)
+                        now=now, priority=Priority.P4, tz=BEIJING)
+    staff(engine, "bob")
     cs.assign(engine, slow, "bob", "alice", now)
     later = now + timedelta(hours=5)
     with engine.connect() as conn:

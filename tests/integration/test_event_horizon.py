@@ -109,7 +109,7 @@ def test_a_needs_review_event_committed_late_still_opens_its_case(
     if not db_url.startswith("postgresql"):
         pytest.skip("out-of-order commits need concurrent writers: PostgreSQL")
     a, b = make_payouts(engine, vault, tmp_path, [1000, 2000])
-    open_auto_cases(engine, SEND_AT)  # the scan is up to date
+    open_auto_cases(engine, SEND_AT, tz="Asia/Shanghai")  # the scan is up to date
 
     def to_review(conn: object, pid: int) -> None:
         for target in (S.SUBMITTED, S.FAILED, S.NEEDS_REVIEW):
@@ -122,10 +122,10 @@ def test_a_needs_review_event_committed_late_still_opens_its_case(
         to_review(slow, a.payout_id)  # its event id is the smaller one, committed last
         with engine.begin() as conn:
             to_review(conn, b.payout_id)
-        first = open_auto_cases(engine, SEND_AT + timedelta(hours=3))
+        first = open_auto_cases(engine, SEND_AT + timedelta(hours=3), tz="Asia/Shanghai")
         assert sum(first.opened.values()) == 0
     finally:
         slow_tx.commit()
         slow.close()
-    second = open_auto_cases(engine, SEND_AT + timedelta(hours=4))
+    second = open_auto_cases(engine, SEND_AT + timedelta(hours=4), tz="Asia/Shanghai")
     assert second.opened["needs_review"] == 2

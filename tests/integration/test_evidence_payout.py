@@ -27,6 +27,8 @@ from test_web_api import CLIENT_NOW, PASSWORD, Clock, error_code, login
 
 from conftest import NOW
 from payout_helpers import CUT_OVER, NAME_MISMATCH, SEND_AT, VALUE_DAY, Due, LimitedBank, make_payouts, parts
+from settleguard.access.model import Role
+from settleguard.access.service import add_user, issue_token
 from settleguard.cards.vault import Vault
 from settleguard.channels.base import BankOutcome
 from settleguard.db import tables as t
@@ -37,9 +39,8 @@ from settleguard.notify.channels import Webhook
 from settleguard.notify.delivery import Deliverer
 from settleguard.payouts.service import send_due
 from settleguard.web.app import create_app
-from settleguard.web.model import Role
-from settleguard.web.users import add_user, issue_token
 
+BEIJING = "Asia/Shanghai"  # the business time zone (config.Settings.timezone), passed in
 SMS = "13900001111"
 HOOK = "https://hooks.example.com/settle"
 HOOK_TOKEN = "tok-5f2a9c1e7b"  # noqa: S105  (a made-up token in the merchant's webhook URL)
@@ -120,7 +121,7 @@ def test_a_held_payouts_bundle_tells_its_story_verifies_and_holds_no_secret(worl
     a = world.a
     assert status_of(world.engine, a.payout_id) == "held"
     out = tmp_path / "a.zip"
-    bundle = export_payout(world.engine, a.payout_id, out, CLIENT_NOW)
+    bundle = export_payout(world.engine, a.payout_id, out, CLIENT_NOW, tz=BEIJING)
     blob = out.read_bytes()
     got = members(blob)
     names = list(got)
@@ -205,7 +206,7 @@ def yuan(fen: int) -> str:
 def test_the_csvs_read_in_excel_in_yuan_local_time_and_merchant_and_terminal_numbers(world: World) -> None:
     """Issue 18: no BOM (mojibake in Excel), amounts in fen, internal merchant/terminal ids, UTC times."""
     c = world.c  # split, parts paid and held: every CSV of a payout's bundle has rows
-    got = members(zip_bytes(build_payout(world.engine, c.payout_id, CLIENT_NOW)))
+    got = members(zip_bytes(build_payout(world.engine, c.payout_id, CLIENT_NOW, tz=BEIJING)))
     csvs = sorted(n for n in got if n.endswith(".csv"))
     assert {"parts.csv", "attempts.csv", "ledger_postings.csv", "transactions/2026-11-18.csv"} <= set(csvs)
     for name in got:
@@ -243,9 +244,9 @@ def test_the_csvs_read_in_excel_in_yuan_local_time_and_merchant_and_terminal_num
 
 def test_the_bundle_is_deterministic_and_its_manifest_names_the_time(world: World) -> None:
     pid = world.a.payout_id
-    first = zip_bytes(build_payout(world.engine, pid, CLIENT_NOW))
-    assert zip_bytes(build_payout(world.engine, pid, CLIENT_NOW)) == first
-    later = build_payout(world.engine, pid, CLIENT_NOW + timedelta(hours=1))
+    first = zip_bytes(build_payout(world.engine, pid, CLIENT_NOW, tz=BEIJING))
+    assert zip_bytes(build_payout(world.engine, pid, CLIENT_NOW, tz=BEIJING)) == first
+    later = build_payout(world.engine, pid, CLIENT_NOW + timedelta(hours=1), tz=BEIJING)
     before = members(first)
     assert json.loads(later.manifest)["created_at"] != json.loads(before["manifest.json"])["created_at"]
     changed = {n for n, data in later.files.items() if before[n] != data}
@@ -256,7 +257,7 @@ def test_a_split_payouts_bundle_carries_its_parts_and_a_parts_bundle_its_parent(
     c = world.c
     ps = parts(world.engine, c.payout_id)
     assert [p["status"] for p in ps] == ["succeeded", "held", "succeeded"]
-    got = members(zip_bytes(build_payout(world.engine, c.payout_id, CLIENT_NOW)))
+    got = members(zip_bytes(build_payout(world.engine, c.payout_id, CLIENT_NOW, tz=BEIJING)))
     rows = table(got["parts.csv"])
     assert [r["idempotency_key"] for r in rows] == [f"{c.key}S{i}" for i in (1, 2, 3)]
     assert sum(Decimal(r["amount_yuan"]) for r in rows) * 100 == c.amount
@@ -274,7 +275,7 @@ def test_a_split_payouts_bundle_carries_its_parts_and_a_parts_bundle_its_parent(
 
     held_part = ps[1]["id"]
     out = tmp_path / "part.zip"
-    export_payout(world.engine, held_part, out, CLIENT_NOW)
+    export_payout(world.engine, held_part, out, CLIENT_NOW, tz=BEIJING)
     assert verify(out).payout_id == held_part
     part = members(out.read_bytes())
     assert f"part of payout {c.payout_id}" in part["summary.html"].decode()
@@ -284,7 +285,7 @@ def test_a_split_payouts_bundle_carries_its_parts_and_a_parts_bundle_its_parent(
 
 def test_any_flipped_byte_and_any_changed_file_is_found(world: World, tmp_path: Path) -> None:
     good = tmp_path / "good.zip"
-    export_payout(world.engine, world.a.payout_id, good, CLIENT_NOW)
+    export_payout(world.engine, world.a.payout_id, good, CLIENT_NOW, tz=BEIJING)
     blob = good.read_bytes()
     with zipfile.ZipFile(good) as z:
         infos = z.infolist()
@@ -310,7 +311,7 @@ def test_any_flipped_byte_and_any_changed_file_is_found(world: World, tmp_path: 
 def test_an_unknown_payout_has_no_bundle(world: World, tmp_path: Path) -> None:
     out = tmp_path / "none.zip"
     with pytest.raises(NoSuchPayout):
-        export_payout(world.engine, 999_999, out, CLIENT_NOW)
+        export_payout(world.engine, 999_999, out, CLIENT_NOW, tz=BEIJING)
     assert not out.exists()
 
 
@@ -319,7 +320,7 @@ def test_an_unknown_payout_has_no_bundle(world: World, tmp_path: Path) -> None:
 
 def test_staff_and_the_owner_download_the_same_bytes_as_the_cli(world: World, tmp_path: Path) -> None:
     pid = world.a.payout_id
-    expected = zip_bytes(build_payout(world.engine, pid, CLIENT_NOW))
+    expected = zip_bytes(build_payout(world.engine, pid, CLIENT_NOW, tz=BEIJING))
     for who in ("oper", "supp", "audi", "mera"):
         r = world.client(who).get(f"/api/v1/payouts/{pid}/evidence")
         assert r.status_code == 200, (who, r.text)
@@ -366,7 +367,7 @@ def test_the_portal_links_the_evidence_of_held_and_paid_payouts_and_the_link_wor
         if linked:
             r = c.get(f"/api/v1/payouts/{due.payout_id}/evidence")  # the session cookie, no CSRF for a GET
             assert r.status_code == 200
-            assert r.content == zip_bytes(build_payout(world.engine, due.payout_id, CLIENT_NOW))
+            assert r.content == zip_bytes(build_payout(world.engine, due.payout_id, CLIENT_NOW, tz=BEIJING))
         other = world.c.payout_id
         r = c.get(f"/api/v1/payouts/{other}/evidence")
         assert r.status_code == 404

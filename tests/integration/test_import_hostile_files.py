@@ -122,7 +122,7 @@ def test_a_row_in_the_future_is_refused_naming_its_line_and_nothing_is_imported(
     path = write_csv(tmp_path / "future.csv", rows)
 
     with pytest.raises(ImportRejected) as info:
-        import_transactions(engine, path, cutoffs=CutOffs(), now=NOW, future_tolerance=DEFAULT_FUTURE_TOLERANCE)
+        import_transactions(engine, path, cutoffs=CutOffs(timezone="Asia/Shanghai"), now=NOW, future_tolerance=DEFAULT_FUTURE_TOLERANCE)
 
     assert info.value.line == 4
     assert "in the future" in str(info.value)
@@ -131,7 +131,7 @@ def test_a_row_in_the_future_is_refused_naming_its_line_and_nothing_is_imported(
     assert _count(engine, t.transactions) == 0
     assert _count(engine, t.imports) == 0
     ok = write_csv(tmp_path / "ok.csv", rows[:2])
-    assert import_transactions(engine, ok, cutoffs=CutOffs(), now=NOW,
+    assert import_transactions(engine, ok, cutoffs=CutOffs(timezone="Asia/Shanghai"), now=NOW,
                                future_tolerance=DEFAULT_FUTURE_TOLERANCE).rows == 2
 
 
@@ -145,7 +145,7 @@ def test_a_huge_value_is_echoed_cut_to_200_characters_with_card_numbers_masked(
                      + f"R2,{mno},{tno},2026-11-20T10:00:00+08:00,{pan} {'消费' * 400_000},debit,100\n".encode())
 
     with pytest.raises(ImportRejected) as info:
-        import_transactions(engine, path, cutoffs=CutOffs(), now=NOW)
+        import_transactions(engine, path, cutoffs=CutOffs(timezone="Asia/Shanghai"), now=NOW)
 
     assert info.value.line == 3
     assert "column kind" in str(info.value)
@@ -165,7 +165,7 @@ def test_nul_bytes_after_the_first_block_are_refused_at_their_line_and_echoed_bo
     path.write_bytes(HEADER + good.encode() + f"N1,{mno},{tno},2026-11-20T10:00:00+08:00,sale,debit,1{nuls}\n".encode())
 
     with pytest.raises(ImportRejected) as info:
-        import_transactions(engine, path, cutoffs=CutOffs(), now=NOW)
+        import_transactions(engine, path, cutoffs=CutOffs(timezone="Asia/Shanghai"), now=NOW)
 
     assert info.value.line == 2_002
     assert "\\x00" in str(info.value)

@@ -20,7 +20,7 @@ from settleguard.settlement.engine import settle
 from settleguard.settlement.model import CutOffs, Cycle
 
 NOW = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
-CUT = CutOffs()
+CUT = CutOffs(timezone="Asia/Shanghai")
 HEADER = "external_ref,merchant_no,terminal_no,occurred_at,kind,card_type,amount_fen\n"
 
 

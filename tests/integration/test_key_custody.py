@@ -34,7 +34,7 @@ from settleguard.cli.runtime import Runtime
 from settleguard.config import Settings
 from settleguard.db import tables as t
 from settleguard.payouts.model import PayoutStatus
-from settleguard.payouts.worker import run as run_worker
+from settleguard.worker import run as run_worker
 
 S = PayoutStatus
 

@@ -319,7 +319,7 @@ def test_card_notices_and_notices_written_before_preferences_are_queued_by_the_w
 
 
 def test_the_payout_worker_cycle_ends_with_a_delivery_pass(engine: Engine, vault: Vault, tmp_path: Path) -> None:
-    from settleguard.payouts.worker import cycle
+    from settleguard.worker import cycle
 
     [d] = make_payouts(engine, vault, tmp_path, [3000])
     set_prefs(engine, vault, d.merchant.id, SEND_AT, sms="13912345678")

@@ -22,6 +22,7 @@ from settleguard.payouts.release import release_for_card_events
 from settleguard.payouts.service import DEFAULT_OPTIONS, Answer, SendSummary, apply_answers, hold_without_card
 
 S = PayoutStatus
+BEIJING = "Asia/Shanghai"  # the business time zone (config.Settings.timezone), passed in
 
 
 def yuan(fen: int) -> str:
@@ -109,7 +110,7 @@ def test_no_usable_card_holds_with_a_no_card_notice_in_the_same_transaction(
     with engine.connect() as conn:
         tx = conn.begin()
         rows = repo.by_ids(conn, [d.payout_id])
-        hold_without_card(conn, rows, SEND_AT, SendSummary())
+        hold_without_card(conn, rows, SEND_AT, SendSummary(), tz=BEIJING)
         assert conn.execute(select(t.notifications.c.kind)).scalars().all() == ["no_card"]
         tx.rollback()
     assert notices(engine, d.merchant.id) == []
@@ -128,13 +129,13 @@ def test_one_notice_per_payout_per_cause(engine: Engine, vault: Vault, tmp_path:
     diagnosis = classify("allinpay", "3031", "账号户名不符")
     with engine.begin() as conn:
         [p] = repo.by_ids(conn, [d.payout_id])
-        assert notify_payout(conn, p, "card_info_error", diagnosis, p.amount_fen, SEND_AT) is False
-        assert notify_payout(conn, p, "card_info_error", diagnosis, p.amount_fen, SEND_AT) is False
+        assert notify_payout(conn, p, "card_info_error", diagnosis, p.amount_fen, SEND_AT, tz=BEIJING) is False
+        assert notify_payout(conn, p, "card_info_error", diagnosis, p.amount_fen, SEND_AT, tz=BEIJING) is False
     [n] = payout_notices(engine, d.payout_id)
     assert len(deliveries(engine, n["id"])) == 1
     # a different cause of the same payout is a second notice
     with engine.begin() as conn:
-        assert notify_payout(conn, p, "risk_or_compliance_block", None, p.amount_fen, SEND_AT) is True
+        assert notify_payout(conn, p, "risk_or_compliance_block", None, p.amount_fen, SEND_AT, tz=BEIJING) is True
     assert [x["kind"] for x in payout_notices(engine, d.payout_id)] == ["card_info_error", "risk_or_compliance_block"]
 
 
@@ -190,17 +191,17 @@ def test_many_notices_at_once_equal_one_by_one_and_each_cause_is_written_once(
     with engine.connect() as conn:  # one by one, rolled back: what each payout's notice must be
         tx = conn.begin()
         for p in ps:
-            assert notify_payout(conn, p, "card_info_error", diagnosis, p.amount_fen, SEND_AT,
+            assert notify_payout(conn, p, "card_info_error", diagnosis, p.amount_fen, SEND_AT, tz=BEIJING,
                                  code="3031", message="账号户名不符") is True
         alone = written(conn)
         tx.rollback()
     assert len(alone) == 4
     with engine.begin() as conn:  # the last payout is told first, on its own
-        assert notify_payout(conn, ps[3], "card_info_error", diagnosis, ps[3].amount_fen, SEND_AT,
+        assert notify_payout(conn, ps[3], "card_info_error", diagnosis, ps[3].amount_fen, SEND_AT, tz=BEIJING,
                              code="3031", message="账号户名不符") is True
     items = [PayoutNotice(p, "card_info_error", diagnosis, p.amount_fen, "3031", "账号户名不符") for p in ps]
     with engine.begin() as conn:
-        assert notify_payouts(conn, [*items, items[1]], SEND_AT) == [True, True, True, False, False]
+        assert notify_payouts(conn, [*items, items[1]], SEND_AT, tz=BEIJING) == [True, True, True, False, False]
     with engine.connect() as conn:
         bulk = written(conn)
     assert bulk == alone

@@ -29,6 +29,7 @@ from payout_helpers import (
     status,
 )
 from settleguard.cards.vault import Vault
+from settleguard.cases.service import SystemCases
 from settleguard.channels.iso20022.pain001 import Agent, BatchConfig, DebtorAccount
 from settleguard.channels.iso20022.reports import ReportRejected
 from settleguard.db import tables as t
@@ -38,6 +39,8 @@ from settleguard.payouts.model import PayoutStatus
 from settleguard.payouts.policy import DEFAULT_POLICY, on_business_day
 from unit.channels.samples import Detail, Pmt, Tx, camt054, pain002
 from unit.channels.samples import Entry as NtryEntry
+
+CASES = SystemCases("Asia/Shanghai")  # cases opened by an import, in the business time zone (as the CLI does)
 
 S = PayoutStatus
 XSD = Path(str(importlib.metadata.distribution("sepaxml").locate_file("sepaxml/schemas/pain.001.001.09.xsd")))
@@ -74,7 +77,7 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 def apply(engine: Engine, path: Path, now: datetime = NOW + timedelta(hours=3)) -> ImportSummary:
-    s = import_report(engine, path, now=now)
+    s = import_report(engine, path, now=now, cases=CASES)
     assert_families(engine)
     return s
 
@@ -395,7 +398,7 @@ def test_a_hostile_or_malformed_report_is_rejected_whole_and_changes_nothing(
     before = state(engine)
 
     with pytest.raises(ReportRejected) as exc:
-        import_report(engine, path, now=NOW + timedelta(hours=3))
+        import_report(engine, path, now=NOW + timedelta(hours=3), cases=CASES)
 
     assert str(path) in str(exc.value)
     assert state(engine) == before

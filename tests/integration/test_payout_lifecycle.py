@@ -52,7 +52,7 @@ from settleguard.payouts.model import PayoutStatus
 from settleguard.payouts.policy import DEFAULT_POLICY, on_business_day
 from settleguard.payouts.release import PayoutActionRefused, cancel, release, release_for_card_events
 from settleguard.payouts.service import Options, SendSummary, send_due
-from settleguard.payouts.worker import cycle
+from settleguard.worker import cycle
 
 S = PayoutStatus
 A = "allinpay"

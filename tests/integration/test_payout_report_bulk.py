@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from payout_helpers import SEND_AT, VALUE_DAY, make_payouts
 from settleguard.cards.vault import Vault
+from settleguard.cases.service import SystemCases
 from settleguard.channels.iso20022.pain001 import Agent, BatchConfig, DebtorAccount
 from settleguard.db import tables as t
 from settleguard.db.engine import open_engine
@@ -24,6 +25,8 @@ from settleguard.ledger import repository as ledger_repo
 from settleguard.payouts import files
 from settleguard.payouts import report_repository as report_repo
 from unit.channels.samples import Pmt, Tx, pain002
+
+CASES = SystemCases("Asia/Shanghai")  # cases opened by an import, in the business time zone (as the CLI does)
 
 NOW = SEND_AT.astimezone(UTC)
 PLATFORM = DebtorAccount("某某收单有限公司备付金户", "110060123456789", Agent(cnaps="102100099996", name="中国工商银行"))
@@ -79,7 +82,7 @@ def run(url: str, vault: Vault, tmp_path: Path, name: str) -> tuple[Any, ...]:
         for i, body in enumerate((first, second)):
             path = tmp_path / name / f"report{i}.xml"
             path.write_text(body, encoding="utf-8")
-            s = files.import_report(engine, path, now=NOW + timedelta(hours=3 + i))
+            s = files.import_report(engine, path, now=NOW + timedelta(hours=3 + i), cases=CASES)
             summaries.append((s.statuses, s.applied, s.ignored, s.conflicts, s.send.succeeded, s.send.succeeded_fen,
                               s.send.held, s.send.held_fen, s.send.unknown, s.send.retry_scheduled,
                               s.send.needs_review, dict(s.send.reasons), dict(s.send.categories)))

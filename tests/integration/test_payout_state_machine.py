@@ -46,6 +46,7 @@ from settleguard.cards.service import BindRefused, BindRequest, bind_card
 from settleguard.cards.vault import Vault, load_vault
 from settleguard.cards.verifier import CardStatus
 from settleguard.cards.verifier_sim import Holder, SimulatedVerifier
+from settleguard.cases.service import SystemCases
 from settleguard.channels.base import BankOutcome, OutcomeStatus, PayoutInstruction
 from settleguard.db import tables as t
 from settleguard.db.engine import open_engine
@@ -57,10 +58,12 @@ from settleguard.payouts import report_repository as report_repo
 from settleguard.payouts.files import import_report
 from settleguard.payouts.model import CANCELLABLE, TRANSITIONS, PayoutStatus
 from settleguard.payouts.policy import CARD_HOLDS
-from settleguard.payouts.worker import cycle
 from settleguard.settlement.engine import settle
 from settleguard.settlement.model import CardType, TxnKind
+from settleguard.worker import cycle
 from unit.channels.samples import Detail, Entry, Pmt, Tx, camt054, pain002
+
+CASES = SystemCases("Asia/Shanghai")  # cases opened by an import, in the business time zone (as the CLI does)
 
 S = PayoutStatus
 TZ = ZoneInfo("Asia/Shanghai")
@@ -284,8 +287,8 @@ class PayoutLifecycle(RuleBasedStateMachine):
         # These payouts went out through the API channel: no pain.001 of ours carries the report's OrgnlMsgId,
         # which alone refuses a file (tested in test_report_unknown_refs.py); here the answers themselves count.
         with patch.object(report_repo, "message_exported", lambda _conn, _id: True):
-            import_report(self.engine, path, now=self.now)
-            import_report(self.engine, path, now=self.now)  # the same file twice changes nothing more
+            import_report(self.engine, path, now=self.now, cases=CASES)
+            import_report(self.engine, path, now=self.now, cases=CASES)  # the same file twice changes nothing more
 
     @rule(i=st.integers(0, 50), code=st.sampled_from(["AC04", "AC01", "MD07"]))
     def paid_payout_is_returned(self, i: int, code: str) -> None:
@@ -302,7 +305,7 @@ class PayoutLifecycle(RuleBasedStateMachine):
         self.now += timedelta(days=2)
         amount = f"{self.bank.paid[key] / 100:.2f}"
         path = self._write(camt054([Entry(amount, cd="CRDT", details=[Detail(key, amount, code, ["退票 returned"])])]))
-        summary = import_report(self.engine, path, now=self.now)
+        summary = import_report(self.engine, path, now=self.now, cases=CASES)
         assert summary.returned == 1
         self.bank.returned.add(key)
         self.returned_fen[p["merchant_id"]] += self.bank.paid[key]

@@ -1,6 +1,6 @@
 """Four worker processes on PostgreSQL at once never claim one payout twice (FOR UPDATE SKIP LOCKED).
 
-Four real processes each run worker cycles (payouts.worker.cycle, as `settleguard worker` does) against one
+Four real processes each run worker cycles (settleguard.worker.cycle, as `settleguard worker` does) against one
 database and one simulated bank whose book they share (channels.simulator with a state file), with raised
 busy / cut-over / timeout rates so that payouts are retried and inquired about while the others work. Then:
 each payout has exactly one 'send' attempt per attempt number, as many as its attempt count; the bank saw
@@ -47,7 +47,7 @@ DRIVER = textwrap.dedent('''
     from settleguard.channels.simulator import SimulatedBank
     from settleguard.db.engine import open_engine
     from settleguard.payouts.service import Options
-    from settleguard.payouts.worker import cycle
+    from settleguard.worker import cycle
     from sqlalchemy.exc import OperationalError
 
     url, state, key_file, start, go_at, cycles = sys.argv[1:7]

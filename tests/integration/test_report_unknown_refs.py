@@ -5,7 +5,7 @@
   note lists the file, its SHA-256 and those lines (card numbers masked), while what matched is applied;
 - a file none of whose lines is ours is refused and not recorded as imported;
 - a file payout still without a final answer two business days after the export is flagged once (alert and
-  case), by the worker cycle too, and keeps its status so a late report still applies (payouts/overdue.py).
+  case), by the worker cycle too, and keeps its status so a late report still applies (cases/overdue.py).
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ from test_payout_send import Due
 
 from payout_helpers import ScriptedBank, alerts, status
 from settleguard.cards.vault import Vault
+from settleguard.cases.overdue import due_at, flag_overdue, overdue_files
 from settleguard.channels.iso20022.reports import ReportRejected, file_sha256
 from settleguard.db import tables as t
 from settleguard.payouts.files import NothingMatched
 from settleguard.payouts.model import PayoutStatus
-from settleguard.payouts.overdue import due_at, flag_overdue, overdue_files
 from settleguard.payouts.service import Options
-from settleguard.payouts.worker import cycle
+from settleguard.worker import cycle
 from unit.channels.samples import Detail, Entry, Pmt, Tx, camt054, pain002
+
+BEIJING = "Asia/Shanghai"  # the business time zone (config.Settings.timezone), passed in
 
 S = PayoutStatus
 PAN = "6217000010001234567"  # a 19-digit card number a hostile bank file echoes
@@ -197,13 +199,13 @@ def test_file_payouts_without_an_answer_are_flagged_once_after_two_business_days
     pmt = by_key[ds[0].key]
     apply(engine, write(tmp_path / "part.xml", pain002([Pmt(pmt, txs=[Tx(ds[0].key, "ACSC"), Tx(ds[1].key, "ACSP")])],
                                                        original_message=res.message_id)))
-    due = due_at(NOW, 2)  # exported Thursday 2026-11-19 09:00 Beijing time: due Monday 23rd, 09:00
+    due = due_at(NOW, 2, BEIJING)  # exported Thursday 2026-11-19 09:00 Beijing time: due Monday 23rd, 09:00
     assert due == datetime(2026, 11, 23, 1, 0, tzinfo=NOW.tzinfo)
 
-    assert flag_overdue(engine, due - timedelta(seconds=1)).flagged == 0
+    assert flag_overdue(engine, due - timedelta(seconds=1), tz=BEIJING).flagged == 0
     with engine.connect() as conn:
-        assert overdue_files(conn, due - timedelta(seconds=1)) == []
-    summary = flag_overdue(engine, due)
+        assert overdue_files(conn, due - timedelta(seconds=1), tz=BEIJING) == []
+    summary = flag_overdue(engine, due, tz=BEIJING)
 
     waiting = [d for d in ds if d is not ds[0]]  # ds[1] answered ACSP only: not final, waits too
     assert summary.flagged == 6
@@ -223,11 +225,11 @@ def test_file_payouts_without_an_answer_are_flagged_once_after_two_business_days
     assert "6" in alert["message"]
     assert [status(engine, d.payout_id) for d in ds] == [S.SUCCEEDED, S.RESULT_UNKNOWN] + [S.SUBMITTED] * 5
     with engine.connect() as conn:
-        (f,) = overdue_files(conn, due)
+        (f,) = overdue_files(conn, due, tz=BEIJING)
     assert (f.message_id, f.payouts, f.flagged, f.due_at) == (res.message_id, 6, 6, due)
 
     before = everything(engine)
-    assert flag_overdue(engine, due + timedelta(days=3)).flagged == 0  # flagged once
+    assert flag_overdue(engine, due + timedelta(days=3), tz=BEIJING).flagged == 0  # flagged once
     assert everything(engine) == before
 
     late = apply(engine, write(tmp_path / "late.xml", pain002([Pmt(pmt, txs=[Tx(ds[2].key, "ACSC")])],
@@ -235,7 +237,7 @@ def test_file_payouts_without_an_answer_are_flagged_once_after_two_business_days
     assert late.applied == 1  # the payout kept its status: a late report still applies
     assert status(engine, ds[2].payout_id) is S.SUCCEEDED
     with engine.connect() as conn:
-        (f,) = overdue_files(conn, due)
+        (f,) = overdue_files(conn, due, tz=BEIJING)
     assert (f.payouts, f.flagged) == (5, 5)
 
 
@@ -243,13 +245,13 @@ def test_the_worker_cycle_flags_overdue_file_payouts_after_the_configured_busine
     engine: Engine, vault: Vault, batch: Batch,  # noqa: F811
 ) -> None:
     ds, _res, _ = batch
-    monday = due_at(NOW, 2)
+    monday = due_at(NOW, 2, BEIJING)
     opts = Options(file_answer_due_business_days=3)
     bank = ScriptedBank()
     first = cycle(engine, bank, vault, None, as_of=monday.date(), now=monday, opts=opts)
     assert first.overdue is not None
     assert first.overdue.flagged == 0
-    tuesday = due_at(NOW, 3)
+    tuesday = due_at(NOW, 3, BEIJING)
     second = cycle(engine, bank, vault, None, as_of=tuesday.date(), now=tuesday, opts=opts)
     assert second.overdue is not None
     assert second.overdue.flagged == len(ds)
@@ -265,6 +267,6 @@ def test_the_due_time_counts_china_business_days() -> None:
     from settleguard.config import Settings
 
     friday = datetime(2026, 11, 20, 2, 0, tzinfo=NOW.tzinfo)  # 10:00 Beijing time
-    assert due_at(friday, 2) == datetime(2026, 11, 24, 2, 0, tzinfo=NOW.tzinfo)  # Tuesday: the weekend is skipped
+    assert due_at(friday, 2, BEIJING) == datetime(2026, 11, 24, 2, 0, tzinfo=NOW.tzinfo)  # Tuesday: the weekend is skipped
     assert Settings().file_answer_due_business_days == 2
     assert Settings(file_answer_due_business_days=5).file_answer_due_business_days == 5

@@ -114,7 +114,7 @@ def test_each_settlement_equals_the_pure_reference_totals_and_the_ledger_balance
     specs: list[tuple[Cycle, str, list[tuple[TxnKind, CardType, int, int, bool]]]],
 ) -> None:
     day = date(2026, 1, 5) + timedelta(days=3 * (next(_example_day) % 110))
-    cutoffs = CutOffs()
+    cutoffs = CutOffs(timezone="Asia/Shanghai")
     rows: list[Txn] = []
     expected: dict[tuple[int, date], list[tuple[TxnKind, CardType, int]]] = defaultdict(list)
     merchants: list[Merchant] = []
@@ -427,7 +427,7 @@ def test_the_cut_off_decides_the_business_day(engine: Engine, vault: Vault, tmp_
                       now=NOW)
 
     assert res.cycle_dates == [expected]
-    assert cycle_date(datetime.fromisoformat(occurred_at.replace("Z", "+00:00")), cycle, CutOffs()) == expected
+    assert cycle_date(datetime.fromisoformat(occurred_at.replace("Z", "+00:00")), cycle, CutOffs(timezone="Asia/Shanghai")) == expected
     with engine.connect() as conn:
         stored = conn.execute(select(t.transactions.c.cycle_date).where(t.transactions.c.external_ref == r)).one()
     assert stored[0] == expected
@@ -471,7 +471,7 @@ def test_a_transaction_for_an_already_settled_merchant_day_is_rejected_with_its_
     ])
 
     with pytest.raises(ImportRejected) as caught:
-        import_transactions(engine, late, cutoffs=CutOffs(), now=NOW)
+        import_transactions(engine, late, cutoffs=CutOffs(timezone="Asia/Shanghai"), now=NOW)
 
     assert caught.value.line == 4
     assert "already settled" in caught.value.reason

@@ -27,13 +27,13 @@ from payout_helpers import (
     assert_families,
     make_payouts,
 )
+from settleguard.access.model import Role
+from settleguard.access.service import add_user, disable_user, issue_token
 from settleguard.cards.vault import Vault
 from settleguard.cases.service import open_case
 from settleguard.db import tables as t
 from settleguard.payouts.service import send_due
 from settleguard.web.app import create_app
-from settleguard.web.model import Role
-from settleguard.web.users import add_user, disable_user, issue_token
 
 PASSWORD = "correct-horse-battery"
 SAMPLE = re.compile(r'[a-z_]+(\{[a-z_]+="(?:[^"\\\n]|\\.)*"(?:,[a-z_]+="(?:[^"\\\n]|\\.)*")*\})? -?[0-9.e+]+')
@@ -120,6 +120,10 @@ def routes(w: World, other_payout: int, other_merchant: int) -> list[tuple[str, 
         ("POST", "/api/v1/diagnose", {"scheme": "allinpay", "code": "3031", "message": "账号户名不符"}),
         ("POST", "/api/v1/diagnose/batch", {"items": [{"scheme": "allinpay", "code": "3031"}]}),
         ("GET", f"/api/v1/merchants/{other_merchant}", None),
+        ("GET", "/api/v1/merchants", None),
+        ("POST", "/api/v1/merchants", {"merchant_no": "x"}),
+        ("POST", "/api/v1/merchants/import", None),
+        ("PATCH", f"/api/v1/merchants/{other_merchant}", {"action": "freeze", "reason": "x"}),
         ("GET", "/metrics", None),
         ("POST", "/api/v1/cards/check", {"pan": card["pan"]}),
         ("GET", f"/api/v1/merchants/{other_merchant}/card", None),
@@ -212,7 +216,7 @@ def test_a_merchant_user_never_reads_or_changes_another_merchants_data(world: Wo
     ma = world.client("mera")
     mine, other = world.held_a, world.paid_b
     open_case(world.engine, merchant_no=other.merchant.merchant_no, category="other", title="other's case",
-              actor="test", now=NOW, payout_ids=[other.payout_id])
+              actor="test", now=NOW, payout_ids=[other.payout_id], tz="Asia/Shanghai")
     secret_bits = {other.merchant.merchant_no, other.key, other.merchant.pan, str(other.amount)}
     exercised = set()
     for method, path, body in routes(world, other.payout_id, other.merchant.id):

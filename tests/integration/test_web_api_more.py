@@ -34,6 +34,9 @@ from payout_helpers import (
     make_payouts,
     new_pan,
 )
+from settleguard.access.model import Role
+from settleguard.access.service import add_user, issue_token
+from settleguard.bootstrap import Container
 from settleguard.cards.vault import Vault
 from settleguard.cards.verifier import CardStatus
 from settleguard.cards.verifier_sim import Holder, SimulatedVerifier
@@ -43,9 +46,7 @@ from settleguard.evidence.builder import export, verify
 from settleguard.notify.delivery import Deliverer
 from settleguard.payouts.service import send_due
 from settleguard.web.app import create_app
-from settleguard.web.model import Role
 from settleguard.web.services import Services
-from settleguard.web.users import add_user, issue_token
 
 SMS = "13900001111"
 
@@ -97,7 +98,8 @@ def use_verifier(api: Api, vault: Vault, *pans: str, attempts_per_day: int = 5) 
     """The bank's verification service knows these cards as 张三's (the factories' legal person)."""
     verifier = SimulatedVerifier(1, holders={p: Holder("张三", ID_NUMBER, PHONE) for p in pans},
                                  overrides={p: CardStatus.NORMAL for p in pans})
-    api.app.state.services = Services(Settings(card_attempts_per_day=attempts_per_day), verifier, vault)
+    api.app.state.services = Services(Container(Settings(card_attempts_per_day=attempts_per_day),
+                                                given_engine=api.engine, given_verifier=verifier, given_vault=vault))
 
 
 def rows(engine: Engine, table: Any, **where: Any) -> list[dict[str, Any]]:
@@ -385,6 +387,8 @@ def test_the_case_list_is_filtered_and_paginated(api: Api) -> None:
     op = api.client("oper")
     ids = [op.post("/api/v1/cases", json={"merchant_id": d.merchant.id, "category": "other", "title": f"t{i}"})
            .json()["id"] for i, d in enumerate((api.a, api.b, api.c, api.a))]
+    add_user(api.engine, username="bob", password=PASSWORD, role=Role.SUPPORT, merchant_no=None, display_name="bob",
+             now=NOW, actor="test")  # cases go to staff users only (cases.service.may_be_assigned)
     op.post(f"/api/v1/cases/{ids[1]}/assign", json={"assignee": "bob"})
     op.post(f"/api/v1/cases/{ids[2]}/status", json={"status": "waiting_bank"})
     every = op.get("/api/v1/cases").json()
@@ -416,7 +420,7 @@ def test_the_evidence_zip_is_the_cli_export_and_verifies(api: Api, tmp_path: Pat
     assert r.headers["content-type"] == "application/zip"
     assert r.headers["content-disposition"] == f'attachment; filename="case-{cid}-evidence.zip"'
     out = tmp_path / "cli.zip"
-    export(api.engine, cid, out, CLIENT_NOW)
+    export(api.engine, cid, out, CLIENT_NOW, tz="Asia/Shanghai")
     assert r.content == out.read_bytes()  # the same bytes as `settleguard evidence export` at the same time
     got = tmp_path / "api.zip"
     got.write_bytes(r.content)

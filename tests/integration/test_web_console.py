@@ -31,6 +31,8 @@ from payout_helpers import (
     new_pan,
     rebind,
 )
+from settleguard.access.model import Role
+from settleguard.access.service import add_user
 from settleguard.cards.service import CardSettings
 from settleguard.cards.vault import Vault
 from settleguard.cards.verifier import CardStatus
@@ -43,8 +45,6 @@ from settleguard.payouts.service import send_due
 from settleguard.web.app import create_app
 from settleguard.web.console import CardTools, set_card_tools
 from settleguard.web.console.tools import STATE
-from settleguard.web.model import Role
-from settleguard.web.users import add_user
 
 PASSWORD = "correct-horse-battery"
 CLIENT_NOW = SEND_AT + timedelta(hours=2)
@@ -99,7 +99,7 @@ def world(engine: Engine, vault: Vault, tmp_path: Path) -> World:
         add_user(engine, username=name, password=PASSWORD, role=role, merchant_no=merchant, display_name=name.upper(),
                  now=NOW, actor="test")
     case_id = open_case(engine, merchant_no=a.merchant.merchant_no, category="card_info_error", title="户名不符待换卡",
-                        actor="supp", now=SEND_AT, payout_ids=[a.payout_id])
+                        actor="supp", now=SEND_AT, payout_ids=[a.payout_id], tz="Asia/Shanghai")
     add_contact(engine, case_id, party=Party.MERCHANT, method=Method.PHONE, who="张三", said="已通知商户换绑结算卡",
                 actor="supp", now=SEND_AT)
     app = create_app(engine, now=Clock())
@@ -507,6 +507,12 @@ def concrete(w: World, other: Due, case_id: int | None = None) -> dict[tuple[str
         ("POST", "/payouts/{payout_id}/release"): (f"/payouts/{other.payout_id}/release",
                                                    {"override": "yes", "override_reason": "x"}),
         ("GET", "/merchants/{merchant_id}"): (f"/merchants/{m}", None),
+        ("GET", "/merchants"): ("/merchants", None),
+        ("GET", "/merchants/new"): ("/merchants/new", None),
+        ("POST", "/merchants/new"): ("/merchants/new", {"merchant_no": "x"}),
+        ("GET", "/merchants/import"): ("/merchants/import", None),
+        ("POST", "/merchants/import"): ("/merchants/import", {}),
+        ("POST", "/merchants/{merchant_id}/status"): (f"/merchants/{m}/status", {"action": "freeze", "reason": ""}),
         ("GET", "/m"): ("/m", None),
         ("GET", "/m/{merchant_id}"): (f"/m/{m}", None),
         ("GET", "/m/{merchant_id}/card"): (f"/m/{m}/card", None),
@@ -525,9 +531,17 @@ EXPECTED = {
     ("POST", "/cases/{case_id}/note"): (404, None), ("POST", "/cases/{case_id}/status"): (404, None),
     ("POST", "/payouts/{payout_id}/cancel"): (404, None), ("POST", "/payouts/{payout_id}/release"): (404, None),
     ("GET", "/merchants/{merchant_id}"): (404, 200), ("GET", "/m"): (303, 303),
+    ("GET", "/merchants"): (403, 200), ("GET", "/merchants/new"): (403, 200), ("POST", "/merchants/new"): (403, None),
+    ("GET", "/merchants/import"): (403, 200), ("POST", "/merchants/import"): (403, None),
+    ("POST", "/merchants/{merchant_id}/status"): (404, None),
     ("GET", "/m/{merchant_id}"): (404, 200), ("GET", "/m/{merchant_id}/card"): (404, 200),
     ("POST", "/m/{merchant_id}/card"): (404, None),
 }
+
+
+# an operator's answer to the walk's merchant forms: a refused registration, no file, no reason
+MERCHANT_FORMS = {("POST", "/merchants/new"): 422, ("POST", "/merchants/import"): 422,
+                  ("POST", "/merchants/{merchant_id}/status"): 409}
 
 
 def test_every_console_route_is_covered_by_the_isolation_walk(world: World) -> None:
@@ -539,7 +553,7 @@ def test_merchant_user_never_sees_another_merchants_pages(world: World) -> None:
     token = csrf(c, "/m")
     other = world.paid_b
     other_case = open_case(world.engine, merchant_no=other.merchant.merchant_no, category="other", title="商户乙的工单",
-                           actor="supp", now=SEND_AT)
+                           actor="supp", now=SEND_AT, tz="Asia/Shanghai")
     before = case_state(world.engine, other_case)
     for key, (path, body) in concrete(world, other, other_case).items():
         method = key[0]
@@ -575,6 +589,8 @@ def test_each_staff_role_on_every_route(world: World, who: str) -> None:
             want = 200 if who == "oper" else 403  # an operator may bind for any merchant, as with card bind
         if template.startswith("/cases/{case_id}/"):
             want = 303 if who in ("oper", "supp") else 403  # done, back to the case page
+        if key in MERCHANT_FORMS:  # an operator's refused form (nothing changed); other staff may not
+            want = MERCHANT_FORMS[key] if who == "oper" else 403
         if key in (("POST", "/payouts/{payout_id}/cancel"), ("POST", "/payouts/{payout_id}/release")):
             want = 409 if who == "oper" else 403  # a paid payout cannot be cancelled or released
         assert r.status_code == want, (who, key, r.status_code, r.text[:300])

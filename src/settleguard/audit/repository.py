@@ -6,7 +6,9 @@ the write transaction serialises writers, and a no-op UPDATE takes the write loc
 event is the transaction's first write.
 
 ``defer`` queues an event on the connection and the queue is appended when the transaction
-commits (a ``commit`` listener, still inside the transaction): the audit lock is then the last
+commits (db.commit_queue: a ``commit`` listener, still inside the transaction, that ``db.engine.create``
+attaches to every engine it returns, so no import decides whether events are written; an engine without
+it refuses ``defer``): the audit lock is then the last
 lock a transaction takes, so it cannot deadlock with row locks taken after a change (a circuit
 breaker row, say), it is held only for the append itself, and the chain's order is commit order.
 A rollback drops the queue with the change.
@@ -18,10 +20,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, event, func, insert, or_, select, text
-from sqlalchemy.pool import Pool
+from sqlalchemy import Connection, Engine, Insert, Table, func, insert, or_, select, text
 
 from settleguard.audit import model
+from settleguard.db import commit_queue
 from settleguard.db import tables as t
 
 # pg_advisory_xact_lock key of the audit chain ("SGAUDIT" as a number).
@@ -66,43 +68,37 @@ def by_id(conn: Connection, event_id: int) -> model.Event | None:
     return None if r is None else _event(r)
 
 
-_PENDING = "settleguard.audit.pending"
-
-
-class _Pending(dict[str, Any]):
-    """An event waiting for its transaction's commit."""
+_QUEUE = "audit.events"
 
 
 def defer(conn: Connection, *, at: datetime, actor: str, kind: str, subject_type: str | None,
           subject_id: str | None, payload: Mapping[str, Any]) -> None:
-    """Queue an event; it is appended (hashed and chained) when ``conn``'s transaction commits."""
+    """Queue an event; it is appended (hashed and chained) when ``conn``'s transaction commits
+    (db.commit_queue). Refused on an engine without the commit queue (its events would be dropped)."""
     model.make_event(None, at=at, actor=actor, kind=kind, subject_type=subject_type, subject_id=subject_id,
                      payload=payload)  # refuses a naive time or a payload that is not JSON now, not at commit
-    conn.info.setdefault(_PENDING, []).append(_Pending(at=at, actor=actor, kind=kind, subject_type=subject_type,
-                                                       subject_id=subject_id, payload=dict(payload)))
+    commit_queue.enqueue(conn, _QUEUE, dict(at=at, actor=actor, kind=kind, subject_type=subject_type,
+                                            subject_id=subject_id, payload=dict(payload)), _append_all)
 
 
 def pending(conn: Connection) -> int:
-    return len(conn.info.get(_PENDING, ()))
+    return commit_queue.queued(conn, _QUEUE)
 
 
-def _on_commit(conn: Connection) -> None:
-    queued = conn.info.pop(_PENDING, None)
-    for item in queued or ():
+def _append_all(conn: Connection, items: list[Any]) -> None:
+    for item in items:
         append(conn, **item)
 
 
-def _on_rollback(conn: Connection) -> None:
-    conn.info.pop(_PENDING, None)
+def attach(engine: Engine) -> Engine:
+    """Record ``engine``'s deferred events at commit (its commit queue, db.commit_queue). Idempotent;
+    ``db.engine.create`` does it for every engine it returns."""
+    return commit_queue.attach(engine)
 
 
-def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
-    record.info.pop(_PENDING, None)  # never carried over to the connection's next user
-
-
-event.listen(Engine, "commit", _on_commit)
-event.listen(Engine, "rollback", _on_rollback)
-event.listen(Pool, "checkin", _on_checkin)
+def attached(engine: Engine) -> bool:
+    """Whether deferred events of ``engine`` are recorded at commit."""
+    return commit_queue.attached(engine)
 
 
 def chain(conn: Connection, batch: int = 5000) -> Iterator[model.Event]:

@@ -5,7 +5,7 @@ bank_name_en,card_type,length``), UTF-8 (a BOM is accepted) or GBK. The whole fi
 before anything is written; a bad row rejects the file with its line number and reason. A
 good file replaces the previous operator table in one transaction; importing the same content
 again changes nothing. Binding then uses the operator's rows over the packaged ones
-(:func:`settleguard.cards.service.binding_bins`).
+(:func:`settleguard.reference.bins_repository.binding_bins`).
 
 A file larger than 16 MiB (an official table is well under 1 MiB) or holding control bytes (NUL ...) is
 refused before it is parsed; values echoed in errors are cut to 200 characters (masking.bounded).
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from settleguard.cards import repository as repo
 from settleguard.cards.bins import BinInfo, BinTable, BinTableError
 from settleguard.masking import bounded
+from settleguard.reference import bins_repository as bins_repo
 
 MAX_BYTES = 16 << 20
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
@@ -89,10 +89,10 @@ def import_bins(engine: Engine, path: Path, *, now: datetime, actor: str = "oper
     rows = read_bin_file(path)
     new = {_key(r): r for r in rows}
     with engine.begin() as conn:
-        old = {_key(r): r for r in repo.db_bins(conn)}
+        old = {_key(r): r for r in bins_repo.db_bins(conn)}
         unchanged = old == new
         if not unchanged:
-            repo.replace_bins(conn, rows, now)
+            bins_repo.replace_bins(conn, rows, now)
             from settleguard.audit import service as audit
 
             audit.record(conn, actor, "operator.bins_import", None, {

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -150,3 +150,12 @@ def load_packaged_bins() -> BinTable:
 def luhn_valid(pan: str) -> bool:
     """Whether a card number passes the Luhn check (a strong hint, not proof, of a typo-free number)."""
     return luhn_ok(pan)
+
+
+def layered_bins(operator_rows: Sequence[BinInfo], packaged: BinTable) -> BinTable:
+    """One table of the operator's rows and the packaged rows: the longest prefix wins across both,
+    and on an equal prefix only the operator's rows count."""
+    if not operator_rows:
+        return packaged
+    prefixes = {r.bin for r in operator_rows}
+    return BinTable([*operator_rows, *(r for r in packaged if r.bin not in prefixes)])

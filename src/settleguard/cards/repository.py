@@ -1,5 +1,6 @@
-"""SQL for settlement cards: accounts, verification attempts, card events, the notification
-outbox, the operator's BIN table and key rotation. No business rules here (cards/service.py)."""
+"""SQL for settlement cards: accounts, verification attempts, card events, the operator's BIN table and
+key rotation. No business rules here (cards/service.py). Merchants are looked up in merchants/repository.py;
+notices are written to the outbox by notify/repository.py."""
 
 from __future__ import annotations
 
@@ -8,26 +9,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
 
-from settleguard.cards.bins import BinInfo
 from settleguard.db import tables as t
 from settleguard.merchants.model import AccountStatus
 
 # Statuses of payouts the send loop will pick up (payouts.repository.due); kept as text here so
 # this module does not import the payout service.
 _DUE_PAYOUT_STATUSES = ("created", "retry_scheduled", "released")
-
-
-@dataclass(frozen=True)
-class MerchantRow:
-    id: int
-    merchant_no: str
-    kind: str
-    registered_name: str
-    legal_person: str
-    status: str
 
 
 @dataclass(frozen=True)
@@ -62,21 +51,6 @@ def _account(r: Any) -> AccountRow:
         verified_at=m["verified_at"], last_status_check_at=m["last_status_check_at"],
         pan_cipher=bytes(m["pan_cipher"]), pan_nonce=bytes(m["pan_nonce"]), key_version=m["key_version"],
     )
-
-
-def merchant_by_no(conn: Connection, merchant_no: str, *, lock: bool = False) -> MerchantRow | None:
-    """The merchant, locked FOR UPDATE on PostgreSQL when ``lock`` (serialises its bindings)."""
-    m = t.merchants
-    q = select(m.c.id, m.c.merchant_no, m.c.kind, m.c.registered_name, m.c.legal_person, m.c.status).where(
-        m.c.merchant_no == merchant_no)
-    if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    r = conn.execute(q).first()
-    return None if r is None else MerchantRow(*r)
-
-
-def merchant_no_of(conn: Connection, merchant_id: int) -> str | None:
-    return conn.execute(select(t.merchants.c.merchant_no).where(t.merchants.c.id == merchant_id)).scalar()
 
 
 def current_accounts(conn: Connection, merchant_id: int) -> list[AccountRow]:
@@ -190,25 +164,6 @@ def add_event(conn: Connection, *, merchant_id: int, account_id: int | None, kin
     audit.record(conn, actor, f"card.{kind}", ("merchant", merchant_id),
                  {"card_event_id": int(pk[0]), "account_id": account_id, "event": payload}, now)
     return int(pk[0])
-
-
-def add_notification(conn: Connection, *, merchant_id: int, kind: str, dedupe_key: str,
-                     payload: dict[str, Any], now: datetime) -> bool:
-    """Write to the outbox unless a notification with the same dedupe key exists; True if written."""
-    values = {"merchant_id": merchant_id, "kind": kind, "dedupe_key": dedupe_key[:128], "payload": payload,
-              "created_at": now, "delivered_at": None}
-    if conn.dialect.name == "postgresql":
-        stmt: Any = postgresql.insert(t.notifications).values(**values).on_conflict_do_nothing(
-            index_elements=["dedupe_key"])
-    elif conn.dialect.name == "sqlite":
-        stmt = sqlite.insert(t.notifications).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        n = t.notifications
-        if conn.execute(select(n.c.id).where(n.c.dedupe_key == values["dedupe_key"])).first():
-            return False
-        stmt = insert(n).values(**values)
-    # RETURNING: a row comes back only when one was written (rowcount is -1 with psycopg's RETURNING).
-    return conn.execute(stmt.returning(t.notifications.c.id)).first() is not None
 
 
 def accounts_to_check(conn: Connection, *, stale_before: datetime | None, after_id: int, limit: int,
@@ -330,28 +285,6 @@ def notifications_of(conn: Connection, merchant_id: int) -> list[dict[str, Any]]
     return [dict(r._mapping) for r in conn.execute(
         select(n.c.id, n.c.kind, n.c.dedupe_key, n.c.payload, n.c.created_at, n.c.delivered_at)
         .where(n.c.merchant_id == merchant_id).order_by(n.c.id))]
-
-
-# --- the operator's BIN table ----------------------------------------------------------------
-
-def db_bins(conn: Connection) -> list[BinInfo]:
-    b = t.card_bins
-    return [BinInfo(r.bin, r.bank_code, r.bank_name_zh, r.bank_name_en, r.card_type, int(r.length))
-            for r in conn.execute(select(b.c.bin, b.c.bank_code, b.c.bank_name_zh, b.c.bank_name_en,
-                                         b.c.card_type, b.c.length).order_by(b.c.bin, b.c.length))]
-
-
-def replace_bins(conn: Connection, rows: Sequence[BinInfo], now: datetime) -> None:
-    """Replace the whole operator BIN table with ``rows`` (in the caller's transaction)."""
-    b = t.card_bins
-    conn.execute(delete(b))
-    chunk = 5000
-    for start in range(0, len(rows), chunk):
-        conn.execute(insert(b), [
-            {"bin": r.bin, "length": r.length, "bank_code": r.bank_code, "bank_name_zh": r.bank_name_zh,
-             "bank_name_en": r.bank_name_en, "card_type": r.card_type, "imported_at": now}
-            for r in rows[start:start + chunk]
-        ])
 
 
 # --- key rotation ---------------------------------------------------------------------------

@@ -35,13 +35,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine
 
 from settleguard.cards import repository as repo
-from settleguard.cards.bins import BinInfo, BinTable, load_packaged_bins
+from settleguard.cards.bins import BinInfo, BinTable, layered_bins  # noqa: F401 (layered_bins: public here too)
 from settleguard.cards.checks import check_card
 from settleguard.cards.model import CardNumberError, MerchantFacts, Problem, mask_pan, normalize_pan
 from settleguard.cards.vault import Vault, VaultError
 from settleguard.cards.verifier import CardStatus, CardStatusResult, CardVerifier, VerificationOutcome
-from settleguard.config import Settings
+from settleguard.config import DEFAULT_TIMEZONE, Settings
+from settleguard.merchants import repository as merchant_repo
 from settleguard.merchants.model import AccountStatus
+from settleguard.notify import repository as notify_repo
+from settleguard.reference import bins_repository as bins_repo
 
 Progress = Callable[[int], None]
 FOUR_ELEMENTS = "four_elements"
@@ -58,7 +61,7 @@ class CardSettings:
 
     attempts_per_day: int = 5
     status_check_days: int = 90
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE  # from_settings: config.Settings.timezone
     recheck_unusable_days: int = 1
 
     @classmethod
@@ -89,8 +92,8 @@ class OutboxNotifier:
 
     def notify(self, conn: Connection, *, merchant_id: int, kind: str, dedupe_key: str, zh: str, en: str,
                facts: dict[str, Any], now: datetime) -> bool:
-        return repo.add_notification(conn, merchant_id=merchant_id, kind=kind, dedupe_key=dedupe_key,
-                                     payload={"zh": zh, "en": en, **facts}, now=now)
+        return notify_repo.add_notification(conn, merchant_id=merchant_id, kind=kind, dedupe_key=dedupe_key,
+                                            payload={"zh": zh, "en": en, **facts}, now=now)
 
 
 OUTBOX = OutboxNotifier()
@@ -154,22 +157,6 @@ class BindResult:
                 "card_status": self.card_status, "warnings": [w.as_dict() for w in self.warnings]}
 
 
-# --- BIN table used for binding --------------------------------------------------------------
-
-def layered_bins(operator_rows: Sequence[BinInfo], packaged: BinTable) -> BinTable:
-    """One table of the operator's rows and the packaged rows: the longest prefix wins across both,
-    and on an equal prefix only the operator's rows count."""
-    if not operator_rows:
-        return packaged
-    prefixes = {r.bin for r in operator_rows}
-    return BinTable([*operator_rows, *(r for r in packaged if r.bin not in prefixes)])
-
-
-def binding_bins(conn: Connection) -> BinTable:
-    """The BIN table binding uses: the operator's imported table over the packaged one."""
-    return layered_bins(repo.db_bins(conn), load_packaged_bins())
-
-
 # --- binding ---------------------------------------------------------------------------------
 
 def _refuse(conn: Connection, merchant_id: int, masked: str, result: str, why: BindRefused, actor: str,
@@ -181,9 +168,9 @@ def _refuse(conn: Connection, merchant_id: int, masked: str, result: str, why: B
 
 
 def _prepare(conn: Connection, req: BindRequest, vault: Vault, settings: CardSettings,
-             now: datetime) -> tuple[repo.MerchantRow, str, Any, int] | BindRefused:
+             now: datetime) -> tuple[merchant_repo.MerchantRow, str, Any, int] | BindRefused:
     """Checks before the bank is asked; records the attempt. Returns (merchant, pan, check, attempt id)."""
-    merchant = repo.merchant_by_no(conn, req.merchant_no, lock=True)
+    merchant = merchant_repo.merchant_by_no(conn, req.merchant_no, lock=True)
     if merchant is None:
         raise BindRefused("merchant_unknown", f"商户 {req.merchant_no} 不存在",
                           f"no merchant {req.merchant_no}")
@@ -204,7 +191,7 @@ def _prepare(conn: Connection, req: BindRequest, vault: Vault, settings: CardSet
             f"card {masked} is already the merchant's settlement card"), req.actor, now)
     facts = MerchantFacts(kind="corporate" if merchant.kind == "corporate" else "personal",
                           registered_name=merchant.registered_name, legal_person_name=merchant.legal_person)
-    check = check_card(pan, bins=binding_bins(conn), holder_name=req.name, id_number=req.id_number,
+    check = check_card(pan, bins=bins_repo.binding_bins(conn), holder_name=req.name, id_number=req.id_number,
                        merchant=facts, today=now.astimezone(ZoneInfo(settings.timezone)).date())
     if check.errors:
         first = check.errors[0]
@@ -291,11 +278,11 @@ def _verification_refusal(outcome: VerificationOutcome, code: str, message: str,
                        "the phone number registered at the bank", bank_code=code, bank_message=message)
 
 
-def _store_binding(conn: Connection, merchant: repo.MerchantRow, pan: str, req: BindRequest, check: Any,
+def _store_binding(conn: Connection, merchant: merchant_repo.MerchantRow, pan: str, req: BindRequest, check: Any,
                    vault: Vault, code: str, message: str, card_status: CardStatus | None, attempt_id: int,
                    now: datetime, notifier: Notifier) -> BindResult:
     # Lock the merchant again: two bindings racing for one merchant replace in turn.
-    repo.merchant_by_no(conn, merchant.merchant_no, lock=True)
+    merchant_repo.merchant_by_no(conn, merchant.merchant_no, lock=True)
     previous = repo.current_accounts(conn, merchant.id)
     ever_bound = previous or repo.accounts_of(conn, merchant.id)
     repo.replace_accounts(conn, [a.id for a in previous], now)

@@ -91,7 +91,7 @@ REPEATED_FAILURES = "repeated_failures"  # one merchant's payouts keep failing
 NEEDS_REVIEW = "needs_review"  # a payout waits for an operator's decision
 RISK = "risk_or_compliance_block"
 UNKNOWN_REFERENCE = "unknown_reference"  # a bank file names instructions we never sent (payouts.files)
-FILE_ANSWER_OVERDUE = "file_answer_overdue"  # a payout sent in a file has no final answer (payouts.overdue)
+FILE_ANSWER_OVERDUE = "file_answer_overdue"  # a payout sent in a file has no final answer (cases.overdue)
 CATEGORY_ZH: Mapping[str, str] = {
     RETURNED: "退票", REPEATED_FAILURES: "连续失败", NEEDS_REVIEW: "待复核", RISK: "风控或合规拦截",
     UNKNOWN_REFERENCE: "银行文件含未知参考号", FILE_ANSWER_OVERDUE: "文件出款超期未回执",
@@ -139,7 +139,7 @@ def sla_for(category: str, priority: Priority) -> Sla:
     return CATEGORY_SLA.get((category, priority), PRIORITY_SLA[priority])
 
 
-def add_business_days(start: datetime, days: int, tz: str = "Asia/Shanghai") -> datetime:
+def add_business_days(start: datetime, days: int, tz: str) -> datetime:
     """``start`` moved ``days`` business days later, same local clock time. A start on a non-business day
     counts from that day as if it were the previous business day's evening: Saturday 10:00 + 1 → Monday
     10:00, Friday 10:00 + 1 → Monday 10:00 (China calendar, make-up workdays count)."""
@@ -157,7 +157,7 @@ def add_business_days(start: datetime, days: int, tz: str = "Asia/Shanghai") -> 
     return datetime.combine(d, local.timetz()).astimezone(start.tzinfo)
 
 
-def sla_due(created_at: datetime, category: str, priority: Priority, tz: str = "Asia/Shanghai") -> datetime:
+def sla_due(created_at: datetime, category: str, priority: Priority, tz: str) -> datetime:
     """When a case opened at ``created_at`` is due."""
     sla = sla_for(category, priority)
     if sla.hours:

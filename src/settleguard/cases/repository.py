@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import Connection, Select, and_, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -48,14 +48,36 @@ def existing_payouts(conn: Connection, payout_ids: Sequence[int]) -> dict[int, i
         select(p.c.id, p.c.merchant_id).where(p.c.id.in_(sorted(set(payout_ids)))))}
 
 
-def get(conn: Connection, case_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+class CaseRow(TypedDict):
+    """One case (工单) as stored, with its merchant's number and name."""
+
+    id: int
+    merchant_id: int
+    category: str
+    priority: str
+    status: str
+    title: str
+    source: str
+    dedupe_key: str | None
+    assignee: str | None
+    sla_due_at: datetime
+    resolution: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    merchant_no: str
+    registered_name: str
+
+
+def get(conn: Connection, case_id: int, *, lock: bool = False) -> CaseRow | None:
     c, m = t.cases, t.merchants
     q = (select(c, m.c.merchant_no, m.c.registered_name).select_from(c.join(m, m.c.id == c.c.merchant_id))
          .where(c.c.id == case_id))
     if lock and conn.dialect.name == "postgresql":
         q = q.with_for_update(of=c)
     r = conn.execute(q).first()
-    return None if r is None else dict(r._mapping)
+    return None if r is None else cast(CaseRow, dict(r._mapping))
 
 
 def update_case(conn: Connection, case_id: int, now: datetime, *, target: CaseStatus | None = None,

@@ -25,6 +25,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from settleguard.access import repository as access_repo
+from settleguard.access.model import Action, Role, may
 from settleguard.audit import service as audit
 from settleguard.cases import model as m
 from settleguard.cases import repository as repo
@@ -75,7 +77,7 @@ def _audit(conn: Connection, actor: str, action: str, case_id: int, payload: dic
 
 
 def open_case(engine: Engine, *, merchant_no: str, category: str, title: str, actor: str, now: datetime,
-              priority: Priority | None = None, payout_ids: Sequence[int] = (), tz: str = "Asia/Shanghai") -> int:
+              priority: Priority | None = None, payout_ids: Sequence[int] = (), tz: str) -> int:
     """Open a case by hand for ``merchant_no``, linking ``payout_ids`` (the merchant's own payouts)."""
     if not category.strip() or not title.strip():
         raise CaseActionRefused("分类和标题不能为空", "category and title are required")
@@ -98,7 +100,7 @@ def open_case(engine: Engine, *, merchant_no: str, category: str, title: str, ac
         return case_id
 
 
-def open_auto_cases(engine: Engine, now: datetime, *, tz: str = "Asia/Shanghai", batch: int = SCAN_BATCH,
+def open_auto_cases(engine: Engine, now: datetime, *, tz: str, batch: int = SCAN_BATCH,
                     actor: str = "system") -> AutoSummary:
     """Open the cases payout events call for since the last scan (see the module docstring). Idempotent."""
     summary = AutoSummary()
@@ -169,14 +171,14 @@ def _repeated_failures(conn: Connection, mid: int, now: datetime, tz: str, actor
 
 # --- operator actions -------------------------------------------------------------------
 
-def _load(conn: Connection, case_id: int) -> dict[str, object]:
+def _load(conn: Connection, case_id: int) -> repo.CaseRow:
     case = repo.get(conn, case_id, lock=True)
     if case is None:
         raise CaseActionRefused(f"没有工单 {case_id}", f"no case {case_id}")
     return case
 
 
-def _not_closed(case: dict[str, object]) -> None:
+def _not_closed(case: repo.CaseRow) -> None:
     if case["status"] == str(CaseStatus.CLOSED):
         raise CaseActionRefused(f"工单 {case['id']} 已关闭", f"case {case['id']} is closed")
 
@@ -185,10 +187,25 @@ def _system_note(conn: Connection, case_id: int, actor: str, body: str, now: dat
     repo.add_note(conn, {"case_id": case_id, "author": actor[:64], "body": body, "created_at": now})
 
 
+def may_be_assigned(user: access_repo.UserRow | None) -> bool:
+    """A case goes to an enabled staff user who may work cases (operator or support)."""
+    return user is not None and not user.disabled and may(Role(user.role), Action.CASE_WORK)
+
+
+def assignable(conn: Connection) -> list[str]:
+    """The usernames a case may be assigned to (:func:`may_be_assigned`), by user id."""
+    return [u.username for u in access_repo.users(conn) if may_be_assigned(u)]
+
+
 def assign(engine: Engine, case_id: int, assignee: str, actor: str, now: datetime) -> None:
-    if not assignee.strip():
+    """Assign the case to ``assignee``, who must be an enabled operator or support user (the same rule for
+    ``settleguard cases assign``, ``/api/v1/cases/{id}/assign`` and the console)."""
+    name = assignee.strip()
+    if not name:
         raise CaseActionRefused("处理人不能为空", "assignee is required")
     with engine.begin() as conn:
+        if not may_be_assigned(access_repo.user_by_username(conn, name)):
+            raise CaseActionRefused(f"{name} 不是可处理工单的员工用户", f"{name} is not a staff user who works cases")
         case = _load(conn, case_id)
         _not_closed(case)
         repo.update_case(conn, case_id, now, assignee=assignee.strip()[:64])
@@ -230,7 +247,7 @@ def add_note(engine: Engine, case_id: int, body: str, actor: str, now: datetime)
         return nid
 
 
-def _move(conn: Connection, case: dict[str, object], target: CaseStatus, actor: str, now: datetime,
+def _move(conn: Connection, case: repo.CaseRow, target: CaseStatus, actor: str, now: datetime,
           **values: object) -> None:
     current = CaseStatus(str(case["status"]))
     if target not in m.TRANSITIONS[current]:
@@ -298,14 +315,29 @@ def failure_diagnosis(payout: dict[str, Any], lang: str = "zh") -> dict[str, Any
 
 
 def open_system_case(conn: Connection, *, merchant_id: int, category: str, title: str, note: str, now: datetime,
-                     dedupe_key: str, payout_ids: Sequence[int] = (), tz: str = "Asia/Shanghai",
+                     dedupe_key: str, payout_ids: Sequence[int] = (), tz: str,
                      actor: str = "system") -> int | None:
     """Open an automatic case inside the caller's transaction, with ``note`` as its first note (what the
-    system found: a bank file's unknown references, a file payout never answered; payouts.files,
-    payouts.overdue). None when a case with ``dedupe_key`` exists already (nothing is written)."""
+    system found: a bank file's unknown references, a file payout never answered; payouts.files through
+    :class:`SystemCases`,
+    cases.overdue). None when a case with ``dedupe_key`` exists already (nothing is written)."""
     case_id = _new_case(conn, merchant_id=merchant_id, category=category,
                         priority=m.DEFAULT_PRIORITY.get(category, Priority.P2), title=title, source="auto",
                         actor=actor, now=now, tz=tz, dedupe_key=dedupe_key, payout_ids=payout_ids)
     if case_id is not None:
         _system_note(conn, case_id, actor, note, now)
     return case_id
+
+
+@dataclass(frozen=True)
+class SystemCases:
+    """:func:`open_system_case` in the business time zone ``tz``: the case opener the entry points hand to the
+    payout flow (payouts.files.CaseOpener), so that payouts opens cases without importing cases."""
+
+    tz: str
+    actor: str = "system"
+
+    def __call__(self, conn: Connection, *, merchant_id: int, category: str, title: str, note: str, now: datetime,
+                 dedupe_key: str, payout_ids: Sequence[int] = ()) -> int | None:
+        return open_system_case(conn, merchant_id=merchant_id, category=category, title=title, note=note, now=now,
+                                dedupe_key=dedupe_key, payout_ids=payout_ids, tz=self.tz, actor=self.actor)

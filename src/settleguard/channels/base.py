@@ -84,3 +84,13 @@ class BankChannel(Protocol):
     def inquire(self, idempotency_key: str) -> BankOutcome:
         """Ask the bank what became of an earlier instruction (状态查询)."""
         ...
+
+
+@runtime_checkable
+class PaymentLimits(Protocol):
+    """A channel that knows its bank's single-payment limit (单笔限额); payouts above it are split
+    (payouts.policy). A channel without it has no known limit."""
+
+    def payment_limit_fen(self, account_kind: str = "personal") -> int | None:
+        """The single-payment limit in fen for a card of this kind ("personal" / "corporate"), or None."""
+        ...

@@ -76,13 +76,16 @@ def list_cmd(
     if json_out:
         print_json([_event_json(e) for e in events])
         return
-    tbl = Table(title="审计事件 audit events")
-    for col in ("编号 id", "时间 at (UTC)", "操作人 actor", "类型 kind", "对象 subject", "内容 payload"):
+    from settleguard.cli.layout import local, zone_note
+
+    tz = rt.settings.timezone
+    tbl = Table(title="审计事件 audit events", caption=zone_note(tz))  # stored and hashed in UTC (see --json)
+    for col in ("编号 id", "时间 at", "操作人 actor", "类型 kind", "对象 subject", "内容 payload"):
         tbl.add_column(col)
     for e in events:
         payload = e.payload if len(e.payload) <= 80 else e.payload[:77] + "..."
         subj = f"{e.subject_type}:{e.subject_id}" if e.subject_type else ""
-        tbl.add_row(str(e.id), model.iso_utc(e.at)[:19], e.actor, e.kind, subj, payload)
+        tbl.add_row(str(e.id), local(e.at, tz), e.actor, e.kind, subj, payload)
     console.print(tbl)
 
 

@@ -6,7 +6,7 @@ another module. Nothing here prints a full card number: only the mask (first 6, 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -14,7 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from settleguard.cli.output import console, print_json
+from settleguard.cli.params import Label
 from settleguard.cli.runtime import Runtime
+from settleguard.labels import CARD_KIND
 
 if TYPE_CHECKING:
     from settleguard.cards.model import CardCheck, Problem
@@ -110,8 +112,8 @@ def check_cmd(
     name: Annotated[str | None, typer.Option("--name", help="户名 account holder's name")] = None,
     id_number: Annotated[str | None, typer.Option("--id", help="身份证号（企业为统一社会信用代码）resident ID or USCC")]
     = None,
-    kind: Annotated[Literal["personal", "corporate"] | None,
-                    typer.Option("--kind", help="商户类型 merchant kind: personal | corporate")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="商户类型 merchant kind: 对私 personal | 对公 corporate",
+                                             parser=Label(CARD_KIND, "商户类型", "merchant kind"))] = None,
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """检查结算卡（不改变任何数据）Check a settlement card: bank, type and each check, with what to do.
@@ -127,7 +129,7 @@ def check_cmd(
     today = None
     if rt is not None:
         today = rt.now().astimezone(ZoneInfo(rt.settings.timezone)).date()
-    merchant = MerchantFacts(kind) if kind else None
+    merchant = MerchantFacts("corporate" if kind == "corporate" else "personal") if kind else None
     result = check_card(pan, bins=load_packaged_bins(), holder_name=name, id_number=id_number,
                         merchant=merchant, today=today)
     if json_out:

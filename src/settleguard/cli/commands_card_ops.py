@@ -78,8 +78,10 @@ def _status_label(card_status: str | None) -> str:
         return "未查询 not inquired"
     try:
         s = CardStatus(card_status)
-    except ValueError:
-        return card_status
+    except ValueError:  # a payout's failure marked the card (name_mismatch, invalid_account, ...)
+        from settleguard.cards.service import status_text
+
+        return " ".join(status_text(card_status))
     return f"{s.zh} {s.en}"
 
 
@@ -93,11 +95,12 @@ def show_cmd(
     """查看结算卡 Show a merchant's settlement cards (masked), history, statuses and verifications; notices are
     summarised, one line per subject (--full prints each in full)."""
     from settleguard.cards import repository as card_repo
+    from settleguard.merchants import repository as merchant_repo
 
     rt: Runtime = ctx.obj
     engine = engine_or_fail(rt)
     with engine.connect() as conn:
-        m = card_repo.merchant_by_no(conn, merchant)
+        m = merchant_repo.merchant_by_no(conn, merchant)
         if m is None:
             fail(f"商户 {merchant} 不存在", f"no merchant {merchant}")
             return
@@ -117,31 +120,38 @@ def show_cmd(
                     "registered_name": m.registered_name, "accounts": acc_rows, "events": events,
                     "verifications": attempts, "notifications": notes})
         return
-    console.print(f"[bold]商户 merchant[/] {escape(m.merchant_no)} · {escape(m.registered_name)} · {m.kind}")
-    tbl = Table(title="结算卡 settlement cards")
+    from settleguard import labels
+    from settleguard.cli.layout import local, zone_note
+
+    tz = rt.settings.timezone
+    console.print(f"[bold]商户 merchant[/] {escape(m.merchant_no)} · {escape(m.registered_name)} · "
+                  f"{labels.zh_en(labels.CARD_KIND, m.kind)}")
+    tbl = Table(title="结算卡 settlement cards", caption=zone_note(tz))
     for col in ("#", "卡号 card", "银行 bank", "户名 holder", "状态 status", "银行状态 bank status", "绑定 bound",
                 "最近查询 last inquiry"):
         tbl.add_column(col, overflow="fold", no_wrap=col == "卡号 card")  # wrapped, never cut with "…"
     for a in acc_rows:
         style = {"active": "green", "unusable": "red"}.get(a["status"], "dim")
-        tbl.add_row(str(a["id"]), escape(a["masked"]), escape(f"{a['bank_name']} {a['bank_code']} {a['card_type']}"),
-                    escape(a["holder_name"]), f"[{style}]{a['status']}[/]", _status_label(a["card_status"]),
-                    f"{a['bound_at']:%Y-%m-%d %H:%M}",
-                    "" if a["last_status_check_at"] is None else f"{a['last_status_check_at']:%Y-%m-%d %H:%M}")
+        tbl.add_row(str(a["id"]), escape(a["masked"]),
+                    escape(f"{a['bank_name']} {a['bank_code']} {labels.zh_en(labels.CARD_TYPE, a['card_type'])}"),
+                    escape(a["holder_name"]), f"[{style}]{labels.zh_en(labels.ACCOUNT_STATUS, a['status'])}[/]",
+                    _status_label(a["card_status"]), local(a["bound_at"], tz), local(a["last_status_check_at"], tz))
     console.print(tbl)
     if events:
         ev = Table(title="卡事件 card events")
         for col in ("时间 at", "事件 event", "账户 account", "操作人 actor"):
             ev.add_column(col, overflow="fold")
         for e in reversed(events):
-            ev.add_row(f"{e['created_at']:%Y-%m-%d %H:%M}", e["kind"], str(e["account_id"] or ""), escape(e["actor"]))
+            ev.add_row(local(e["created_at"], tz), labels.zh_en(labels.CARD_EVENT, e["kind"]), str(e["account_id"] or ""),
+                       escape(e["actor"]))
         console.print(ev)
     if attempts:
         vt = Table(title="验证记录 verifications")
         for col in ("时间 at", "类型 kind", "卡号 card", "结果 result", "银行应答 bank answer", "操作人 actor"):
             vt.add_column(col, overflow="fold", no_wrap=col == "卡号 card")
         for v in reversed(attempts):
-            vt.add_row(f"{v['at']:%Y-%m-%d %H:%M}", v["kind"], escape(v["pan_masked"]), v["result"],
+            vt.add_row(local(v["at"], tz), labels.zh_en(labels.VERIFICATION_KIND, v["kind"]), escape(v["pan_masked"]),
+                       labels.zh_en(labels.VERIFICATION_RESULT, v["result"]),
                        escape(f"{v['bank_code'] or ''} {v['bank_message'] or ''}".strip()), escape(v["actor"]))
         console.print(vt)
     if notes and not full:

@@ -12,16 +12,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from settleguard import labels
 from settleguard.cases import model as cm
 from settleguard.cases.model import CaseStatus, Method, Party, Priority
-from settleguard.cli.layout import FOLD, grouped, steps, these_payouts
+from settleguard.cli.layout import FOLD, grouped, local, steps, these_payouts, zone_note
 from settleguard.cli.output import console, fail, print_json
+from settleguard.cli.params import BadArgument, Label, parse_id
 from settleguard.cli.runtime import Runtime
+from settleguard.labels import CASE_STATUS, CATEGORY, PAYOUT_STATUS, PRIORITY, zh_en
 from settleguard.money import format_yuan
-from settleguard.payouts.model import STATUS_ZH as _PAYOUT_STATUS_ZH
 
 T = TypeVar("T")
-PAYOUT_STATUS_ZH = {str(k): v for k, v in _PAYOUT_STATUS_ZH.items()}
 
 app = typer.Typer(help="工单 Support cases.", no_args_is_help=True)
 
@@ -29,16 +30,12 @@ ActorOpt = Annotated[str, typer.Option("--actor", help="操作员 operator")]
 
 
 def _status_label(s: str) -> str:
-    try:
-        return f"{cm.STATUS_ZH[CaseStatus(s)]} {s}"
-    except ValueError:
-        return s
+    return zh_en(CASE_STATUS, s)
 
 
 def _local(rt: Runtime, at: Any) -> str:
-    if not isinstance(at, datetime):
-        return "" if at is None else str(at)
-    return at.astimezone(ZoneInfo(rt.settings.timezone)).strftime("%Y-%m-%d %H:%M")
+    """To the second in the business zone; the zone is named once per output (zone_note)."""
+    return local(at, rt.settings.timezone)
 
 
 def _act(action: Callable[[], T]) -> T:
@@ -54,7 +51,8 @@ def _act(action: Callable[[], T]) -> T:
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option(help="状态 status")] = None,
+    status: Annotated[str | None, typer.Option(help="状态 status: 处理中 / open, 等待银行 / waiting_bank, …",
+                                               parser=Label(CASE_STATUS, "状态", "status"))] = None,
     assignee: Annotated[str | None, typer.Option(help="处理人 assignee")] = None,
     merchant: Annotated[str | None, typer.Option(help="商户编号 merchant number")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="只看已超时 only cases past their SLA")] = False,
@@ -66,8 +64,6 @@ def list_cmd(
     from settleguard.cases import repository as repo
 
     rt: Runtime = ctx.obj
-    if status is not None and status not in {s.value for s in CaseStatus}:
-        fail(f"未知状态 {status}", f"unknown status {status!r}", ", ".join(s.value for s in CaseStatus))
     now = rt.now()
     with rt.engine.connect() as conn:
         rows = repo.listing(conn, status=status, assignee=assignee, merchant_no=merchant,
@@ -80,6 +76,7 @@ def list_cmd(
     console.print(_case_rows(rt, rows))
     if len(rows) == limit:
         console.print(f"下一页 next page: --after {rows[-1]['id']}")
+    console.print(zone_note(rt.settings.timezone), style="dim")
 
 
 def _case_rows(rt: Runtime, rows: list[dict[str, Any]]) -> Table:
@@ -92,8 +89,9 @@ def _case_rows(rt: Runtime, rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         body = Text(str(r["title"]), style="bold")
         who = f"处理人 {r['assignee']}" if r["assignee"] else "未指派 unassigned"
-        body.append(f"\n{_status_label(str(r['status']))} · {cm.CATEGORY_ZH.get(r['category'], '')} {r['category']} · "
-                    f"优先级 {r['priority']} · 出款 {r['payouts']} 笔 payouts\n商户 {r['merchant_no']} · {who} · "
+        body.append(f"\n{_status_label(str(r['status']))} · {zh_en(CATEGORY, r['category'])} · "
+                    f"优先级 {zh_en(PRIORITY, r['priority'])} · 出款 {r['payouts']} 笔 payouts\n商户 {r['merchant_no']} · "
+                    f"{who} · "
                     f"时限 SLA {_local(rt, r['sla_due_at'])}", style="")
         if r["overdue"]:
             body.append(" 超时 overdue", style="bold red")
@@ -104,10 +102,6 @@ def _case_rows(rt: Runtime, rows: list[dict[str, Any]]) -> Table:
 def _print_payouts(payouts: list[dict[str, Any]]) -> None:
     """The case's payouts in one table, then each diagnosis once with the payouts it applies to
     (seven payouts failed for the same reason share one block of steps)."""
-    # imported here: it imports the diagnosis package (classifier, knowledge-base loader)
-    from settleguard.diagnosis.model import CATEGORY_ZH
-
-    diag_category_zh = {str(k): v for k, v in CATEGORY_ZH.items()}
     tbl = Table(title=f"出款 payouts ({len(payouts)})", title_justify="left")
     tbl.add_column("出款 payout", no_wrap=True)  # the id over the idempotency key, each kept whole
     tbl.add_column("金额 amount", no_wrap=True, justify="right")
@@ -117,17 +111,16 @@ def _print_payouts(payouts: list[dict[str, Any]]) -> None:
     for p in payouts:
         st = str(p["status"])
         tbl.add_row(f"{p['id']}\n{p['idempotency_key']}", format_yuan(int(p["amount_fen"])), str(p["value_date"]),
-                    f"{PAYOUT_STATUS_ZH.get(st, '')} {st}".strip(),
+                    zh_en(PAYOUT_STATUS, st),
                     Text(f"{p['fail_code'] or ''} {p['fail_message'] or ''}".strip() or "-"))
     console.print(tbl)
     diagnosed = [p for p in payouts if p["diagnosis_zh"] and p["diagnosis_en"]]
     for _, group in grouped(diagnosed, _same_guidance):
         d_zh, d_en = group[0]["diagnosis_zh"], group[0]["diagnosis_en"]
-        cat = str(d_zh["category"])
         body = Table.grid()
         body.add_column(overflow=FOLD)
         body.add_row(Text(these_payouts([p["id"] for p in group]), style="bold"))
-        body.add_row(Text(f"诊断 diagnosis {diag_category_zh.get(cat, '')} {cat}：{d_zh.get('meaning', '')}"))
+        body.add_row(Text(f"诊断 diagnosis {zh_en(CATEGORY, d_zh['category'])}：{d_zh.get('meaning', '')}"))
         body.add_row(steps(d_zh["guidance"]))
         body.add_row(Text(f"Diagnosis: {d_en.get('meaning', '')}"))
         body.add_row(steps(d_en["guidance"]))
@@ -143,7 +136,7 @@ def _same_guidance(p: dict[str, Any]) -> tuple[Any, ...]:
 @app.command("show")
 def show_cmd(
     ctx: typer.Context,
-    case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+    case_id: Annotated[int, typer.Argument(help="工单 ID case id", parser=parse_id)],
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """工单详情：出款及诊断与处理指引、联系记录、备注、时限 Case details with payouts, diagnoses, contacts, notes."""
@@ -165,8 +158,8 @@ def show_cmd(
     sla = cm.sla_for(str(case["category"]), Priority(case["priority"]))
     head = Text(str(case["title"]), style="bold")  # in the body, not the panel's title: wrapped, never cut
     head.append(f"\n商户 merchant {case['merchant_no']} {case['registered_name']}\n"
-                f"分类 category {cm.CATEGORY_ZH.get(case['category'], '')} {case['category']} · 优先级 priority "
-                f"{case['priority']} · 来源 source {case['source']}\n状态 status {_status_label(st)} · 处理人 assignee "
+                f"分类 category {zh_en(CATEGORY, case['category'])} · 优先级 priority "
+                f"{zh_en(PRIORITY, case['priority'])} · 来源 source {zh_en(labels.CASE_SOURCE, case['source'])}\n状态 status {_status_label(st)} · 处理人 assignee "
                 f"{case['assignee'] or '-'}\n时限 SLA {sla.describe()} → {_local(rt, case['sla_due_at'])}", style="")
     if overdue:
         head.append(" 已超时 overdue", style="bold red")
@@ -180,8 +173,8 @@ def show_cmd(
         for col in ("时间 at", "对象 party", "方式 method", "联系人 who", "内容 what was said", "记录人 by"):
             tbl.add_column(col)
         for c in contacts:
-            tbl.add_row(_local(rt, c["at"]), f"{cm.PARTY_ZH.get(Party(c['party']), '')} {c['party']}",
-                        f"{cm.METHOD_ZH.get(Method(c['method']), '')} {c['method']}", str(c["contact_name"] or ""),
+            tbl.add_row(_local(rt, c["at"]), zh_en(labels.PARTY, c["party"]),
+                        zh_en(labels.METHOD, c["method"]), str(c["contact_name"] or ""),
                         str(c["summary"]), str(c["recorded_by"]))
         console.print(tbl)
     if notes:
@@ -191,16 +184,19 @@ def show_cmd(
         for n in notes:
             tbl.add_row(_local(rt, n["created_at"]), str(n["author"]), str(n["body"]))
         console.print(tbl)
+    console.print(zone_note(rt.settings.timezone), style="dim")
 
 
 @app.command("open")
 def open_cmd(
     ctx: typer.Context,
     merchant: Annotated[str, typer.Option(help="商户编号 merchant number")],
-    category: Annotated[str, typer.Option(help="分类 category (failure taxonomy, returned, complaint, other...)")],
+    category: Annotated[str, typer.Option(help="分类 category (failure taxonomy, returned, complaint, other...)",
+                                          parser=Label(CATEGORY, "分类", "category"))],
     title: Annotated[str, typer.Option(help="标题 title")],
     payout: Annotated[list[int] | None, typer.Option("--payout", help="关联出款 ID linked payout (repeatable)")] = None,
-    priority: Annotated[Priority | None, typer.Option(help="优先级 priority p1..p4")] = None,
+    priority: Annotated[str | None, typer.Option(help="优先级 priority p1..p4",
+                                                 parser=Label(PRIORITY, "优先级", "priority"))] = None,
     actor: ActorOpt = "operator",
 ) -> None:
     """手工开工单 Open a case by hand."""
@@ -208,7 +204,8 @@ def open_cmd(
 
     rt: Runtime = ctx.obj
     cid = _act(lambda: service.open_case(rt.engine, merchant_no=merchant, category=category, title=title,
-                                         actor=actor, now=rt.now(), priority=priority, payout_ids=payout or [],
+                                         actor=actor, now=rt.now(), priority=Priority(priority) if priority else None,
+                                         payout_ids=payout or [],
                                          tz=rt.settings.timezone))
     console.print(f"已开工单 case opened: {cid}")
 
@@ -216,7 +213,7 @@ def open_cmd(
 @app.command("assign")
 def assign_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
                user: Annotated[str, typer.Argument(help="处理人 assignee")], actor: ActorOpt = "operator") -> None:
-    """指派处理人 Assign a case."""
+    """指派处理人（须为可处理工单的在职运营或客服）Assign a case to an enabled operator or support user."""
     from settleguard.cases import service
 
     rt: Runtime = ctx.obj
@@ -230,16 +227,19 @@ def _parse_at(rt: Runtime, text: str | None) -> datetime | None:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"expected an ISO time like 2026-11-20T10:30, got {text!r}") from None
+        raise BadArgument(f"--at 的值「{text}」不是有效时间：应写作 2026-11-20T10:30（当地时间）",
+                          f"--at {text!r} is not a valid time: expected e.g. 2026-11-20T10:30 (local time)") from None
     return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(rt.settings.timezone))
 
 
 @app.command("contact")
 def contact_cmd(
     ctx: typer.Context,
-    case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
-    party: Annotated[Party, typer.Option(help="联系对象 bank_support | platform_hotline | merchant")],
-    method: Annotated[Method, typer.Option(help="方式 phone | online | on_site")],
+    case_id: Annotated[int, typer.Argument(help="工单 ID case id", parser=parse_id)],
+    party: Annotated[str, typer.Option(help="联系对象 bank_support | platform_hotline | merchant",
+                                       parser=Label(labels.PARTY, "联系对象", "party"))],
+    method: Annotated[str, typer.Option(help="方式 phone | online | on_site",
+                                        parser=Label(labels.METHOD, "方式", "method"))],
     who: Annotated[str, typer.Option(help="联系人，如 工行客服 95588 工号1234 who (name, number)")],
     said: Annotated[str, typer.Option(help="沟通内容 what was said")],
     at: Annotated[str | None, typer.Option(help="联系时间 when (ISO; default now; local time zone)")] = None,
@@ -249,13 +249,13 @@ def contact_cmd(
     from settleguard.cases import service
 
     rt: Runtime = ctx.obj
-    n = _act(lambda: service.add_contact(rt.engine, case_id, party=party, method=method, who=who, said=said,
+    n = _act(lambda: service.add_contact(rt.engine, case_id, party=Party(party), method=Method(method), who=who, said=said,
                                          actor=actor, now=rt.now(), at=_parse_at(rt, at)))
     console.print(f"已记录联系 contact recorded: #{n} (工单 case {case_id})")
 
 
 @app.command("note")
-def note_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+def note_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id", parser=parse_id)],
              text: Annotated[str, typer.Argument(help="备注 note")], actor: ActorOpt = "operator") -> None:
     """添加备注 Add a note."""
     from settleguard.cases import service
@@ -266,21 +266,20 @@ def note_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="�
 
 
 @app.command("status")
-def status_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
-               target: Annotated[str, typer.Argument(help="open | waiting_bank | waiting_merchant")],
+def status_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id", parser=parse_id)],
+               target: Annotated[str, typer.Argument(help="open | waiting_bank | waiting_merchant",
+                                                     parser=Label(CASE_STATUS, "状态", "status"))],
                actor: ActorOpt = "operator") -> None:
     """变更状态 Change a case's status (waiting for the bank or the merchant, or back to open)."""
     from settleguard.cases import service
 
     rt: Runtime = ctx.obj
-    if target not in {s.value for s in CaseStatus}:
-        fail(f"未知状态 {target}", f"unknown status {target!r}", ", ".join(s.value for s in CaseStatus))
     _act(lambda: service.set_status(rt.engine, case_id, CaseStatus(target), actor, rt.now()))
     console.print(f"工单 {case_id} → {_status_label(target)}")
 
 
 @app.command("resolve")
-def resolve_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+def resolve_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id", parser=parse_id)],
                 resolution: Annotated[str, typer.Option(help="处理结果（必填）resolution (required)")],
                 actor: ActorOpt = "operator") -> None:
     """解决工单 Resolve a case with a resolution."""
@@ -292,7 +291,7 @@ def resolve_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help=
 
 
 @app.command("close")
-def close_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id")],
+def close_cmd(ctx: typer.Context, case_id: Annotated[int, typer.Argument(help="工单 ID case id", parser=parse_id)],
               actor: ActorOpt = "operator") -> None:
     """关闭已解决的工单 Close a resolved case."""
     from settleguard.cases import service

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,7 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from settleguard.cli.output import console, fail, parse_date, progress
+from settleguard import labels
+from settleguard.cli.output import console, fail, progress
+from settleguard.cli.params import parse_day
 from settleguard.cli.runtime import Runtime
 from settleguard.demo_hooks import DEFAULT_START, Hooks
 from settleguard.money import format_yuan
@@ -43,7 +46,7 @@ def demo_cmd(
     merchants: Annotated[int, typer.Option(min=1, help="商户数 merchants")] = 2000,
     days: Annotated[int, typer.Option(min=1, max=366, help="天数 days")] = 7,
     seed: Annotated[int, typer.Option(help="随机种子 seed")] = 42,
-    start: Annotated[str, typer.Option(help="首日 first day YYYY-MM-DD")] = DEFAULT_START.isoformat(),
+    start: Annotated[date, typer.Option(help="首日 first day YYYY-MM-DD", parser=parse_day)] = DEFAULT_START,
     data_dir: Annotated[Path | None, typer.Option(help="交易文件目录 where the day files go")] = None,
     replace_demo: Annotated[bool, typer.Option(
         "--replace-demo", help="替换服务器上以前的演示数据库 replace an earlier demo database on a server "
@@ -64,7 +67,7 @@ def demo_cmd(
     hooks = _RichHooks()
     try:
         s = run_demo(
-            rt.settings.db, merchants=merchants, days=days, seed=seed, start=parse_date(start),
+            rt.settings.db, merchants=merchants, days=days, seed=seed, start=start,
             data_dir=data_dir or default_data_dir(rt.settings.db), vault=lambda: rt.vault,
             channel_factory=lambda: rt.channel, cutoffs=rt.cutoffs, hooks=hooks, replace_demo=replace_demo,
         )
@@ -114,7 +117,7 @@ def render(s: DemoSummary, seconds: float) -> None:
     for col in ("状态 status", "笔数 count", "金额 amount"):
         st.add_column(col, justify="right")
     for status, (n, amount) in sorted(s.payouts_by_status.items()):
-        st.add_row(status, f"{n:,}", format_yuan(amount))
+        st.add_row(labels.zh_en(labels.PAYOUT_STATUS, status), f"{n:,}", format_yuan(amount))
     console.print(st)
 
     fails = Table(title="失败原因 failures by reason (attempts)")
@@ -128,7 +131,7 @@ def render(s: DemoSummary, seconds: float) -> None:
         for col in ("分类 category", "次数 count"):
             cats.add_column(col)
         for cat, n in s.send.categories.most_common():
-            cats.add_row(cat, f"{n:,}")
+            cats.add_row(labels.zh_en(labels.CATEGORY, cat), f"{n:,}")
         console.print(cats)
     for reason, n in s.rebind_refused.most_common(5):
         console.print(f"未换卡 not re-bound: {n} × {reason}")

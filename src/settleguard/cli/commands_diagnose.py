@@ -11,7 +11,9 @@ from typing import IO, Annotated, Any
 
 import typer
 
+from settleguard import labels
 from settleguard.cli.output import fail
+from settleguard.cli.params import BadArgument, Label
 
 INPUT_KEYS = ("scheme", "code", "message")
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -23,7 +25,8 @@ def diagnose_cmd(
                                                "iso20022_return, nacha, unionpay_acp, alipay, wechat_pay, allinpay")] = None,
     code: Annotated[str | None, typer.Option("--code", "-c", help="银行/通道返回码 the returned code")] = None,
     message: Annotated[str | None, typer.Option("--message", "-m", help="返回信息原文 the returned text")] = None,
-    lang: Annotated[str, typer.Option("--lang", help="指引语言 guidance language: zh | en")] = "zh",
+    lang: Annotated[str, typer.Option("--lang", help="指引语言 guidance language: zh | en",
+                                      parser=Label(labels.LANGUAGE, "语言", "language"))] = "zh",
     json_out: Annotated[bool, typer.Option("--json", help="输出一个 JSON 对象 print one JSON object")] = False,
     batch: Annotated[str | None, typer.Option("--batch", help="JSON Lines 文件，- 为标准输入 JSON Lines file, - for stdin")] = None,
     explain: Annotated[bool, typer.Option("--explain", help="说明匹配的规则与原因 show which rule matched and why")] = False,
@@ -35,16 +38,15 @@ def diagnose_cmd(
     批量 batch: settleguard diagnose --batch failures.jsonl > diagnoses.jsonl
     (每行 {"id":…, "scheme":…, "code":…, "message":…}; one object per line in, one per line out, in order)
     """
-    if lang not in ("zh", "en"):
-        raise typer.BadParameter("--lang 只能是 zh 或 en (zh | en)")
     if batch is not None:
         if scheme or code or message:
-            raise typer.BadParameter("--batch 不能与 --scheme/--code/--message 同用 (batch input carries its own)")
+            raise BadArgument("--batch 不能与 --scheme/--code/--message 同用（批量输入自带这些字段）",
+                              "--batch does not go with --scheme/--code/--message (batch input carries its own)")
         with _open_batch(batch) as lines:
             run_batch(lines, sys.stdout.buffer, lang=lang, explain=explain)
         return
     if code is None and message is None:
-        raise typer.BadParameter("请给出 --code 或 --message（或 --batch）; give --code or --message (or --batch)")
+        raise BadArgument("请给出 --code 或 --message（或 --batch）", "give --code or --message (or --batch)")
     from settleguard.diagnosis import UnknownScheme, classify
 
     try:
@@ -181,7 +183,8 @@ def _panel(d: Any, lang: str, explain: bool, scheme: str | None, code: str | Non
 
     from settleguard.cli.layout import FOLD, numbered, steps
     from settleguard.cli.output import console
-    from settleguard.diagnosis.model import CATEGORY_ZH, DECISION_ZH, OWNER_ZH, Stage
+    from settleguard.diagnosis.model import Stage
+    from settleguard.labels import CATEGORY, DECISION, OWNER, zh_en
 
     yes_no = {True: "是 yes", False: "否 no"}
     t = Table.grid(padding=(0, 2))
@@ -189,10 +192,10 @@ def _panel(d: Any, lang: str, explain: bool, scheme: str | None, code: str | Non
     t.add_column(overflow=FOLD)  # wrapped, never cut with "…" (a Chinese sentence is one long word to Rich)
     given = " · ".join(f"{k}={v}" for k, v in (("scheme", scheme), ("code", code), ("message", message)) if v)
     t.add_row("输入 input", Text(given))
-    t.add_row("类别 category", f"{CATEGORY_ZH[d.category]} {d.category.value}")
-    t.add_row("处理决定 decision", f"{DECISION_ZH[d.decision]} {d.decision.value}")
+    t.add_row("类别 category", zh_en(CATEGORY, d.category))
+    t.add_row("处理决定 decision", zh_en(DECISION, d.decision))
     t.add_row("可重试 retryable", yes_no[d.retryable])
-    t.add_row("责任方 owner", f"{OWNER_ZH[d.owner]} {d.owner.value}")
+    t.add_row("责任方 owner", zh_en(OWNER, d.owner))
     review = "[bold yellow]是 yes[/]" if d.needs_review else "否 no"
     t.add_row("置信度 confidence", f"{d.confidence:.2f}   需人工复核 needs review: {review}")
     t.add_row("规则 rule", d.rule or "—")
@@ -200,7 +203,7 @@ def _panel(d: Any, lang: str, explain: bool, scheme: str | None, code: str | Non
     if e.stage is Stage.narrative and e.code:
         t.add_row("依据 basis", Text(f"代码 {e.code} 由文字说明判断 code {e.code}: the text decides"))
     if e.text_category is not None:
-        t.add_row("文字说明 text says", Text(f"{CATEGORY_ZH[e.text_category]} {e.text_category.value}"
+        t.add_row("文字说明 text says", Text(f"{zh_en(CATEGORY, e.text_category)}"
                                             "（与代码不一致，以代码为准 disagrees with the code; the code decides）"))
     t.add_row("含义 meaning", Text(d.meaning(lang)))
     t.add_row("处理步骤 steps", steps(d.guidance(lang)))

@@ -18,7 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from settleguard.cli.output import bar, console, engine_or_fail, err, fail, print_json
+from settleguard.cli.params import Label
 from settleguard.cli.runtime import Runtime
+from settleguard.labels import MERCHANT_STATUS
 from settleguard.merchants.model import ENTITY_NAMES, STATUS_NAMES, EntityKind, MerchantStatus, StatusAction
 
 app = typer.Typer(help="商户入网与管理 Merchants: onboarding (import, add), show, list, freeze / unfreeze / close.",
@@ -162,7 +164,10 @@ def add_cmd(
 def _beijing(rt: Runtime, at: datetime | None) -> str:
     if at is None:
         return ""
-    return f"{at.astimezone(ZoneInfo(rt.settings.timezone)):%Y-%m-%d %H:%M} 北京时间"
+    from settleguard.config import DEFAULT_TIMEZONE  # the one spelling of the default zone
+
+    tz = rt.settings.timezone
+    return f"{at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M:%S} {'北京时间' if tz == DEFAULT_TIMEZONE else tz}"
 
 
 def _status_label(status: str) -> str:
@@ -234,7 +239,8 @@ def show_cmd(
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option("--status", help="active | frozen | closed")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="正常 active | 冻结 frozen | 已注销 closed",
+                                               parser=Label(MERCHANT_STATUS, "状态", "status"))] = None,
     city: Annotated[str | None, typer.Option("--city", help="城市 city")] = None,
     page: Annotated[int, typer.Option("--page", min=1, help="页码 page")] = 1,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="每页条数 per page")] = 50,
@@ -244,8 +250,6 @@ def list_cmd(
     from settleguard.merchants import repository as repo
 
     rt: Runtime = ctx.obj
-    if status is not None and status not in {s.value for s in MerchantStatus}:
-        fail(f"未知状态 {escape(status)}", f"unknown status {status!r}; use active, frozen or closed")
     with engine_or_fail(rt).connect() as conn:
         total, rows = repo.listing(conn, status=status, city=city, limit=limit, offset=(page - 1) * limit)
     if json_out:
@@ -263,10 +267,12 @@ def list_cmd(
 def _status_cmd(action: StatusAction, ctx: typer.Context, merchant: str, reason: str, actor: str,
                 json_out: bool) -> None:
     from settleguard.merchants.lifecycle import StatusRefused, change_status
+    from settleguard.payouts.merchant_holds import release_unfrozen
 
     rt: Runtime = ctx.obj
     try:
-        ch = change_status(engine_or_fail(rt), merchant, action, reason, actor=actor, now=rt.now())
+        ch = change_status(engine_or_fail(rt), merchant, action, reason, actor=actor, now=rt.now(),
+                           release_held=release_unfrozen)
     except StatusRefused as exc:
         if json_out:
             print_json({"changed": False, "zh": exc.zh, "en": exc.en})
@@ -279,6 +285,11 @@ def _status_cmd(action: StatusAction, ctx: typer.Context, merchant: str, reason:
         return
     console.print(f"商户 merchant {escape(ch.merchant_no)}: {_status_label(ch.from_status)} → "
                   f"{_status_label(ch.to_status)}（原因 reason: {escape(ch.reason)}）")
+    if ch.released:  # unfreeze: the payouts the freeze held (payouts.merchant_holds)
+        from settleguard.money import fen_to_yuan
+
+        console.print(f"已放行 released {ch.released} 笔冻结挂账出款 payout(s) held by the freeze, "
+                      f"{fen_to_yuan(ch.released_fen)} 元 yuan")
 
 
 MerchantArg = Annotated[str, typer.Argument(metavar="MERCHANT", help="商户编号 merchant number")]
@@ -304,3 +315,188 @@ def close_cmd(ctx: typer.Context, merchant: MerchantArg, reason: ReasonOpt, acto
               json_out: JsonOpt = False) -> None:
     """注销商户 Close a merchant (final)."""
     _status_cmd(StatusAction.CLOSE, ctx, merchant, reason, actor, json_out)
+
+
+# --- contracts with history (merchants/contracts.py) ---------------------------------------------------------
+
+contract_app = typer.Typer(help="费率合同 Fee contracts: history and changes (never edited in place).",
+                           no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+
+
+@contract_app.command("show")
+def contract_show_cmd(ctx: typer.Context, merchant: MerchantArg, json_out: JsonOpt = False) -> None:
+    """合同历史 A merchant's fee contracts: old and new rates, effective date, who and why."""
+    from settleguard.merchants.contracts import ContractRefused, history, rates_text
+
+    rt: Runtime = ctx.obj
+    try:
+        versions = history(engine_or_fail(rt), merchant)
+    except ContractRefused as exc:
+        fail(exc.zh, exc.en, code=1)
+        return
+    if json_out:
+        print_json({"merchant_no": merchant, "contracts": [v.as_dict() for v in versions]})
+        return
+    tbl = Table(title=f"商户 {escape(merchant)} 费率合同 fee contracts")
+    for col in ("生效日期 effective from", "费率 rates", "原费率 previous", "操作人 by", "原因 reason", "记录时间 recorded"):
+        tbl.add_column(col)
+    for v in versions:
+        tbl.add_row(str(v.effective_from or ""), rates_text(v.rates), "" if v.previous is None else rates_text(v.previous),
+                    escape(v.actor), escape(v.reason), _beijing(rt, v.created_at))
+    console.print(tbl)
+
+
+@contract_app.command("change")
+def contract_change_cmd(
+    ctx: typer.Context,
+    merchant: MerchantArg,
+    effective: Annotated[str, typer.Option("--effective", help="生效日期 YYYY-MM-DD（不早于今天）effective date")],
+    reason: ReasonOpt = "",
+    debit_rate: Annotated[str | None, typer.Option("--debit-rate", help="借记卡费率 % debit rate")] = None,
+    debit_cap: Annotated[str | None, typer.Option("--debit-cap", help="借记卡封顶（元）或 none debit cap (yuan)")] = None,
+    credit_rate: Annotated[str | None, typer.Option("--credit-rate", help="信用卡费率 % credit rate")] = None,
+    qr_rate: Annotated[str | None, typer.Option("--qr-rate", help="扫码费率 % QR rate")] = None,
+    actor: ActorOpt = "operator",
+    json_out: JsonOpt = False,
+) -> None:
+    """变更费率 A new fee contract from a date (rates left out stay); a reason is required."""
+    from settleguard.merchants.contracts import ContractRefused, change, rates_dict, rates_text
+
+    rt: Runtime = ctx.obj
+    try:
+        ch = change(engine_or_fail(rt), merchant, effective=effective, debit_rate=debit_rate, debit_cap=debit_cap,
+                    credit_rate=credit_rate, qr_rate=qr_rate, reason=reason, actor=actor, now=rt.now(),
+                    timezone=rt.settings.timezone)
+    except ContractRefused as exc:
+        if json_out:
+            print_json({"changed": False, "zh": exc.zh, "en": exc.en})
+            raise typer.Exit(1) from None
+        fail(exc.zh, exc.en, code=1)
+        return
+    if json_out:
+        print_json({"changed": True, "merchant_no": ch.merchant_no, "effective_from": ch.effective_from.isoformat(),
+                    "old": rates_dict(ch.old), "new": rates_dict(ch.new), "reason": ch.reason})
+        return
+    console.print(f"商户 merchant {escape(ch.merchant_no)} 自 from {ch.effective_from}：\n  原 old  {rates_text(ch.old)}\n"
+                  f"  新 new  {rates_text(ch.new)}\n  原因 reason: {escape(ch.reason)}")
+
+
+# --- terminals (merchants/terminals.py) ---------------------------------------------------------------------
+
+terminals_app = typer.Typer(help="终端管理 Terminals: add, move (移机), replace (换机), retire (撤机), history.",
+                            no_args_is_help=True)
+app.add_typer(terminals_app, name="terminals")
+TerminalArg = Annotated[str, typer.Argument(metavar="TERMINAL", help="终端号 terminal number")]
+
+
+def _terminal_done(ch: Any, json_out: bool) -> None:
+    if json_out:
+        print_json({"changed": True, "action": ch.action, **ch.detail})
+        return
+    names = {"add": "登记 added", "move": "移机 moved", "replace": "换机 replaced", "retire": "撤机 retired"}
+    labels = {"terminal_no": "终端号 terminal", "new_terminal_no": "新终端号 new terminal", "serial_no": "序列号 SN",
+              "old_serial_no": "原序列号 old SN", "new_serial_no": "新序列号 new SN", "model": "型号 model",
+              "address": "地址 address", "old_address": "原地址 old address", "new_address": "新地址 new address",
+              "reason": "原因 reason"}
+    console.print(f"终端 terminal {escape(ch.terminal_no)}（商户 merchant {escape(ch.merchant_no)}）{names[ch.action]}: "
+                  + escape("，".join(f"{labels.get(k, k)} {v or '—'}" for k, v in ch.detail.items()
+                                    if k != "merchant_no")))
+
+
+def _terminal_run(json_out: bool, fn: Any, *args: Any, **kwargs: Any) -> None:
+    from settleguard.merchants.terminals import TerminalRefused
+
+    try:
+        ch = fn(*args, **kwargs)
+    except TerminalRefused as exc:
+        if json_out:
+            print_json({"changed": False, "zh": exc.zh, "en": exc.en})
+            raise typer.Exit(1) from None
+        fail(exc.zh, exc.en, code=1)
+        return
+    _terminal_done(ch, json_out)
+
+
+@terminals_app.command("add")
+def terminal_add_cmd(
+    ctx: typer.Context, merchant: MerchantArg,
+    serial: Annotated[str, typer.Option("--serial", help="序列号 SN")],
+    terminal_no: Annotated[str, typer.Option("--terminal-no", help="终端号（8 位）terminal number")],
+    model: Annotated[str, typer.Option("--model", help="型号 model")],
+    address: Annotated[str, typer.Option("--address", help="装机地址 address")],
+    reason: ReasonOpt = "登记终端 register", actor: ActorOpt = "operator", json_out: JsonOpt = False,
+) -> None:
+    """登记终端 Register a terminal to a merchant."""
+    from settleguard.merchants import terminals
+
+    rt: Runtime = ctx.obj
+    _terminal_run(json_out, terminals.add, engine_or_fail(rt), merchant, serial=serial, terminal_no=terminal_no,
+                  model=model, address=address, reason=reason, actor=actor, now=rt.now())
+
+
+@terminals_app.command("move")
+def terminal_move_cmd(
+    ctx: typer.Context, merchant: MerchantArg, terminal: TerminalArg,
+    address: Annotated[str, typer.Option("--address", help="新装机地址 new address")],
+    reason: ReasonOpt = "", actor: ActorOpt = "operator", json_out: JsonOpt = False,
+) -> None:
+    """移机 Move a terminal to a new address (the old one is kept)."""
+    from settleguard.merchants import terminals
+
+    rt: Runtime = ctx.obj
+    _terminal_run(json_out, terminals.move, engine_or_fail(rt), merchant, terminal, address=address, reason=reason,
+                  actor=actor, now=rt.now())
+
+
+@terminals_app.command("replace")
+def terminal_replace_cmd(
+    ctx: typer.Context, merchant: MerchantArg, terminal: TerminalArg,
+    serial: Annotated[str, typer.Option("--serial", help="新序列号 new SN")],
+    new_terminal_no: Annotated[str | None, typer.Option("--new-terminal-no", help="新终端号（默认不变）")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="新型号 new model")] = None,
+    reason: ReasonOpt = "", actor: ActorOpt = "operator", json_out: JsonOpt = False,
+) -> None:
+    """换机 Replace a terminal's device (a new terminal number retires the old terminal)."""
+    from settleguard.merchants import terminals
+
+    rt: Runtime = ctx.obj
+    _terminal_run(json_out, terminals.replace, engine_or_fail(rt), merchant, terminal, serial=serial,
+                  new_terminal_no=new_terminal_no, model=model, reason=reason, actor=actor, now=rt.now())
+
+
+@terminals_app.command("retire")
+def terminal_retire_cmd(ctx: typer.Context, merchant: MerchantArg, terminal: TerminalArg, reason: ReasonOpt = "",
+                        actor: ActorOpt = "operator", json_out: JsonOpt = False) -> None:
+    """撤机 Retire a terminal: later transactions from it are refused by the import."""
+    from settleguard.merchants import terminals
+
+    rt: Runtime = ctx.obj
+    _terminal_run(json_out, terminals.retire, engine_or_fail(rt), merchant, terminal, reason=reason, actor=actor,
+                  now=rt.now())
+
+
+@terminals_app.command("history")
+def terminal_history_cmd(ctx: typer.Context, merchant: MerchantArg, json_out: JsonOpt = False) -> None:
+    """终端变更记录 A merchant's terminal changes (old and new serial number and address)."""
+    from settleguard.merchants import terminals_repository as trepo
+
+    rt: Runtime = ctx.obj
+    with engine_or_fail(rt).connect() as conn:
+        got = trepo.merchant(conn, merchant)
+        if got is None:
+            fail(f"商户 {merchant} 不存在", f"no merchant {merchant}")
+            return
+        rows = trepo.events(conn, got[0])
+    if json_out:
+        print_json({"merchant_no": merchant, "events": rows})
+        return
+    tbl = Table(title=f"商户 {escape(merchant)} 终端变更 terminal changes")
+    for col in ("时间 time", "终端号 terminal", "操作 action", "序列号 SN (old → new)", "地址 address (old → new)",
+                "操作人 by", "原因 reason"):
+        tbl.add_column(col)
+    for r in rows:
+        tbl.add_row(_beijing(rt, r["created_at"]), escape(r["terminal_no"]), r["action"],
+                    escape(f"{r['old_serial_no'] or ''} → {r['new_serial_no'] or ''}"),
+                    escape(f"{r['old_address'] or ''} → {r['new_address'] or ''}"), escape(r["actor"]), escape(r["reason"]))
+    console.print(tbl)

@@ -6,7 +6,6 @@ import re
 import signal
 import threading
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -179,15 +178,18 @@ def log_cmd(
                      "next_attempt_at": r["next_attempt_at"].isoformat() if r["next_attempt_at"] else None}
                     for r in rows])
         return
-    tz = ZoneInfo(rt.settings.timezone)
-    tbl = Table(title="通知发送记录 delivery log")
+    from settleguard import labels
+    from settleguard.cli.layout import local, zone_note
+
+    tbl = Table(title="通知发送记录 delivery log", caption=zone_note(rt.settings.timezone))
     for col in ("时间 time", "商户 merchant", "通知 notice", "渠道 channel", "目标 target", "第几次 try",
                 "结果 result", "HTTP", "说明 detail"):
         tbl.add_column(col)
     for r in rows:
         result = "进行中 in progress" if r["ok"] is None else ("成功 ok" if r["ok"] else "失败 failed")
-        tbl.add_row(f"{r['started_at'].astimezone(tz):%Y-%m-%d %H:%M:%S}", r["merchant_no"],
-                    f"#{r['notification_id']} {r['kind']}", r["channel"], r["target"], str(r["attempt_no"]), result,
+        tbl.add_row(local(r["started_at"], rt.settings.timezone), r["merchant_no"],
+                    f"#{r['notification_id']} {labels.zh_en(labels.NOTICE_KIND, r['kind'])}",
+                    labels.zh_en(labels.CHANNEL, r["channel"]), r["target"], str(r["attempt_no"]), result,
                     str(r["http_status"] or ""), r["detail"] or "")
     console.print(tbl)
     if not rows:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,10 +12,13 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from settleguard.cli.output import bar, console, fail, parse_date, print_json
+from settleguard import labels
+from settleguard.cli.layout import local, zone_note
+from settleguard.cli.output import bar, console, fail, print_json
+from settleguard.cli.params import Label, parse_day, parse_id
 from settleguard.cli.runtime import Runtime
+from settleguard.labels import CATEGORY, PAYOUT_STATUS, zh_en
 from settleguard.money import format_yuan
-from settleguard.payouts.model import STATUS_ZH as PAYOUT_STATUS_ZH
 from settleguard.payouts.model import PayoutStatus
 
 if TYPE_CHECKING:
@@ -24,15 +26,14 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="出款 Payouts.", no_args_is_help=True)
 
-STATUS_ZH: Mapping[str, str] = {str(s): zh for s, zh in PAYOUT_STATUS_ZH.items()}
 # statuses with a reason (a failure, a hold) whose category the list shows (payouts.details.NO_REASON)
 HAS_REASON = frozenset(str(s) for s in PayoutStatus) - {"created", "submitted", "succeeded", "released", "cancelled",
                                                         "split"}
 
 
 def _local(rt: Runtime, at: Any) -> str:
-    """A time in the business time zone (Beijing time)."""
-    return at.astimezone(ZoneInfo(rt.settings.timezone)).strftime("%Y-%m-%d %H:%M:%S %Z") if at else ""
+    """A time in the business time zone (Beijing time), to the second; the zone is named once (zone_note)."""
+    return local(at, rt.settings.timezone)
 
 
 def _today(rt: Runtime, now: datetime) -> Any:
@@ -69,19 +70,20 @@ def print_send_summary(s: SendSummary, title: str) -> None:
 @app.command("send")
 def send_cmd(
     ctx: typer.Context,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="出款日 pay date YYYY-MM-DD (default today)")] = None,
+    as_of: Annotated[date | None, typer.Option("--as-of", parser=parse_day,
+                                               help="出款日 pay date YYYY-MM-DD (default today)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """运行一次出款：放行已换卡的挂账、检查卡状态、查询结果未明的、发送到期的。
     One worker cycle: release card-held payouts, refresh stale card statuses, inquire, send."""
-    from settleguard.payouts.worker import cycle
+    from settleguard.worker import cycle
 
     rt: Runtime = ctx.obj
     now = rt.now()
-    day = parse_date(as_of) if as_of else _today(rt, now)
+    day = as_of or _today(rt, now)
     with bar("出款 sending payouts", None) as b:
         c = cycle(rt.engine, rt.channel, rt.vault, rt.verifier, as_of=day, now=now, opts=rt.payout_options(),
-                  cards=rt.card_settings(), progress=b.advance)
+                  cards=rt.card_settings(), progress=b.advance, tz=rt.tz, delivery=rt.delivery_settings())
     if json_out:
         print_json({**send_summary_json(c.send), "released": c.released.released,
                     "cards_checked": c.cards.checked, "cards_unusable": c.cards.unusable})
@@ -103,7 +105,8 @@ def export_cmd(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="输出文件 output file")],
     fmt: Annotated[Fmt, typer.Option("--format", help="文件格式 file format")] = Fmt.pain001,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="出款日 pay date YYYY-MM-DD (default today)")] = None,
+    as_of: Annotated[date | None, typer.Option("--as-of", parser=parse_day,
+                                               help="出款日 pay date YYYY-MM-DD (default today)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """把到期出款写成 pain.001.001.09 批量文件 Write every due payout into a pain.001.001.09 batch."""
@@ -112,9 +115,10 @@ def export_cmd(
 
     rt: Runtime = ctx.obj
     now = rt.now()
-    day = parse_date(as_of) if as_of else _today(rt, now)
+    day = as_of or _today(rt, now)
     try:
-        res = export_pain001(rt.engine, rt.vault, rt.batch_config(), out, as_of=day, now=now)
+        res = export_pain001(rt.engine, rt.vault, rt.batch_config(), out, as_of=day, now=now,
+                             opts=rt.payout_options())
     except Pain001Error as exc:
         fail("无法生成出款文件，未做任何更改", "cannot write the payout file; nothing changed", str(exc))
     except OSError as exc:  # e.g. a missing directory: the claim was rolled back with the file
@@ -139,19 +143,19 @@ def export_cmd(
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option(help="状态 status filter")] = None,
+    status: Annotated[str | None, typer.Option(help="状态 status filter: 挂账 / held, 失败 / failed, …",
+                                               parser=Label(PAYOUT_STATUS, "状态", "status"))] = None,
     merchant: Annotated[str | None, typer.Option(help="商户编号 merchant number")] = None,
-    category: Annotated[str | None, typer.Option(help="失败分类 failure category")] = None,
-    limit: Annotated[int, typer.Option(help="每页行数 rows per page")] = 50,
-    after: Annotated[int, typer.Option(help="从此 ID 之后开始 start after this id (paging)")] = 0,
+    category: Annotated[str | None, typer.Option(help="失败分类 failure category: 银行卡信息错误 / card_info_error, …",
+                                                 parser=Label(CATEGORY, "分类", "category"))] = None,
+    limit: Annotated[int, typer.Option(help="每页行数 rows per page", min=1)] = 50,
+    after: Annotated[int, typer.Option(help="从此 ID 之后开始 start after this id (paging)", min=0)] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """列出出款 List payouts (paginated with --after)."""
     from settleguard.payouts import repository as repo
 
     rt: Runtime = ctx.obj
-    if status is not None and status not in {s.value for s in PayoutStatus}:
-        fail(f"未知状态 {status}", f"unknown status {status!r}", ", ".join(s.value for s in PayoutStatus))
     with rt.engine.connect() as conn:
         rows = repo.listing(conn, status=status, merchant_no=merchant, category=category, limit=limit, after_id=after)
     if json_out:
@@ -163,7 +167,7 @@ def list_cmd(
     for r in rows:
         st = str(r["status"])
         tbl.add_row(str(r["id"]), str(r["merchant_no"]), str(r["value_date"]), format_yuan(int(r["amount_fen"])),
-                    f"{STATUS_ZH.get(st, st)} {st}", str(r["category"] or "") if st in HAS_REASON else "",
+                    zh_en(PAYOUT_STATUS, st), zh_en(CATEGORY, r["category"]) if st in HAS_REASON else "",
                     f"{r['last_code'] or ''} {r['last_message'] or ''}")
     console.print(tbl)
     if len(rows) == limit:
@@ -173,7 +177,7 @@ def list_cmd(
 @app.command("show")
 def show_cmd(
     ctx: typer.Context,
-    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id")],
+    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id", parser=parse_id)],
     lang: Annotated[str, typer.Option(help="指引语言 guidance language zh|en")] = "zh",
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
@@ -194,39 +198,44 @@ def show_cmd(
     st = str(p["status"])
     console.print(Panel.fit(
         f"商户 merchant {p['merchant_no']} {p['registered_name']}\n金额 amount {format_yuan(int(p['amount_fen']))} · "
-        f"出款日 value date {p['value_date']}\n状态 status {STATUS_ZH.get(st, st)} {st}"
-        + (f" · 分类 category {p['category']}" if p["category"] else "")
+        f"出款日 value date {p['value_date']}\n状态 status {zh_en(PAYOUT_STATUS, st)}"
+        + (f" · 分类 category {zh_en(CATEGORY, p['category'])}" if p["category"] and st in HAS_REASON else "")
         + (f"\n下次尝试 next attempt {_local(rt, p['next_attempt_at'])}" if p["next_attempt_at"] else ""),
         title=f"出款 payout {payout_id}"))
     tl = Table(title="状态变化 timeline")
     for col in ("时间 at", "从 from", "到 to", "原因 reason"):
         tl.add_column(col)
     for e in events:
-        tl.add_row(_local(rt, e["created_at"]), str(e["from_status"] or ""), str(e["to_status"]), str(e["reason"]))
+        tl.add_row(_local(rt, e["created_at"]), zh_en(PAYOUT_STATUS, e["from_status"]), zh_en(PAYOUT_STATUS, e["to_status"]),
+                   labels.event_reason(str(e["reason"])))
     console.print(tl)
     at = Table(title="尝试 attempts")
     for col in ("#", "类型 kind", "幂等键 key", "结果 outcome", "应答 answer", "分类 category", "决定 decision"):
         at.add_column(col)
     for a in attempts:
-        at.add_row(str(a["attempt_no"]), str(a["kind"]), str(a["idempotency_key"]), str(a["outcome"] or "…"),
-                   f"{a['code'] or ''} {a['message'] or ''}", str(a["category"] or ""), str(a["decision"] or ""))
+        at.add_row(str(a["attempt_no"]), zh_en(labels.ATTEMPT_KIND, a["kind"]), str(a["idempotency_key"]),
+                   zh_en(labels.OUTCOME, a["outcome"], "等待应答 awaiting answer"),
+                   f"{a['code'] or ''} {a['message'] or ''}", zh_en(CATEGORY, a["category"]),
+                   zh_en(labels.DECISION, a["decision"]))
     console.print(at)
     if parts:
-        console.print("拆分 parts: " + ", ".join(f"#{x['id']} {format_yuan(int(x['amount_fen']))} {x['status']}"
+        console.print("拆分 parts: " + ", ".join(f"#{x['id']} {format_yuan(int(x['amount_fen']))} "
+                                                f"{zh_en(PAYOUT_STATUS, x['status'])}"
                                                 for x in parts))
     if diagnosis:
         en_steps = list(english["guidance"]) if english else []
         steps = "\n".join(f"{i}. {g}" + (f"\n   {en_steps[i - 1]}" if i <= len(en_steps) else "")
                           for i, g in enumerate(diagnosis["guidance"], 1))
         meaning = str(diagnosis.get("meaning", "")) + (f" · {english['meaning']}" if english else "")
-        console.print(Panel(f"{diagnosis['category']} · {meaning}\n{steps}",
+        console.print(Panel(f"{zh_en(CATEGORY, diagnosis['category'])} · {meaning}\n{steps}",
                             title="诊断与处理 diagnosis and what to do"))
+    console.print(zone_note(rt.settings.timezone), style="dim")
 
 
 @app.command("release")
 def release_cmd(
     ctx: typer.Context,
-    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id")],
+    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id", parser=parse_id)],
     note: Annotated[str, typer.Option(help="备注 note")] = "",
     actor: Annotated[str, typer.Option(help="操作员 operator")] = "operator",
     override: Annotated[bool, typer.Option("--override", help="覆盖：付到刚失败且未更换的结算卡（须填写 --reason）"
@@ -246,13 +255,13 @@ def release_cmd(
         new = release(rt.engine, payout_id, actor, rt.now(), note, override=override, reason=reason)
     except PayoutActionRefused as exc:
         fail(exc.zh, exc.en, code=1)
-    console.print(f"出款 {payout_id} 已放行 released -> {STATUS_ZH.get(str(new), '')} {new}")
+    console.print(f"出款 {payout_id} 已放行 released -> {zh_en(PAYOUT_STATUS, new)}")
 
 
 @app.command("cancel")
 def cancel_cmd(
     ctx: typer.Context,
-    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id")],
+    payout_id: Annotated[int, typer.Argument(help="出款 ID payout id", parser=parse_id)],
     reason: Annotated[str, typer.Option(help="原因（必填）reason (required)")],
     actor: Annotated[str, typer.Option(help="操作员 operator")] = "operator",
 ) -> None:

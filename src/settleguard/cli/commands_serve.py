@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from settleguard.cli.output import console, fail
 from settleguard.cli.runtime import Runtime
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# ``serve --workers N``: uvicorn starts each server process from an import string (:func:`app_from_environment`
+# below); the parent passes the database and the cookie flag in these variables.
+SERVE_DB_ENV = "SETTLEGUARD_SERVE_DB"
+SERVE_SECURE_COOKIES_ENV = "SETTLEGUARD_SERVE_SECURE_COOKIES"
 
 
 def serving_banner(host: str, port: int, workers: int) -> str:
@@ -41,7 +49,7 @@ def serve_cmd(
     import uvicorn
 
     from settleguard.db.engine import DatabaseError
-    from settleguard.web.app import SERVE_DB_ENV, SERVE_SECURE_COOKIES_ENV, create_app, server_engine
+    from settleguard.web.app import create_app, server_engine
     from settleguard.web.context import AuthSettings
 
     rt: Runtime = ctx.obj
@@ -56,16 +64,31 @@ def serve_cmd(
              "--workers > 1 needs PostgreSQL (SQLite writes would queue on the file lock)")
     console.print(serving_banner(host, port, workers), highlight=False, markup=False, soft_wrap=True)
     if workers == 1:
+        served = rt
         if postgres:
             engine.dispose()
-            engine = server_engine(rt.settings.db)
-        app_ = create_app(engine, auth=AuthSettings(secure_cookies=secure_cookies))
+            served = rt.with_engine(server_engine(rt.settings.db))
+        app_ = create_app(served, auth=AuthSettings(secure_cookies=secure_cookies))
         uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
         return
     engine.dispose()
     # uvicorn's process manager starts each worker from an import string: the worker builds its own engine
-    # and app from these variables (web/app.py app_from_environment)
+    # and app from these variables (app_from_environment below)
     os.environ[SERVE_DB_ENV] = rt.settings.db
     os.environ[SERVE_SECURE_COOKIES_ENV] = "1" if secure_cookies else "0"
-    uvicorn.run("settleguard.web.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="warning", access_log=False)
+    uvicorn.run("settleguard.cli.commands_serve:app_from_environment", factory=True, workers=workers, host=host,
+                port=port, log_level="warning", access_log=False)
+
+
+def app_from_environment() -> FastAPI:
+    """The web app of one process of ``settleguard serve --workers N`` (uvicorn ``--factory``): the composition
+    root from the environment's settings, the database ``$SETTLEGUARD_SERVE_DB`` (already migrated by ``serve``)
+    over this process's own pooled engine. The one web entry point that reads the environment."""
+    from settleguard.bootstrap import Container, settings_from_environment
+    from settleguard.web.app import create_app, server_engine
+    from settleguard.web.context import AuthSettings
+
+    settings = settings_from_environment(db=os.environ[SERVE_DB_ENV])
+    secure = os.environ.get(SERVE_SECURE_COOKIES_ENV) == "1"
+    return create_app(Container(settings, given_engine=server_engine(settings.db)),
+                      auth=AuthSettings(secure_cookies=secure))

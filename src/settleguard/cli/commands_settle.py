@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
-from settleguard.cli.output import console, fail, parse_date, print_json
+from settleguard.cli.output import console, fail, print_json
+from settleguard.cli.params import parse_day
 from settleguard.cli.runtime import Runtime
 from settleguard.money import format_yuan
 
 
 def settle_cmd(
     ctx: typer.Context,
-    date_: Annotated[str, typer.Option("--date", help="业务日期 business day YYYY-MM-DD")],
+    date_: Annotated[date, typer.Option("--date", parser=parse_day, help="业务日期 business day YYYY-MM-DD")],
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """结算一个业务日 Settle one business day: settlements, ledger entries, payouts (idempotent)."""
@@ -23,7 +25,7 @@ def settle_cmd(
     from settleguard.settlement.engine import settle
 
     rt: Runtime = ctx.obj
-    day = parse_date(date_)
+    day = date_
     today = rt.now().astimezone(ZoneInfo(rt.settings.timezone)).date()
     if day > today:  # its transactions cannot all be in yet: settling it now would close it too early
         fail(f"业务日期 {day} 在未来（今天是 {today}，北京时间），未结算", f"business day {day} is in the future "

@@ -10,9 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from settleguard.access.model import ROLE_ZH, Role
 from settleguard.cli.output import console, fail, print_json
 from settleguard.cli.runtime import Runtime
-from settleguard.web.model import ROLE_ZH, Role
 
 app = typer.Typer(help="用户与 API 令牌 Users and API tokens.", no_args_is_help=True)
 ActorOpt = Annotated[str, typer.Option("--actor", help="操作员（写入审计）operator, for the audit trail")]
@@ -54,7 +54,7 @@ def add_cmd(
 ) -> None:
     """添加用户（密码从标准输入或两次提示输入，绝不作为参数）Add a user; the password comes from stdin or
     is prompted twice, never as an argument."""
-    from settleguard.web.users import UserError, add_user
+    from settleguard.access.service import UserError, add_user
 
     rt: Runtime = ctx.obj
     command = ["users", "add", username, "--role", str(role)] + (["--merchant-no", merchant_no] if merchant_no else [])
@@ -77,7 +77,7 @@ def token_cmd(
     actor: ActorOpt = "cli",
 ) -> None:
     """创建 API 令牌（只显示这一次）Create an API token; it is printed once and stored only hashed."""
-    from settleguard.web.users import UserError, issue_token
+    from settleguard.access.service import UserError, issue_token
 
     rt: Runtime = ctx.obj
     try:
@@ -96,7 +96,7 @@ def list_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """列出用户 List users with their role, merchant and live tokens."""
-    from settleguard.web.users import list_users
+    from settleguard.access.service import list_users
 
     rt: Runtime = ctx.obj
     rows = list_users(rt.engine)
@@ -122,7 +122,7 @@ def disable_cmd(
     actor: ActorOpt = "cli",
 ) -> None:
     """停用用户：立即结束其会话并撤销其令牌 Disable a user: its sessions end and its tokens are revoked."""
-    from settleguard.web.users import UserError, disable_user
+    from settleguard.access.service import UserError, disable_user
 
     rt: Runtime = ctx.obj
     try:

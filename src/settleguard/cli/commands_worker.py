@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
+from settleguard import labels
 from settleguard.cli.commands_payouts import print_send_summary, send_summary_json
+from settleguard.cli.layout import local, zone_note
 from settleguard.cli.output import bar, console, err, fail, print_json
 from settleguard.cli.runtime import Runtime
 from settleguard.money import format_yuan
@@ -32,7 +34,7 @@ def worker_cmd(
     from sqlalchemy.engine import make_url
 
     from settleguard.db.engine import normalise_url
-    from settleguard.payouts.worker import CycleSummary, WorkerBusy, run, single_worker_lock
+    from settleguard.worker import CycleSummary, WorkerBusy, run, single_worker_lock
 
     rt: Runtime = ctx.obj
     tz = ZoneInfo(rt.settings.timezone)
@@ -46,7 +48,8 @@ def worker_cmd(
                         "cards_unusable": c.cards.unusable,
                         "file_answers_flagged": c.overdue.flagged if c.overdue else 0})
         else:
-            print_send_summary(c.send, f"出款一轮 worker cycle · {rt.now():%Y-%m-%d %H:%M:%S}")
+            print_send_summary(c.send, f"出款一轮 worker cycle · {local(rt.now(), rt.settings.timezone)} "
+                                       f"({zone_note(rt.settings.timezone)})")
             if c.overdue and c.overdue.flagged:
                 console.print(f"文件出款超期未回执，已开工单 {c.overdue.flagged:,} 张 file payouts without an answer "
                               f"past due: {c.overdue.flagged:,} case(s) opened", markup=False)
@@ -68,7 +71,7 @@ def _run(rt: Runtime, run: Any, stop: threading.Event, interval: float, once: bo
          tz: ZoneInfo) -> None:
     run(rt.engine, rt.channel, rt.vault, rt.verifier, clock=rt.now, today=lambda now: now.astimezone(tz).date(),
         stop=stop, interval=interval, opts=rt.payout_options(), cards=rt.card_settings(),
-        max_cycles=1 if once else None, on_cycle=report)
+        max_cycles=1 if once else None, on_cycle=report, tz=rt.tz, delivery=rt.delivery_settings())
 
 
 @channels_app.command("status")
@@ -77,8 +80,8 @@ def channels_status_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """各银行熔断状态与待发出款 Circuit breaker per bank, payouts waiting, recent alerts."""
+    from settleguard.cases.overdue import overdue_files
     from settleguard.payouts import repository as repo
-    from settleguard.payouts.overdue import overdue_files
 
     rt: Runtime = ctx.obj
     now = rt.now()
@@ -102,22 +105,26 @@ def channels_status_cmd(
         print_json({"channel": rt.channel.name, "banks": rows, "alerts": alerts,
                     "file_answers_overdue": [f.to_dict() for f in overdue]})
         return
-    zh = {"closed": "正常", "open": "已暂停", "half_open": "试探中"}
-    tbl = Table(title=f"出款通道 channel {rt.channel.name} · 熔断 circuit breakers")
+    from settleguard.cards.bins import load_packaged_bins
+
+    bins = load_packaged_bins()
+    tz_name = rt.settings.timezone
+    tbl = Table(title=f"出款通道 channel {labels.zh_en(labels.CHANNEL, rt.channel.name)} · 熔断 circuit breakers",
+                caption=zone_note(tz_name))
     for col in ("银行 bank", "状态 state", "窗口内故障 faults", "暂停于 opened", "试探于 probe after", "待发 waiting"):
         tbl.add_column(col)
     for r in rows:
-        tbl.add_row(r["bank_code"], f"{zh.get(r['state'], '')} {r['state']}", str(r["failures"]),
-                    str(r["opened_at"] or ""), str(r["probe_after"] or ""), f"{r['waiting']:,}")
+        tbl.add_row(f"{bins.bank_name_zh(r['bank_code']) or ''} {r['bank_code']}".strip(),
+                    labels.zh_en(labels.CIRCUIT, r["state"]), str(r["failures"]),
+                    local(r["opened_at"], tz_name), local(r["probe_after"], tz_name), f"{r['waiting']:,}")
     console.print(tbl)
-    tz = ZoneInfo(rt.settings.timezone)
     for f in overdue:
         console.print(f"文件出款超期未回执 file answers overdue: pain.001 {f.message_id} · 发出 sent "
-                      f"{f.sent_at.astimezone(tz):%Y-%m-%d %H:%M} · 到期 due {f.due_at.astimezone(tz):%Y-%m-%d %H:%M} "
-                      f"(北京时间 Beijing time) · {f.payouts:,} 笔 payouts · 已开工单 flagged {f.flagged:,}",
+                      f"{local(f.sent_at, tz_name)} · 到期 due {local(f.due_at, tz_name)} "
+                      f"· {f.payouts:,} 笔 payouts · 已开工单 flagged {f.flagged:,}",
                       markup=False, highlight=False)
     for a in alerts:
-        console.print(f"[{a['created_at'].astimezone(tz):%Y-%m-%d %H:%M:%S}] {a['kind']}: {a['message']}",
+        console.print(f"[{local(a['created_at'], tz_name)}] {labels.zh_en(labels.ALERT_KIND, a['kind'])}: {a['message']}",
                       markup=False, highlight=False)
 
 
@@ -131,6 +138,7 @@ def returns_import_cmd(
     camt.054 notification (returns, 退票): atomic, idempotent. 退出码 exit code: 0 applied; 1 applied, but
     the file names references we never sent (listed; ops alert and case opened); 2 refused, nothing changed
     (bad file, OrgnlMsgId not ours, or nothing in it is ours)."""
+    from settleguard.cases.service import SystemCases
     from settleguard.channels.iso20022.reports import ReportRejected
     from settleguard.payouts.files import NothingMatched, import_report
 
@@ -139,7 +147,8 @@ def returns_import_cmd(
         fail(f"文件不存在 {file}", f"no such file {file}")
     try:
         with bar(f"导入 importing {file.name}", None) as b:
-            s = import_report(rt.engine, file, now=rt.now(), opts=rt.payout_options(), progress=b.advance)
+            s = import_report(rt.engine, file, now=rt.now(), cases=SystemCases(rt.tz), opts=rt.payout_options(),
+                              progress=b.advance)
     except NothingMatched as exc:
         fail("文件未涉及任何我们发出的出款，未导入（修正后可重新导入）",
              "the file matches no payout we sent: not imported (it can be imported again after a fix)",

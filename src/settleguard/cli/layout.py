@@ -5,7 +5,7 @@ is printed once per group, and long notices are summarised (the full text behind
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -56,10 +56,28 @@ def these_payouts(ids: Sequence[object]) -> str:
 
 
 def local(at: Any, tz: str) -> str:
-    """A stored (UTC) time in the configured zone, to the minute; '' for none."""
-    if not isinstance(at, datetime):
-        return "" if at is None else str(at)
-    return at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+    """A stored (UTC) time in the configured zone, to the second, without the zone (:func:`zone_note` says it
+    once per output); '' for none. A naive time (SQLite) is UTC. A string is parsed as an ISO time."""
+    when: object = at
+    if isinstance(at, str):
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            return at
+    if not isinstance(when, datetime):
+        return "" if when is None else str(when)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def zone_note(tz: str) -> str:
+    """The footer that names the zone of every time shown: '时间为北京时间 times are Beijing time (Asia/Shanghai)'."""
+    from settleguard.config import DEFAULT_TIMEZONE  # here: `settleguard --help` loads no pydantic
+
+    if tz == DEFAULT_TIMEZONE:
+        return f"时间为北京时间 times are Beijing time ({tz})"
+    return f"时间为 {tz} 当地时间 times are local time in {tz}"
 
 
 def first_line(text: str) -> str:

@@ -20,13 +20,16 @@ from settleguard.cli import (
     commands_merchants,
     commands_notify,
     commands_payouts,
+    commands_recon,
     commands_serve,
     commands_settle,
     commands_simulate,
+    commands_terminals,
     commands_users,
     commands_worker,
 )
 from settleguard.cli.output import fail
+from settleguard.cli.params import BilingualGroup
 from settleguard.cli.runtime import Runtime
 
 # Each command imports the heavy modules it needs (SQLAlchemy, pyarrow, FastAPI, ...) itself, so that `--help`
@@ -38,6 +41,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    cls=BilingualGroup,  # usage errors of every command in zh then en, exit 2 (cli/params.py)
 )
 db_app = typer.Typer(help="数据库 Database: migrations.", no_args_is_help=True)
 import_app = typer.Typer(help="导入 Import files.", no_args_is_help=True)
@@ -58,6 +62,8 @@ app.add_typer(commands_cases.app, name="cases")
 app.add_typer(commands_evidence.app, name="evidence")
 app.add_typer(commands_users.app, name="users")
 app.add_typer(commands_merchants.app, name="merchants")
+app.add_typer(commands_recon.app, name="recon")
+app.add_typer(commands_terminals.app, name="terminals")
 app.command("serve")(commands_serve.serve_cmd)
 
 
@@ -74,10 +80,9 @@ def main_callback(
                                            help="数据库 URL database URL (default sqlite:///settleguard.db)")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
-    from settleguard.config import Settings
+    from settleguard.bootstrap import settings_from_environment
 
-    settings = Settings() if db is None else Settings(db=db)
-    ctx.obj = Runtime(settings)
+    ctx.obj = Runtime(settings_from_environment(db=db))  # the composition root (settleguard.bootstrap)
 
 
 @db_app.command("upgrade")

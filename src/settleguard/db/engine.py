@@ -3,20 +3,36 @@
 ``open_engine(url)`` returns an engine whose database is migrated to the latest Alembic
 revision (a fresh database is created on first use). SQLite runs in WAL mode with
 foreign keys on.
+
+Every engine :func:`create` returns has its commit queue attached (db/commit_queue.py, where the audit
+trail's deferred events wait for commit): recording does not depend on which modules were imported, and
+``db`` imports no domain.
+
+SQLite transactions: a unit of work (``engine.begin()``, ``conn.begin()``) starts with ``BEGIN
+IMMEDIATE`` and so takes the write lock when it starts; a read (``engine.connect()``, whose first
+statement begins a transaction by SQLAlchemy's autobegin) starts with a deferred ``BEGIN``, so WAL
+readers never wait for a writer. The two are told apart with public events only: SQLAlchemy runs
+``before_execute`` before it autobegins, so a statement executed while the connection is not in a
+transaction marks the ``begin`` that follows as an autobegin; an explicit ``begin()`` fires ``begin``
+with no statement before it. The mark is cleared at every begin and for every new ``Connection``;
+the one case it can mislead is a statement that fails before it begins (a compile error) followed by
+an explicit ``conn.begin()`` on the same ``Connection``, which then starts deferred: still correct,
+only without the early write lock. A savepoint (``begin_nested()``) on a connection not yet in a
+transaction begins IMMEDIATE (the frame walk this replaced began it deferred); nothing does that.
 """
 
 from __future__ import annotations
 
-import sys
-from types import FrameType
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from settleguard.db import commit_queue
 
 
 class DatabaseError(RuntimeError):
@@ -45,25 +61,29 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _explicit_begin() -> bool:
-    """Was the transaction begun with ``engine.begin()`` / ``conn.begin()`` (a unit of work), rather
-    than by SQLAlchemy's autobegin on the first statement of ``engine.connect()`` (a read)?"""
-    frame: FrameType | None = sys._getframe(2)
-    for _ in range(8):
-        if frame is None:
-            return True
-        if frame.f_code.co_name == "_autobegin":
-            return False
-        frame = frame.f_back
-    return True
+_AUTOBEGIN = "settleguard.db.autobegin"  # Connection.info key: the next begin is an autobegin (a read)
 
 
-def _sqlite_begin(conn: Any) -> None:
+def _mark_autobegin(conn: Connection, *_args: Any) -> None:
+    # before_execute: a statement outside a transaction is about to autobegin one.
+    if not conn.in_transaction():
+        conn.info[_AUTOBEGIN] = True
+
+
+def _clear_mark(conn: Connection) -> None:
+    # engine_connect: a mark left by a statement that failed before it began (compile error) never
+    # reaches the next user of the pooled connection.
+    conn.info.pop(_AUTOBEGIN, None)
+
+
+def _sqlite_begin(conn: Connection) -> None:
     # A unit of work takes the write lock when it starts (IMMEDIATE): a deferred transaction that
     # reads and then writes after another process committed fails at once with "database is
     # locked" (SQLite cannot wait for a newer snapshot), an immediate one waits (busy_timeout).
     # Reads through engine.connect() stay deferred, so WAL readers never wait for a writer.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if _explicit_begin() else "BEGIN")
+    read = conn.info.pop(_AUTOBEGIN, False)
+    conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+    conn.info.pop(_AUTOBEGIN, None)  # set again by the BEGIN statement itself (no transaction yet)
 
 
 def create(url: str, *, pool_size: int | None = None) -> Engine:
@@ -73,11 +93,15 @@ def create(url: str, *, pool_size: int | None = None) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "engine_connect", _clear_mark)
+        event.listen(engine, "before_execute", _mark_autobegin)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    if pool_size is None:
-        return create_engine(url, pool_pre_ping=True)
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    elif pool_size is None:
+        engine = create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    commit_queue.attach(engine)  # the audit trail's deferred events are written at commit
+    return engine
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -131,6 +131,43 @@ terminals = Table(
     UniqueConstraint("merchant_id", "terminal_no", name="uq_terminals_merchant_terminal"),
     Column("serial_no", String(32), nullable=True),  # 0010: the device's serial number (SN, 机身号)
     Index("ix_terminals_serial_no", "serial_no"),
+    # 0011 (merchants/terminals.py): where the device stands, and when it was retired (status 'retired').
+    Column("address", String(128), nullable=True),
+    Column("retired_at", UTCDateTime, nullable=True),
+)
+
+# 0011 (merchants/contracts.py): fee contracts with history, one row per contract version, never updated.
+# The fee of a transaction is the contract in force on its business day (imports/transactions.py); a
+# merchant without rows here pays its merchants.fee_schedule_id.
+fee_contracts = Table(
+    "fee_contracts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("schedule_id", Integer, ForeignKey("fee_schedules.id"), nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("reason", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("merchant_id", "effective_from", name="uq_fee_contracts_merchant_effective"),
+)
+
+# 0011 (merchants/terminals.py): every terminal change (register, move 移机, replace, retire), never updated.
+terminal_events = Table(
+    "terminal_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("terminal_id", Integer, ForeignKey("terminals.id"), nullable=False),
+    Column("merchant_id", Integer, ForeignKey("merchants.id"), nullable=False),
+    Column("action", String(16), nullable=False),  # add | move | replace | retire
+    Column("old_serial_no", String(32), nullable=True),
+    Column("new_serial_no", String(32), nullable=True),
+    Column("old_address", String(128), nullable=True),
+    Column("new_address", String(128), nullable=True),
+    Column("actor", String(64), nullable=False),
+    Column("reason", String(256), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_terminal_events_terminal", "terminal_id"),
 )
 
 imports = Table(
@@ -544,7 +581,7 @@ audit_events = Table(
 users = Table(
     "users",
     metadata,
-    # People and machine clients of the API and web interface (web/model.py: roles). A merchant
+    # People and machine clients of the API and web interface (access/model.py: roles). A merchant
     # user belongs to exactly one merchant; staff users (operator, support, auditor) to none.
     Column("id", Integer, primary_key=True),
     Column("username", String(64), nullable=False, unique=True),
@@ -621,4 +658,116 @@ database_marks = Table(
     Column("name", String(32), primary_key=True),
     Column("value", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+bank_statements = Table(
+    "bank_statements",
+    metadata,
+    # Migration 0012 (reconciliation/): one row per imported statement (camt.053 Stmt, camt.054 Ntfctn or
+    # bank file). A file may carry several statements, hence unique (file_sha256, statement_id); a re-sent
+    # statement (same account and id, another file) keeps its first row. Balances are signed fen.
+    Column("id", Integer, primary_key=True),
+    Column("file_sha256", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("statement_id", String(80), nullable=False),
+    Column("account", String(80), nullable=False),
+    Column("opening_fen", BigInteger, nullable=True),
+    Column("opening_date", Date, nullable=True),
+    Column("closing_fen", BigInteger, nullable=True),
+    Column("closing_date", Date, nullable=True),
+    Column("previous_closing_fen", BigInteger, nullable=True),
+    Column("previous_closing_date", Date, nullable=True),
+    Column("line_count", Integer, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    UniqueConstraint("file_sha256", "statement_id", name="uq_bank_statements_file_statement"),
+    UniqueConstraint("account", "statement_id", name="uq_bank_statements_account_statement"),
+)
+
+bank_lines = Table(
+    "bank_lines",
+    metadata,
+    # Migration 0012: normalised bank lines (reconciliation/model.BankLine); written in bulk, no foreign key.
+    # (account, statement_id, entry_ref) is unique: a statement imported twice leaves one copy of each line.
+    Column("id", Integer, primary_key=True),
+    Column("statement_row_id", Integer, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("account", String(80), nullable=False),
+    Column("statement_id", String(80), nullable=False),
+    Column("entry_ref", String(80), nullable=False),
+    Column("acct_svcr_ref", String(80), nullable=True),
+    Column("end_to_end_id", String(80), nullable=True),
+    Column("pmt_inf_id", String(80), nullable=True),
+    Column("batch_count", Integer, nullable=True),
+    Column("batch_total_fen", BigInteger, nullable=True),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("direction", String(4), nullable=False),
+    Column("reversal", Boolean, nullable=False),
+    Column("status", String(4), nullable=False),
+    Column("booking_date", Date, nullable=True),
+    Column("value_date", Date, nullable=True),
+    Column("raw", Text, nullable=False),
+    UniqueConstraint("account", "statement_id", "entry_ref", name="uq_bank_lines_entry"),
+    Index("ix_bank_lines_end_to_end_id", "end_to_end_id"),
+    Index("ix_bank_lines_booking_date", "booking_date"),
+    Index("ix_bank_lines_pmt_inf_id", "pmt_inf_id"),
+    Index("ix_bank_lines_statement_row_id", "statement_row_id"),
+)
+
+recon_runs = Table(
+    "recon_runs",
+    metadata,
+    # Migration 0013: one row per ``recon run --date D`` (reconciliation/breaks.py).
+    Column("id", Integer, primary_key=True),
+    Column("run_date", Date, nullable=False),
+    Column("window_days", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("lines_considered", Integer, nullable=False, server_default="0"),
+    Column("matched", Integer, nullable=False, server_default="0"),
+    Column("breaks_open", Integer, nullable=False, server_default="0"),
+    Column("breaks_cleared", Integer, nullable=False, server_default="0"),
+    Column("drift_fen", BigInteger, nullable=True),
+    Index("ix_recon_runs_run_date", "run_date"),
+)
+
+recon_matches = Table(
+    "recon_matches",
+    metadata,
+    # Migration 0013: a booked bank line matched to a payout; rule = e2e | batch | e2e_split | amount_date.
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, nullable=False),
+    Column("bank_line_id", Integer, nullable=False),
+    Column("payout_id", Integer, nullable=False),
+    Column("attempt_id", Integer, nullable=True),
+    Column("rule", String(24), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("matched_at", UTCDateTime, nullable=False),
+    UniqueConstraint("bank_line_id", "payout_id", name="uq_recon_matches_line_payout"),
+    Index("ix_recon_matches_payout_id", "payout_id"),
+)
+
+recon_breaks = Table(
+    "recon_breaks",
+    metadata,
+    # Migration 0013: one row per natural key (type + subject): a re-run updates, never duplicates, a break.
+    Column("id", Integer, primary_key=True),
+    Column("break_key", String(200), nullable=False),
+    Column("type", String(24), nullable=False),  # reconciliation/breaks.BreakType
+    Column("status", String(10), nullable=False),  # open | cleared | resolved
+    Column("amount_fen", BigInteger, nullable=True),
+    Column("end_to_end_id", String(80), nullable=True),
+    Column("bank_ref", String(80), nullable=True),
+    Column("booking_date", Date, nullable=True),
+    Column("payout_id", Integer, nullable=True),
+    Column("bank_line_id", Integer, nullable=True),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("cleared_at", UTCDateTime, nullable=True),
+    Column("detail", JSON, nullable=False),  # bounded, card numbers masked
+    Column("run_id", Integer, nullable=False),
+    Column("last_run_id", Integer, nullable=False),
+    UniqueConstraint("break_key", name="uq_recon_breaks_key"),
+    CheckConstraint("status IN ('open', 'cleared', 'resolved')", name="status"),
+    Index("ix_recon_breaks_status_type", "status", "type"),
+    Index("ix_recon_breaks_payout_id", "payout_id"),
 )

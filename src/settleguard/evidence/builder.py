@@ -57,7 +57,7 @@ class NoSuchCase(LookupError):
     pass
 
 
-def build(engine: Engine, case_id: int, now: datetime, *, tz: str = cols.DEFAULT_ZONE) -> Bundle:
+def build(engine: Engine, case_id: int, now: datetime, *, tz: str) -> Bundle:
     """Collect everything about case ``case_id`` (raises NoSuchCase); the CSVs' times in zone ``tz``."""
     with engine.connect() as conn:
         case = case_repo.get(conn, case_id)
@@ -116,7 +116,7 @@ def build(engine: Engine, case_id: int, now: datetime, *, tz: str = cols.DEFAULT
     return seal(texts, now=now, case_id=case_id)
 
 
-def export(engine: Engine, case_id: int, out: Path, now: datetime, *, tz: str = cols.DEFAULT_ZONE) -> Bundle:
+def export(engine: Engine, case_id: int, out: Path, now: datetime, *, tz: str) -> Bundle:
     bundle = build(engine, case_id, now, tz=tz)
     write_zip(bundle, out)
     return bundle

@@ -1,7 +1,8 @@
 """The columns of an evidence bundle's CSV files, as people read them in Excel. Pure (no I/O).
 
 Every header is "中文 english_name" (``金额(元) amount_yuan``); amounts are 元 with two decimals, never fen;
-times are local (Beijing, Asia/Shanghai, unless another zone is configured) with their offset, to the
+times are local (the configured business zone, config.Settings.timezone: Beijing time by default; passed in as
+``Cells.tz``) with their offset, to the
 second (``2026-11-18 10:15:03+08:00``); a merchant or a terminal is its number (商户编号, 终端编号), not the
 database's internal id. Ids stay only where they point at a row of another file of the same bundle (a
 payout's ``payout_id`` in attempts.csv and payouts.csv, ``settlement_id``, ``account_id`` → the cards file,
@@ -19,7 +20,6 @@ from typing import Any, Literal
 
 from settleguard.money import fen_to_yuan
 
-DEFAULT_ZONE = "Asia/Shanghai"  # Beijing time: config.Settings.timezone's default
 Kind = Literal["text", "yuan", "time", "merchant", "terminal", "txn_kind", "card_kind"]
 
 # transactions.kind / card_type are small integers (settlement.model.TxnKind, CardType)

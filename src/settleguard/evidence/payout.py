@@ -59,7 +59,7 @@ def _meaning(d: dict[str, Any] | None) -> str:
     return "" if d is None else str(d["meaning"])
 
 
-def build_payout(engine: Engine, payout_id: int, now: datetime, *, tz: str = cols.DEFAULT_ZONE) -> Bundle:
+def build_payout(engine: Engine, payout_id: int, now: datetime, *, tz: str) -> Bundle:
     """Collect everything about payout ``payout_id`` (raises NoSuchPayout); the CSVs' times in zone ``tz``."""
     with engine.connect() as conn:
         found = repo.payouts(conn, [payout_id])
@@ -140,7 +140,7 @@ def build_payout(engine: Engine, payout_id: int, now: datetime, *, tz: str = col
 
 
 def export_payout(engine: Engine, payout_id: int, out: Path, now: datetime, *,
-                  tz: str = cols.DEFAULT_ZONE) -> Bundle:
+                  tz: str) -> Bundle:
     """Build the bundle and write it to ``out`` (nothing is written for an unknown payout)."""
     bundle = build_payout(engine, payout_id, now, tz=tz)
     write_zip(bundle, out)

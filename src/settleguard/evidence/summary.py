@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment
 
-from settleguard.evidence.columns import DEFAULT_ZONE, local_time
+from settleguard.evidence.columns import local_time
 
 _STYLE = """<style>
 body { font-family: "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif; margin: 2em; color: #222; }
@@ -169,10 +168,11 @@ _ENV.filters["local"] = _local
 
 
 def render(context: dict[str, Any]) -> str:
-    """The case's page; ``context["tz"]`` (default Beijing time) is the zone its times are shown in."""
-    return _ENV.from_string(TEMPLATE).render(**{"tz": ZoneInfo(DEFAULT_ZONE), **context})
+    """The case's page; ``context["tz"]`` (a tzinfo: the configured business zone) is the zone its times are
+    shown in."""
+    return _ENV.from_string(TEMPLATE).render(**context)
 
 
 def render_payout(context: dict[str, Any]) -> str:
     """The payout's page; ``context["tz"]`` as for :func:`render`."""
-    return _ENV.from_string(PAYOUT_TEMPLATE).render(**{"tz": ZoneInfo(DEFAULT_ZONE), **context})
+    return _ENV.from_string(PAYOUT_TEMPLATE).render(**context)

@@ -53,6 +53,7 @@ from settleguard.imports.csv_layout import (
     YUAN_PATTERN,
 )
 from settleguard.masking import bounded
+from settleguard.merchants import contracts_repository as contracts_repo
 from settleguard.merchants import repository as merchants_repo
 from settleguard.settlement.model import CARD_ALIASES, KIND_ALIASES, CutOffs, Cycle, TxnKind
 
@@ -485,6 +486,9 @@ def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: Cu
     terms = merchants_repo.terminal_keys(conn)
     schedules = merchants_repo.fee_schedules(conn)
     m_nos = pa.array(m_no_list, pa.string())
+    contract_keys, contract_sched = _contract_table(conn, m_id_list, schedules)
+    retired = merchants_repo.retired_terminals(conn)
+    closed = merchants_repo.closed_since(conn)  # a closed merchant takes no transaction after its close
 
     m_ids = np.array(m_id_list, dtype=np.int64)
     m_t1 = np.array(m_cycle_list, dtype=object) == str(Cycle.T1)
@@ -520,8 +524,9 @@ def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: Cu
         cycle_days = local_days + (hour >= cutoff).astype(np.int32)
         f_order = pool.submit(_sort_order, cycle_days, merchant_id)  # numpy sorts without the GIL
         kind, card, amount = f_kind.result(), f_card.result(), f_amount.result()
-        # fee = min(cap, round_half_up(amount * rate)) with the sign of the kind (money.fee_fen)
-        flat = m_sched[midx] * 4 + card
+        # fee = min(cap, round_half_up(amount * rate)) with the sign of the kind (money.fee_fen), under
+        # the contract in force on the row's business day (merchants/contracts.py)
+        flat = _schedule_in_force(m_sched, midx, cycle_days, contract_keys, contract_sched) * 4 + card
         fee = amount * rate.ravel()[flat]
         fee += 500_000
         fee //= 1_000_000
@@ -532,6 +537,10 @@ def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: Cu
         fee *= sign_of[kind]
         f_refs.result()
         tidx = f_tidx.result()
+        if retired:
+            _refuse_retired(problems, table["terminal_no"], tidx, ts_us, retired, cutoffs.timezone)
+        if closed:
+            _refuse_closed(problems, table["merchant_no"], merchant_id, midx, ts_us, closed)
         order = f_order.result()
     problems.raise_if_any()  # every bad row of every column, at once
 
@@ -550,6 +559,62 @@ def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: Cu
         problems.raise_if_any()
     return _Prepared(n, order, cycle_days, merchant_id, tidx, kind, card,
                      amount, fee, table["external_ref"], ts_us)
+
+
+def _contract_table(conn: Connection, m_id_list: list[int], schedules: Mapping[int, Any]) -> tuple[np.ndarray,
+                                                                                                    np.ndarray]:
+    """Sorted keys (merchant position << 32 | first business day) and schedule positions of contract changes."""
+    changes = contracts_repo.contract_changes(conn)
+    if not changes:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    m_pos = {mid: i for i, mid in enumerate(m_id_list)}
+    s_pos = {sid: i for i, sid in enumerate(schedules)}
+    keys = np.array([(m_pos[mid] << 32) | (day - _EPOCH).days for mid, day, _ in changes], dtype=np.int64)
+    sched = np.array([s_pos[sid] for _, _, sid in changes], dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    return keys[order], sched[order]
+
+
+def _schedule_in_force(m_sched: np.ndarray, midx: np.ndarray, cycle_days: np.ndarray, keys: np.ndarray,
+                       sched: np.ndarray) -> np.ndarray:
+    """Each row's fee schedule position: its merchant's, or the latest contract change on or before its day."""
+    base: np.ndarray = m_sched[midx]
+    if not keys.size:
+        return base
+    q = (midx.astype(np.int64) << 32) | cycle_days.astype(np.int64)
+    i = np.searchsorted(keys, q, side="right") - 1
+    safe = np.maximum(i, 0)
+    hit = (i >= 0) & ((keys[safe] >> 32) == midx)
+    out: np.ndarray = np.where(hit, sched[safe], base)
+    return out
+
+
+def _refuse_retired(problems: _Problems, terminal_no: pa.ChunkedArray, tidx: np.ndarray, ts_us: np.ndarray,
+                    retired: list[tuple[int, datetime]], tz: str) -> None:
+    """Record every row from a terminal at or after its retirement (撤机)."""
+    ids = np.array([tid for tid, _ in retired], dtype=np.int64)
+    at = np.array([(when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) for _, when in retired],
+                  dtype=np.int64)
+    order = np.argsort(ids)
+    ids, at = ids[order], at[order]
+    pos = np.minimum(np.searchsorted(ids, tidx), len(ids) - 1)
+    bad = (ids[pos] == tidx) & (ts_us >= at[pos])
+    if bad.any():
+        problems.add("terminal_no", terminal_no, np.flatnonzero(bad), "终端已撤机，不能再有交易（撤机后的交易）",
+                     "terminal retired: a transaction after its retirement is refused")
+
+
+def _refuse_closed(problems: _Problems, merchant_no: pa.ChunkedArray, merchant_id: np.ndarray, midx: np.ndarray,
+                   ts_us: np.ndarray, closed: Mapping[int, datetime]) -> None:
+    """Record every row of a closed merchant (注销) that happened at or after its close (merchants.lifecycle)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    ids = np.array(sorted(closed), dtype=np.int64)
+    at = np.array([(closed[int(i)] - epoch) // timedelta(microseconds=1) for i in ids], dtype=np.int64)
+    pos = np.minimum(np.searchsorted(ids, merchant_id), len(ids) - 1)
+    bad = (midx >= 0) & (ids[pos] == merchant_id) & (ts_us >= at[pos])
+    if bad.any():
+        problems.add("merchant_no", merchant_no, np.flatnonzero(bad), "商户已注销，注销后的交易不能导入",
+                     "merchant closed: a transaction at or after its close is refused")
 
 
 def _terminal_ids(problems: _Problems, terminal_no: pa.ChunkedArray, midx: np.ndarray, merchant_nos: list[str],

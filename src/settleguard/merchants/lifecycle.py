@@ -1,21 +1,42 @@
 """Merchant status changes: freeze, unfreeze, close — checked, with a reason, audited in the same transaction.
 
-The allowed moves are ``merchants.model.STATUS_TRANSITIONS`` (closed is final). What a status means for
-payouts (a frozen merchant's payouts held, a closed merchant paid out and refusing new transactions) is
-built on these statuses elsewhere (issue 19, items 5).
+The allowed moves are ``merchants.model.STATUS_TRANSITIONS`` (closed is final). What a status means:
+
+- frozen: the send path holds the merchant's due payouts (``risk_or_compliance_block``, payouts.merchant_holds)
+  instead of sending them; unfreezing releases exactly those holds, in the same transaction as the status
+  change and its audit event (the count and amount released are in the event);
+- closed: what was imported before the close is settled and paid as usual; the transaction import refuses,
+  line by line, the merchant's transactions that happened at or after the close (imports.transactions).
+
+The CLI (``merchants freeze|unfreeze|close``), the API (``PATCH /api/v1/merchants/{id}``) and the console call
+:func:`change_status` (by number) or :func:`change_status_of` (by id).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from settleguard.audit import service as audit
 from settleguard.db import tables as t
 from settleguard.merchants import repository as repo
 from settleguard.merchants.model import STATUS_NAMES, STATUS_TRANSITIONS, MerchantStatus, StatusAction
+
+
+class HeldPayout(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def amount_fen(self) -> int: ...
+
+
+# What unfreezing does to the payouts the freeze held: payouts.merchant_holds.release_unfrozen, handed in by
+# the entry point (payouts sit above merchants: a merchant's status gates its payouts, not the other way).
+ReleaseHeld = Callable[[Connection, int, datetime], Sequence[HeldPayout]]
 
 
 class StatusRefused(ValueError):
@@ -31,12 +52,25 @@ class StatusChange:
     from_status: str
     to_status: str
     reason: str
+    released: int = 0  # payouts the unfreeze released (payouts.merchant_holds)
+    released_fen: int = 0
+
+
+def change_status_of(engine: Engine, merchant_id: int, action: StatusAction, reason: str, *, actor: str,
+                     now: datetime, release_held: ReleaseHeld) -> StatusChange:
+    """:func:`change_status` of the merchant with this id."""
+    with engine.connect() as conn:
+        no = repo.no_of(conn, merchant_id)
+    if no is None:
+        raise StatusRefused(f"商户 {merchant_id} 不存在", f"no merchant {merchant_id}")
+    return change_status(engine, no, action, reason, actor=actor, now=now, release_held=release_held)
 
 
 def change_status(engine: Engine, merchant_no: str, action: StatusAction, reason: str, *, actor: str,
-                  now: datetime) -> StatusChange:
+                  now: datetime, release_held: ReleaseHeld) -> StatusChange:
     """Apply ``action`` to the merchant; :class:`StatusRefused` when it is unknown, the reason is empty,
-    or its status does not allow the action."""
+    or its status does not allow the action. Unfreezing releases the payouts the freeze held (``release_held``,
+    in the same transaction)."""
     reason = reason.strip()
     if not reason:
         raise StatusRefused("须填写原因（--reason）", "a reason is required (--reason)")
@@ -52,10 +86,15 @@ def change_status(engine: Engine, merchant_no: str, action: StatusAction, reason
             zh, en = STATUS_NAMES[current]
             raise StatusRefused(f"商户 {merchant_no} 当前状态为“{zh}”，不能{_ACTION_ZH[action]}",
                                 f"merchant {merchant_no} is {en}; it cannot be {_ACTION_EN[action]}")
-        audit.record(conn, actor, f"merchant.{action}", ("merchant", row.id),
-                     {"merchant_no": merchant_no, "from": str(current), "to": str(target), "reason": reason[:256]},
-                     now)
-    return StatusChange(row.id, merchant_no, str(current), str(target), reason)
+        payload: dict[str, object] = {"merchant_no": merchant_no, "from": str(current), "to": str(target),
+                                      "reason": reason[:256]}
+        released = release_held(conn, row.id, now) if action is StatusAction.UNFREEZE else []
+        if action is StatusAction.UNFREEZE:
+            payload |= {"released_payouts": [p.id for p in released][:100],
+                        "released_fen": sum(p.amount_fen for p in released)}
+        audit.record(conn, actor, f"merchant.{action}", ("merchant", row.id), payload, now)
+    return StatusChange(row.id, merchant_no, str(current), str(target), reason, len(released),
+                        sum(p.amount_fen for p in released))
 
 
 _ACTION_ZH = {StatusAction.FREEZE: "冻结", StatusAction.UNFREEZE: "解冻", StatusAction.CLOSE: "注销"}

@@ -30,8 +30,8 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from settleguard.audit import service as audit
 from settleguard.cards.bins import BinTable
-from settleguard.cards.service import binding_bins
 from settleguard.cards.vault import Vault, mask_pan
+from settleguard.config import DEFAULT_TIMEZONE
 from settleguard.db import tables as t
 from settleguard.masking import bounded
 from settleguard.merchants import repository as repo
@@ -48,6 +48,7 @@ from settleguard.merchants.checks import (
 from settleguard.merchants.file_layout import FIELDS, REQUIRED, canonical, label
 from settleguard.merchants.mcc import load_mcc_table
 from settleguard.merchants.model import MerchantDraft
+from settleguard.reference import bins_repository as bins_repo
 
 Progress = Callable[[str, int, int], None]
 Row = tuple[int, dict[str, str]]
@@ -261,7 +262,7 @@ def read_rows(path: Path, encoding: str | None = None) -> tuple[str, Iterator[Ro
 # --- checking --------------------------------------------------------------------------------------------
 
 def context(conn: Connection, today: date, rules: Rules) -> Context:
-    bins: BinTable = binding_bins(conn)
+    bins: BinTable = bins_repo.binding_bins(conn)
     return Context(bins=bins, banks=Banks.from_bins(bins), mccs=load_mcc_table(), today=today, rules=rules)
 
 
@@ -458,7 +459,7 @@ def _register_checked(engine: Engine, rows: Iterator[Row], *, path: Path | None,
             if progress:
                 progress("register", done, total)
 
-        ids = repo.register(conn, new, vault, now, import_id, advance)
+        ids = repo.register(conn, new, vault, now, import_id, advance, actor)
         if path is not None:
             audit.record(conn, actor, "merchant.import", ("import", import_id or 0), {
                 "file": path.name, "sha256": sha, "rows": checked.rows, "registered": len(ids),
@@ -475,7 +476,7 @@ def _register_checked(engine: Engine, rows: Iterator[Row], *, path: Path | None,
 
 def import_merchants(engine: Engine, path: Path, *, vault: Vault, now: datetime, rules: Rules = DEFAULT_RULES,
                      encoding: str | None = None, actor: str = "operator", limit: int = DEFAULT_LIMIT,
-                     timezone: str = "Asia/Shanghai", progress: Progress | None = None) -> OnboardingResult:
+                     timezone: str = DEFAULT_TIMEZONE, progress: Progress | None = None) -> OnboardingResult:
     """Import one merchant file; see the module docstring. Raises :class:`OnboardingRejected`."""
     path = Path(path)
     if not path.is_file():
@@ -492,7 +493,7 @@ def import_merchants(engine: Engine, path: Path, *, vault: Vault, now: datetime,
 
 
 def add_merchant(engine: Engine, rows: Sequence[Mapping[str, str]], *, vault: Vault, now: datetime,
-                 rules: Rules = DEFAULT_RULES, actor: str = "operator", timezone: str = "Asia/Shanghai") -> OnboardingResult:
+                 rules: Rules = DEFAULT_RULES, actor: str = "operator", timezone: str = DEFAULT_TIMEZONE) -> OnboardingResult:
     """Register one merchant given as rows of the file layout (one per terminal), with the same checks.
 
     Problems name the "line" 1, 2, … of the terminals given. A merchant already registered with the same

@@ -122,6 +122,13 @@ def terminal_keys(conn: Connection) -> list[tuple[int, str, str]]:
     return [(int(i), str(mn), str(tn)) for i, mn, tn in conn.execute(q)]
 
 
+def retired_terminals(conn: Connection) -> list[tuple[int, datetime]]:
+    """(terminal id, retired at) of every retired terminal (merchants/terminals.py)."""
+    tm = t.terminals
+    return [(int(i), at) for i, at in conn.execute(
+        select(tm.c.id, tm.c.retired_at).where(tm.c.status == "retired", tm.c.retired_at.is_not(None)))]
+
+
 def count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(t.merchants)).scalar_one())
 
@@ -267,15 +274,16 @@ def owners_of_cards(conn: Connection, pans: Sequence[str], vault: Vault) -> dict
 
 
 def owners_of_serials(conn: Connection, serials: Sequence[str]) -> dict[str, str]:
-    """terminal serial number -> the merchant number it is registered to."""
+    """terminal serial number -> the merchant number it is registered to (a retired device may be re-deployed)."""
     tm, m = t.terminals, t.merchants
     return {sn: no for start in range(0, len(serials), 500) for sn, no in conn.execute(
         select(tm.c.serial_no, m.c.merchant_no).join(m, m.c.id == tm.c.merchant_id)
-        .where(tm.c.serial_no.in_(list(serials[start:start + 500]))))}
+        .where(tm.c.serial_no.in_(list(serials[start:start + 500])), tm.c.status != "retired"))}
 
 
 def register(conn: Connection, drafts: Sequence[MerchantDraft], vault: Vault, now: datetime,
-             import_id: int | None, progress: Callable[[int], None] | None = None) -> list[int]:
+             import_id: int | None, progress: Callable[[int], None] | None = None,
+             actor: str = "operator") -> list[int]:
     """Insert checked merchants with their settlement accounts (encrypted) and terminals; their ids."""
     schedules: dict[tuple[int, int | None, int, int], int] = {}
     ids: list[int] = []
@@ -315,6 +323,11 @@ def register(conn: Connection, drafts: Sequence[MerchantDraft], vault: Vault, no
             {"merchant_id": got[d.merchant_no], "terminal_no": tr.terminal_no, "serial_no": tr.serial_no,
              "model": tr.model, "firmware": "", "status": "active"}
             for d in part for tr in d.terminals])
+        # The registration contract, the first row of the contract history (merchants/contracts.py).
+        conn.execute(insert(t.fee_contracts), [
+            {"merchant_id": got[d.merchant_no], "schedule_id": schedules[d.fee.rates_key()],
+             "effective_from": d.fee.effective_from, "actor": actor[:64], "reason": "入网 onboarding",
+             "created_at": now} for d in part])
         ids.extend(got[d.merchant_no] for d in part)
         if progress:
             progress(len(part))
@@ -368,3 +381,91 @@ def change_status(conn: Connection, merchant_id: int, from_statuses: Sequence[st
                        .where(t.merchants.c.id == merchant_id, t.merchants.c.status.in_(list(from_statuses)))
                        .values(status=to_status, status_reason=reason[:256], status_changed_at=now))
     return res.rowcount == 1
+
+
+@dataclass(frozen=True)
+class MerchantRow:
+    id: int
+    merchant_no: str
+    kind: str
+    registered_name: str
+    legal_person: str
+    status: str
+
+
+def merchant_by_no(conn: Connection, merchant_no: str, *, lock: bool = False) -> MerchantRow | None:
+    """The merchant, locked FOR UPDATE on PostgreSQL when ``lock`` (serialises its bindings)."""
+    m = t.merchants
+    q = select(m.c.id, m.c.merchant_no, m.c.kind, m.c.registered_name, m.c.legal_person, m.c.status).where(
+        m.c.merchant_no == merchant_no)
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    r = conn.execute(q).first()
+    return None if r is None else MerchantRow(*r)
+
+
+def merchant_no_of(conn: Connection, merchant_id: int) -> str | None:
+    return conn.execute(select(t.merchants.c.merchant_no).where(t.merchants.c.id == merchant_id)).scalar()
+
+
+# --- lifecycle (merchants/lifecycle.py, payouts/merchant_holds.py, imports/transactions.py) -------------
+
+def search(conn: Connection, *, text: str | None = None, status: str | None = None, city: str | None = None,
+           merchant_id: int | None = None, limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """(total matching, one page) like :func:`listing`, also by ``text`` (a merchant number prefix or a part of
+    the registered name) and ``merchant_id`` (a merchant user's own)."""
+    m = t.merchants
+    where = []
+    if status:
+        where.append(m.c.status == status)
+    if city:
+        where.append(m.c.city == city)
+    if merchant_id is not None:
+        where.append(m.c.id == merchant_id)
+    if text:
+        like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(m.c.merchant_no.like(f"{like}%", escape="\\") | m.c.registered_name.like(f"%{like}%", escape="\\"))
+    total = int(conn.execute(select(func.count()).select_from(m).where(*where)).scalar_one())
+    rows = conn.execute(select(m.c.id, m.c.merchant_no, m.c.registered_name, m.c.kind, m.c.entity_kind, m.c.mcc,
+                               m.c.city, m.c.cycle, m.c.status, m.c.status_reason, m.c.status_changed_at,
+                               m.c.created_at)
+                        .where(*where).order_by(m.c.merchant_no).limit(limit).offset(offset)).all()
+    return total, [dict(r._mapping) for r in rows]
+
+
+def id_of(conn: Connection, merchant_no: str) -> int | None:
+    got = conn.execute(select(t.merchants.c.id).where(t.merchants.c.merchant_no == merchant_no)).scalar()
+    return None if got is None else int(got)
+
+
+def no_of(conn: Connection, merchant_id: int) -> str | None:
+    got = conn.execute(select(t.merchants.c.merchant_no).where(t.merchants.c.id == merchant_id)).scalar()
+    return None if got is None else str(got)
+
+
+def with_status(conn: Connection, merchant_ids: Sequence[int], status: MerchantStatus) -> set[int]:
+    """The merchants among ``merchant_ids`` whose status is ``status``."""
+    m = t.merchants
+    ids = sorted(set(merchant_ids))
+    return {int(i) for start in range(0, len(ids), 500) for (i,) in conn.execute(
+        select(m.c.id).where(m.c.id.in_(ids[start:start + 500]), m.c.status == str(status)))}
+
+
+def closed_since(conn: Connection) -> dict[int, datetime]:
+    """merchant id -> when it was closed, for every closed merchant."""
+    m = t.merchants
+    return {int(i): at for i, at in conn.execute(
+        select(m.c.id, m.c.status_changed_at).where(m.c.status == str(MerchantStatus.CLOSED)))
+        if at is not None}
+
+
+STATUS_EVENTS = ("merchant.freeze", "merchant.unfreeze", "merchant.close")
+
+
+def status_history(conn: Connection, merchant_id: int) -> list[dict[str, Any]]:
+    """The merchant's status changes from the audit trail, oldest first: at, actor, kind, payload (JSON)."""
+    a = t.audit_events
+    return [dict(r._mapping) for r in conn.execute(
+        select(a.c.at, a.c.actor, a.c.kind, a.c.payload)
+        .where(a.c.subject_type == "merchant", a.c.subject_id == str(merchant_id), a.c.kind.in_(STATUS_EVENTS))
+        .order_by(a.c.id))]

@@ -28,16 +28,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from settleguard.cards.vault import Vault, VaultError
-from settleguard.config import Settings
 from settleguard.masking import bounded, mask_card_numbers
 from settleguard.notify import repository as repo
 from settleguard.notify.channels import Email, LoggingSmsSender, SendResult, SmsSender, SmtpConfig, Webhook
 from settleguard.notify.model import Backoff, Channel, Notice, body_bytes
 from settleguard.notify.render import render_all, texts
+
+if TYPE_CHECKING:  # the settings are read by the composition root and passed in, never read here
+    from settleguard.config import Settings
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class DeliverySettings:
     webhook_timeout: float = 10.0
     smtp: SmtpConfig = SmtpConfig()
     requeue_window: timedelta = timedelta(days=1)
+    cycle_seconds: float = 20.0  # time box of the delivery step of one worker cycle
 
     @classmethod
     def from_settings(cls, s: Settings) -> DeliverySettings:
@@ -56,7 +60,8 @@ class DeliverySettings:
                                    min(1.0, s.notify_backoff_base_seconds)),
                    webhook_timeout=s.webhook_timeout_seconds,
                    smtp=SmtpConfig(s.smtp_host, s.smtp_port, s.smtp_from, timeout=s.webhook_timeout_seconds,
-                                   starttls=s.smtp_starttls, username=s.smtp_user, password=s.smtp_password))
+                                   starttls=s.smtp_starttls, username=s.smtp_user, password=s.smtp_password),
+                   cycle_seconds=s.notify_cycle_seconds)
 
 
 @dataclass
@@ -166,9 +171,7 @@ class Deliverer:
         return self.sms.send(phone, render_all(notice).sms, notice_id=c.notification_id)
 
 
-def deliver_in_cycle(engine: Engine, vault: Vault, now: datetime, settings: Settings | None = None) -> DeliverySummary:
-    """The payout worker's step: deliver what is due at ``now``, time-boxed by
-    ``notify_cycle_seconds`` so a slow receiver never stalls payouts."""
-    s = settings or Settings()
-    return Deliverer(engine, vault, DeliverySettings.from_settings(s)).run(lambda: now,
-                                                                           budget_seconds=s.notify_cycle_seconds)
+def deliver_in_cycle(engine: Engine, vault: Vault, now: datetime, settings: DeliverySettings) -> DeliverySummary:
+    """The worker's notices step: deliver what is due at ``now``, time-boxed by ``settings.cycle_seconds``
+    (``notify_cycle_seconds``) so a slow receiver never stalls payouts. The worker passes the settings."""
+    return Deliverer(engine, vault, settings).run(lambda: now, budget_seconds=settings.cycle_seconds)

@@ -22,8 +22,6 @@ from settleguard.notify import repository as repo
 from settleguard.notify.model import DEFAULT_STEPS, Channel, Notice, dedupe_key
 from settleguard.notify.render import texts_many
 
-TIMEZONE = ZoneInfo("Asia/Shanghai")
-
 
 class PayoutLike(Protocol):
     """What a notice needs of a payout (payouts.repository.DuePayout has it)."""
@@ -61,7 +59,7 @@ class PayoutNotice:
     message: str = ""
 
 
-def _notice(item: PayoutNotice, facts: tuple[str, str], card: str | None, now: datetime) -> Notice:
+def _notice(item: PayoutNotice, facts: tuple[str, str], card: str | None, now: datetime, tz: str) -> Notice:
     d, p = item.diagnosis, item.payout
     steps_zh, steps_en = DEFAULT_STEPS.get(item.kind, ((), ()))
     if d is not None:
@@ -72,14 +70,15 @@ def _notice(item: PayoutNotice, facts: tuple[str, str], card: str | None, now: d
         rule=None if d is None else d.rule, meaning_zh="" if d is None else d.meaning_zh,
         meaning_en="" if d is None else d.meaning_en, steps_zh=tuple(steps_zh), steps_en=tuple(steps_en),
         bank_code=item.code[:32], bank_message=item.message[:512],
-        created_at=now.astimezone(TIMEZONE).isoformat(timespec="seconds"))
+        created_at=now.astimezone(ZoneInfo(tz)).isoformat(timespec="seconds"))
 
 
-def notify_payouts(conn: Connection, items: Sequence[PayoutNotice], now: datetime) -> list[bool]:
+def notify_payouts(conn: Connection, items: Sequence[PayoutNotice], now: datetime, *, tz: str) -> list[bool]:
     """Write the notices ``items`` in the caller's transaction and queue their deliveries; per item,
     False if that cause of that payout was already notified (or repeats an earlier item): nothing
     written for it. Merchants, cards and preferences are read once for all, alike notices are
-    rendered once (render.texts_many), and the rows are written with one statement each."""
+    rendered once (render.texts_many), and the rows are written with one statement each. ``tz`` is the
+    business time zone (config.Settings.timezone, passed down by the caller): the notice's local time."""
     if not items:
         return []
     mids = [i.payout.merchant_id for i in items]
@@ -89,7 +88,7 @@ def notify_payouts(conn: Connection, items: Sequence[PayoutNotice], now: datetim
     active = repo.active_card_masks(conn, no_account) if no_account else {}
     notices = [_notice(i, facts[i.payout.merchant_id],
                        masks.get(i.payout.account_id) if i.payout.account_id is not None
-                       else active.get(i.payout.merchant_id), now) for i in items]
+                       else active.get(i.payout.merchant_id), now, tz) for i in items]
     keys = [dedupe_key(i.payout.id, i.kind, i.payout.instruction_no) for i in items]
     rows = [{"merchant_id": i.payout.merchant_id, "kind": i.kind, "dedupe_key": key,
              "payload": {"zh": zh, "en": en, **n.facts()}}
@@ -110,11 +109,12 @@ def notify_payouts(conn: Connection, items: Sequence[PayoutNotice], now: datetim
 
 
 def notify_payout(conn: Connection, payout: PayoutLike, category: str, diagnosis: Diagnosis | None, amount_fen: int,
-                  now: datetime, *, code: str = "", message: str = "") -> bool:
+                  now: datetime, *, tz: str, code: str = "", message: str = "") -> bool:
     """Write the notice of ``category`` (a taxonomy category, or no_card / returned / released / paid)
     for ``payout`` in the caller's transaction and queue its deliveries; False if that cause was
     already notified (nothing written)."""
-    return notify_payouts(conn, [PayoutNotice(payout, category, diagnosis, amount_fen, code, message)], now)[0]
+    return notify_payouts(conn, [PayoutNotice(payout, category, diagnosis, amount_fen, code, message)], now,
+                          tz=tz)[0]
 
 
 def answer_notice(payout: PayoutLike, action: str, category: str, scheme: str | None, code: str, message: str,
@@ -129,7 +129,7 @@ def answer_notice(payout: PayoutLike, action: str, category: str, scheme: str | 
 
 
 def notify_answer(conn: Connection, payout: PayoutLike, action: str, category: str, scheme: str | None, code: str,
-                  message: str, now: datetime, amount_fen: int) -> bool:
+                  message: str, now: datetime, amount_fen: int, *, tz: str) -> bool:
     """The payout flow's hook for one bank answer (see :func:`answer_notice`)."""
     item = answer_notice(payout, action, category, scheme, code, message, amount_fen)
-    return False if item is None else notify_payouts(conn, [item], now)[0]
+    return False if item is None else notify_payouts(conn, [item], now, tz=tz)[0]

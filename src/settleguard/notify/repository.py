@@ -1,7 +1,9 @@
-"""SQL for merchant notices: preferences, the delivery queue (with leases) and the delivery log.
+"""SQL for merchant notices: preferences, the ``notifications`` outbox, the delivery queue (with leases)
+and the delivery log.
 
-The ``notifications`` outbox itself is written with cards.repository.add_notification (one row per
-dedupe key) so that card and payout notices share one table.
+This is the only module that writes to the outbox (one row per dedupe key): card notices
+(:func:`add_notification`, from cards.service) and payout notices (:func:`add_notices`, from notify.outbox)
+share one table (tests/unit/test_architecture_ownership.py).
 """
 
 from __future__ import annotations
@@ -148,17 +150,23 @@ def save_preferences(conn: Connection, mid: int, values: dict[str, Any], now: da
 
 # --- the outbox and the queue -------------------------------------------------------------------
 
-def add_notice(conn: Connection, *, merchant_id: int, kind: str, dedupe_key: str, payload: dict[str, Any],
-               now: datetime) -> int | None:
-    """Write a notice to the ``notifications`` outbox unless one with this dedupe key exists; returns
-    the new id, or None when the key was taken (by this or a concurrent transaction)."""
-    values = {"merchant_id": merchant_id, "kind": kind[:32], "dedupe_key": dedupe_key[:128], "payload": payload,
+def add_notification(conn: Connection, *, merchant_id: int, kind: str, dedupe_key: str,
+                     payload: dict[str, Any], now: datetime) -> bool:
+    """Write to the outbox unless a notification with the same dedupe key exists; True if written."""
+    values = {"merchant_id": merchant_id, "kind": kind, "dedupe_key": dedupe_key[:128], "payload": payload,
               "created_at": now, "delivered_at": None}
-    n = t.notifications
-    ins: Any = postgresql.insert(n) if conn.dialect.name == "postgresql" else sqlite.insert(n)
-    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(n.c.id)
-    v = conn.execute(stmt).scalar()
-    return None if v is None else int(v)
+    if conn.dialect.name == "postgresql":
+        stmt: Any = postgresql.insert(t.notifications).values(**values).on_conflict_do_nothing(
+            index_elements=["dedupe_key"])
+    elif conn.dialect.name == "sqlite":
+        stmt = sqlite.insert(t.notifications).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        n = t.notifications
+        if conn.execute(select(n.c.id).where(n.c.dedupe_key == values["dedupe_key"])).first():
+            return False
+        stmt = insert(n).values(**values)
+    # RETURNING: a row comes back only when one was written (rowcount is -1 with psycopg's RETURNING).
+    return conn.execute(stmt.returning(t.notifications.c.id)).first() is not None
 
 
 def add_notices(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> dict[str, int]:

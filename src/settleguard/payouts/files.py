@@ -34,6 +34,9 @@ exported is refused whole; a file none of whose lines names an instruction we se
 recorded (it can be imported again after a fix); otherwise what matched is applied, and the lines naming
 instructions we never sent (EndToEndIds; camt.054 debits and returns) raise an ``unknown_reference``
 alert and open a case whose note lists the file, its SHA-256 and those lines (:func:`_alarm`).
+
+Cases are opened through the :class:`CaseOpener` the caller hands in (cases.service.system_case_opener, in the
+configured time zone), in the import's transaction: payouts does not import cases.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, insert, select
@@ -57,8 +60,6 @@ from sqlalchemy import Connection, Engine, insert, select
 from settleguard.cards import repository as card_repo
 from settleguard.cards.service import CARD_FAILURES, CardFailure, mark_failed_card
 from settleguard.cards.vault import Vault
-from settleguard.cases import model as case_model
-from settleguard.cases.service import open_system_case
 from settleguard.channels.base import BankOutcome, OutcomeStatus, PayoutInstruction
 from settleguard.channels.iso20022.pain001 import BatchConfig, write_pain001
 from settleguard.channels.iso20022.reports import (
@@ -102,6 +103,15 @@ SUCCEEDED = frozenset({"ACSC", "ACCC"})
 FAILED = frozenset({"RJCT", "CANC"})
 OPEN = frozenset({S.SUBMITTED, S.RESULT_UNKNOWN, S.INQUIRY})
 NOT_PROVIDED = "NOTPROVIDED"  # the ISO 20022 placeholder for "no EndToEndId"
+UNKNOWN_REFERENCE = "unknown_reference"  # the case category of a file naming references we never sent
+
+
+class CaseOpener(Protocol):
+    """Opens an automatic case in the caller's transaction, with ``note`` as its first note; None when a case
+    with ``dedupe_key`` exists already (cases.service.system_case_opener builds one for a time zone)."""
+
+    def __call__(self, conn: Connection, *, merchant_id: int, category: str, title: str, note: str, now: datetime,
+                 dedupe_key: str, payout_ids: Sequence[int] = ()) -> int | None: ...
 
 
 @dataclass
@@ -115,16 +125,15 @@ class ExportResult:
 
 
 def export_pain001(engine: Engine, vault: Vault, config: BatchConfig, out: Path, *, as_of: date, now: datetime,
-                   exclude_banks: Sequence[str] = ()) -> ExportResult:
+                   exclude_banks: Sequence[str] = (), opts: Options = DEFAULT_OPTIONS) -> ExportResult:
     """Claim every due payout and write them as one pain.001.001.09 file at ``out``.
 
     ``out`` must not exist (a file already written may not have reached the bank yet: overwriting it
     would lose the payouts it carries); nothing is claimed otherwise. The requested execution date is
-    at least today's business day in Beijing (settlement.calendar), also for payouts whose value
-    date has passed.
+    at least today's business day in the banks' time zone (``opts.retry.timezone``, the configured one;
+    settlement.calendar), also for payouts whose value date has passed.
     """
     import errno
-    from zoneinfo import ZoneInfo
 
     from settleguard.settlement.calendar import business_day_on_or_after
 
@@ -133,7 +142,7 @@ def export_pain001(engine: Engine, vault: Vault, config: BatchConfig, out: Path,
     out = Path(out)
     if out.exists():
         raise FileExistsError(errno.EEXIST, "文件已存在，不覆盖 file exists; not overwritten", str(out))
-    earliest = business_day_on_or_after(now.astimezone(ZoneInfo("Asia/Shanghai")).date())
+    earliest = business_day_on_or_after(now.astimezone(ZoneInfo(opts.retry.timezone)).date())
     staged = out.with_name(f".{out.name}.staged")
     summary = SendSummary()
     with engine.begin() as conn:
@@ -141,7 +150,7 @@ def export_pain001(engine: Engine, vault: Vault, config: BatchConfig, out: Path,
         sendable = [p for p in rows if p.account_id is not None]
         no_card = [p for p in rows if p.account_id is None]
         if no_card:
-            hold_without_card(conn, no_card, now, summary)
+            hold_without_card(conn, no_card, now, summary, tz=opts.retry.timezone)
             result.held_no_card = len(no_card)
         # card numbers opened before anything is claimed: one that does not decrypt goes to needs_review
         # (payouts.service.open_cards), the others are exported
@@ -203,7 +212,6 @@ class ImportSummary:
 
 UNKNOWN_SHOWN = 200  # unknown lines listed in the case note, the CLI and the refusal (all are counted)
 SUSPECTS_SHOWN = 50  # payouts of the answered pain.001 still without an answer, listed in the note
-BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -279,14 +287,14 @@ def _original(conn: Connection, message_id: str, pmt_ids: Sequence[str] | None =
     return out
 
 
-def import_report(engine: Engine, path: Path, *, now: datetime, opts: Options = DEFAULT_OPTIONS,
+def import_report(engine: Engine, path: Path, *, now: datetime, cases: CaseOpener, opts: Options = DEFAULT_OPTIONS,
                   progress: Callable[[int], None] | None = None, attempts: int = 5) -> ImportSummary:
     """Apply a pain.002 or camt.054 file (see :func:`_import_report_once`). A deadlock with a worker
     (PostgreSQL) or a busy SQLite database rolls the whole import back; it is run again, up to
     ``attempts`` times: the import is atomic and idempotent, so running it again is safe."""
     for attempt in range(1, attempts + 1):
         try:
-            return _import_report_once(engine, path, now=now, opts=opts, progress=progress)
+            return _import_report_once(engine, path, now=now, cases=cases, opts=opts, progress=progress)
         except Exception as exc:
             if attempt == attempts or not is_transient_conflict(exc):
                 raise
@@ -294,7 +302,8 @@ def import_report(engine: Engine, path: Path, *, now: datetime, opts: Options = 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _import_report_once(engine: Engine, path: Path, *, now: datetime, opts: Options = DEFAULT_OPTIONS,
+def _import_report_once(engine: Engine, path: Path, *, now: datetime, cases: CaseOpener,
+                        opts: Options = DEFAULT_OPTIONS,
                         progress: Callable[[int], None] | None = None) -> ImportSummary:
     """Apply a pain.002 or camt.054 file: all of it in one transaction, or nothing (ReportRejected).
 
@@ -334,7 +343,8 @@ def _import_report_once(engine: Engine, path: Path, *, now: datetime, opts: Opti
             bulk.close()
         else:
             for entries in _chunks(stream.items(), CHUNK):
-                _apply_entries(conn, [i for i in entries if isinstance(i, NotificationEntry)], summary, now, opts)
+                _apply_entries(conn, [i for i in entries if isinstance(i, NotificationEntry)], summary, now, opts,
+                               cases)
                 if progress:
                     progress(len(entries))
         if stream.sha256 != sha256:
@@ -343,7 +353,8 @@ def _import_report_once(engine: Engine, path: Path, *, now: datetime, opts: Opti
         if not summary.known:
             raise NothingMatched(path, summary)  # rolls back; not recorded as imported
         if summary.unknown:
-            _alarm(conn, summary, stream.group.original_message_id if stream.group is not None else None, now)
+            _alarm(conn, summary, stream.group.original_message_id if stream.group is not None else None, now,
+                   opts.retry.timezone, cases)
         conn.execute(insert(t.report_imports).values(
             sha256=sha256, filename=mask_card_numbers(path.name)[:256], kind=stream.kind,
             statuses=summary.statuses, applied=summary.applied, imported_at=now))
@@ -361,7 +372,8 @@ def _check_original_message(conn: Connection, stream: ReportStream, path: Path) 
                              "names no pain.001 we exported: the whole file is refused")
 
 
-def _alarm(conn: Connection, summary: ImportSummary, message_id: str | None, now: datetime) -> None:
+def _alarm(conn: Connection, summary: ImportSummary, message_id: str | None, now: datetime, tz: str,
+           cases: CaseOpener) -> None:
     """Lines naming instructions we never sent: an ops alert and a case (工单) whose note lists the file,
     its SHA-256, the unknown lines and the payouts of the answered pain.001 still without an answer (the
     unknown lines may be about them). A case belongs to a merchant: it is filed under the first such
@@ -377,7 +389,7 @@ def _alarm(conn: Connection, summary: ImportSummary, message_id: str | None, now
         f"文件 file: {name}",
         f"SHA-256: {summary.sha256}",
         f"类型 kind: {summary.kind}" + (f" · 原批次 OrgnlMsgId {message_id[:35]}" if message_id else ""),  # ours
-        f"导入于 imported at: {now.astimezone(BEIJING):%Y-%m-%d %H:%M:%S} 北京时间 Beijing time",
+        f"导入于 imported at: {now.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M:%S} 北京时间 Beijing time",
         f"已处理 applied {summary.applied} · 未知参考号 unknown references {summary.unknown}"
         + (f"（列出前 {len(summary.unknown_lines)} 条 first {len(summary.unknown_lines)} listed）"
            if len(summary.unknown_lines) < summary.unknown else ""),
@@ -391,11 +403,11 @@ def _alarm(conn: Connection, summary: ImportSummary, message_id: str | None, now
                  "listed.")
     case_id = None
     if owner is not None:
-        case_id = open_system_case(
-            conn, merchant_id=owner, category=case_model.UNKNOWN_REFERENCE,
+        case_id = cases(
+            conn, merchant_id=owner, category=UNKNOWN_REFERENCE,
             title=f"银行文件 {name} 含 {summary.unknown} 条未知参考号 bank file {name}: {summary.unknown} unknown "
                   "reference(s)",
-            note="\n".join(lines), now=now, dedupe_key=case_model.dedupe_key(case_model.UNKNOWN_REFERENCE, summary.sha256),
+            note="\n".join(lines), now=now, dedupe_key=f"{UNKNOWN_REFERENCE}:{summary.sha256}"[:128],
             payout_ids=[x.payout_id for x in suspects if x.merchant_id == owner])
     summary.case_id = case_id
     opened = f"已开工单 {case_id}" if case_id is not None else "工单已存在"
@@ -551,7 +563,7 @@ class _BulkStatuses:
             _kind, counts, outcome, pl = self.fast[done.kind]
             if pl.action is Action.HOLD:  # the merchant's notices (and failed cards), as apply_answers writes them
                 service.answer_notices(conn, [(target, outcome, pl) for target in report_repo.fast_targets(
-                    conn, done.kind)], self.now)
+                    conn, done.kind)], self.now, tz=self.opts.retry.timezone)
             s.applied += done.count
             s.send.succeeded += counts.succeeded * done.count
             s.send.succeeded_fen += done.amount_fen if counts.succeeded else 0
@@ -639,7 +651,7 @@ def _with_status(p: repo.DuePayout, status: PayoutStatus) -> repo.DuePayout:
 
 
 def _apply_entries(conn: Connection, entries: Sequence[NotificationEntry], summary: ImportSummary,
-                   now: datetime, opts: Options) -> None:
+                   now: datetime, opts: Options, cases: CaseOpener) -> None:
     keyed = [e for e in entries if e.end_to_end_id and e.end_to_end_id != NOT_PROVIDED]
     summary.ignored += len(entries) - len(keyed)
     found = repo.by_instruction_keys(conn, [e.end_to_end_id for e in keyed if e.end_to_end_id])
@@ -675,11 +687,11 @@ def _apply_entries(conn: Connection, entries: Sequence[NotificationEntry], summa
             summary.ignored += 1
     apply_answers(conn, confirms, summary.send, now, opts, lambda _p: None)
     summary.applied += len(confirms)
-    _apply_returns(conn, returns, summary, now)
+    _apply_returns(conn, returns, summary, now, opts.retry.timezone, cases)
 
 
 def _apply_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, NotificationEntry]],
-                   summary: ImportSummary, now: datetime) -> None:
+                   summary: ImportSummary, now: datetime, tz: str, cases: CaseOpener) -> None:
     """Paid, then returned (退票): succeeded -> returned -> held, with a return entry. A return for a permanent
     card reason (closed, frozen, ...) marks the card the payout went to unusable (cards.service.mark_failed_card);
     the merchant is told once (no return notice for a card that was unusable already).
@@ -691,7 +703,7 @@ def _apply_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, Not
         return
     unpaid = [(p, e) for p, e in returns if p.status in (S.HELD, S.RETRY_SCHEDULED)]
     if unpaid:
-        _unpaid_returns(conn, unpaid, summary, now)
+        _unpaid_returns(conn, unpaid, summary, now, cases)
         returns = [(p, e) for p, e in returns if p.status not in (S.HELD, S.RETRY_SCHEDULED)]
         if not returns:
             return
@@ -735,7 +747,7 @@ def _apply_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, Not
                 continue  # the merchant was told when the card was marked
             mark_failed_card(conn, CardFailure(account_id, p.id, category, "iso20022_return", code or "RTRN", info,
                                                rule, d.meaning_zh, d.meaning_en), now=now)
-        notify_payout(conn, p, "returned", d, p.amount_fen, now, code=code or "RTRN",
+        notify_payout(conn, p, "returned", d, p.amount_fen, now, tz=tz, code=code or "RTRN",
                       message=info)  # the merchant's notice, in this transaction
     for changes in (first, confirm, back, held):
         repo.change_status(conn, changes, now)
@@ -745,7 +757,7 @@ def _apply_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, Not
 
 
 def _unpaid_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, NotificationEntry]],
-                    summary: ImportSummary, now: datetime) -> None:
+                    summary: ImportSummary, now: datetime, cases: CaseOpener) -> None:
     """Returns for payouts held or retry-scheduled: an alert and a case each (see :func:`_apply_returns`)."""
     seen = repo.returned_keys(conn, [p.id for p, _ in returns])
     for p, e in returns:
@@ -758,7 +770,7 @@ def _unpaid_returns(conn: Connection, returns: Sequence[tuple[repo.DuePayout, No
         what = f"return {code or 'RTRN'} ({e.notification_id}) for a payout in {p.status}"
         _conflict(conn, p, what, now, summary)
         status_zh = STATUS_ZH[p.status]
-        open_system_case(
+        cases(
             conn, merchant_id=p.merchant_id, category="returned", dedupe_key=f"unpaid_return:P{p.id}:I{p.key}",
             title=f"退票与记录不符：出款 {p.id} 为{status_zh} Return for payout {p.id} while it is {p.status}"[:256],
             note=(f"银行 camt.054 退票通知（{e.notification_id}，EndToEndId {e.end_to_end_id}，退票原因 {code or 'RTRN'} "

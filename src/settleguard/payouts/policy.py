@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from settleguard.config import DEFAULT_TIMEZONE
 from settleguard.settlement.calendar import business_day_on_or_after, is_business_day
 
 
@@ -75,7 +76,7 @@ class RetryPolicy:
     max_attempts: int = 5
     funding_delay: timedelta = timedelta(minutes=30)
     opens_at: int = 9
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE  # the composition root passes config.Settings.timezone
 
 
 DEFAULT_POLICY = RetryPolicy()

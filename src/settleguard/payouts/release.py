@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, select
 from settleguard.audit import service as audit
 from settleguard.cards import repository as card_repo
 from settleguard.cards.service import reactivate_for_override
+from settleguard.config import DEFAULT_TIMEZONE
 from settleguard.db import tables as t
 from settleguard.db.horizon import committed_horizon
 from settleguard.diagnosis import Diagnosis
@@ -57,16 +58,17 @@ class SameCardRefused(PayoutActionRefused):
 
 
 def _release(conn: Connection, rows: Sequence[repo.DuePayout], reason: str, now: datetime,
-             failed: Diagnosis | None = None) -> None:
+             failed: Diagnosis | None = None, *, tz: str = DEFAULT_TIMEZONE) -> None:
     """``failed``: the diagnosis of the card failure a release to the same card (an override) pays into again;
-    the notice then tells the merchant what to do instead of "nothing to do"."""
+    the notice then tells the merchant what to do instead of "nothing to do". ``tz``: the business time zone
+    of the notice (the worker passes the configured one)."""
     repo.change_status(conn, [
         repo.StatusChange(p.id, S.RELEASED, reason, {"instruction_no": p.instruction_no + 1, "attempt_count": 0,
                                                      "next_attempt_at": None})
         for p in rows], now)
     ledger_repo.post(conn, [ledger.release(p.merchant_id, p.id, p.amount_fen) for p in rows], now)
     # the merchants' notices (notify.outbox), in the same transaction as the release
-    notify_payouts(conn, [PayoutNotice(p, "released", failed, p.amount_fen) for p in rows], now)
+    notify_payouts(conn, [PayoutNotice(p, "released", failed, p.amount_fen) for p in rows], now, tz=tz)
 
 
 def _restores(kind: str, payload: object) -> bool:
@@ -85,7 +87,8 @@ class ReleaseSummary:
     released_fen: int = 0
 
 
-def release_for_card_events(engine: Engine, now: datetime, batch: int = 500) -> ReleaseSummary:
+def release_for_card_events(engine: Engine, now: datetime, batch: int = 500, *,
+                            tz: str = DEFAULT_TIMEZONE) -> ReleaseSummary:
     """Release the card-held payouts of merchants whose card was re-bound or restored, and those
     held on a card that is no longer the merchant's active one.
 
@@ -98,7 +101,7 @@ def release_for_card_events(engine: Engine, now: datetime, batch: int = 500) -> 
         rows = repo.held_off_current_card(conn, sorted(CARD_HOLDS))
         if rows:
             _release(conn, rows, "已换新卡，重新出款 the merchant has a new card: paid to it with a new "
-                                 "instruction", now)
+                                 "instruction", now, tz=tz)
     out.released += len(rows)
     out.released_fen += sum(p.amount_fen for p in rows)
     e = t.card_events
@@ -117,7 +120,7 @@ def release_for_card_events(engine: Engine, now: datetime, batch: int = 500) -> 
             rows = repo.held_for(conn, merchants, sorted(CARD_HOLDS)) if merchants else []
             if rows:
                 _release(conn, rows, "结算卡已更新，重新出款 card re-bound or restored: paid to the current card "
-                                     "with a new instruction", now)
+                                     "with a new instruction", now, tz=tz)
             repo.set_cursor(conn, CARD_EVENTS_CURSOR, int(events[-1].id), now)
             out.events += len(events)
             out.released += len(rows)
@@ -143,7 +146,7 @@ def same_card(conn: Connection, p: repo.DuePayout) -> int | None:
 
 
 def release(engine: Engine, payout_id: int, actor: str, now: datetime, note: str = "", *, override: bool = False,
-            reason: str = "") -> PayoutStatus:
+            reason: str = "", tz: str = DEFAULT_TIMEZONE) -> PayoutStatus:
     """An operator releases one payout: held -> released (new instruction to the current card),
     or needs_review -> retry_scheduled (due now, same instruction). Returns the new status.
 
@@ -180,7 +183,7 @@ def release(engine: Engine, payout_id: int, actor: str, now: datetime, note: str
                 why = f"人工覆盖放行到原卡 override release to the same card by {actor}: {reason}"
             if p.account_id is None:
                 raise PayoutActionRefused("商户没有可用的结算卡，请先绑定新卡", "the merchant has no usable card; bind one first")
-            _release(conn, [p], why[:256], now, failed if card is not None else None)
+            _release(conn, [p], why[:256], now, failed if card is not None else None, tz=tz)
             payload: dict[str, object] = {"from": str(p.status), "to": str(S.RELEASED), "note": note,
                                           "amount_fen": p.amount_fen}
             if card is not None:

@@ -9,8 +9,10 @@ an unclear answer: inquire first; a rejection for a card or compliance reason: h
 person to review); :mod:`payouts.files` decides which kinds those are from the same
 diagnosis and plan as every other answer, and sends everything else (failures, answers about payouts
 that are no longer open) through ``payouts.service.apply_answers`` one by one. Each function runs
-inside the caller's transaction. Every status change is checked against the transition table in the
-UPDATE's WHERE clause, and its row count against what was expected (``ConcurrentChange`` otherwise).
+inside the caller's transaction. Every status change goes through the status gate
+(``payouts.repository.move_many``: the transition table in the UPDATE's WHERE clause, its row count
+against what was expected, ``ConcurrentChange`` otherwise) and every ledger entry through
+``ledger.repository.post_each_from_select`` (balance checked in SQL).
 An answer is recorded on the unanswered send attempt it answers (:func:`resolve`), else in a
 "report" attempt row of its own.
 """
@@ -45,9 +47,10 @@ from sqlalchemy import (
 
 from settleguard.db import tables as t
 from settleguard.db.types import UTCDateTime
+from settleguard.ledger import repository as ledger
 from settleguard.ledger.model import Entry
-from settleguard.payouts.model import PayoutStatus, sources
-from settleguard.payouts.repository import ConcurrentChange
+from settleguard.payouts.model import PayoutStatus
+from settleguard.payouts.repository import ConcurrentChange, move_many
 
 S = PayoutStatus
 _md = MetaData()
@@ -198,26 +201,11 @@ def others(conn: Connection) -> list[tuple[int, int | None]]:
 
 def _move(conn: Connection, chosen: Any, expected: int, froms: Sequence[PayoutStatus], from_column: Any,
           to: PayoutStatus, reason: str, values: dict[str, object], now: datetime) -> None:
-    """Change the payouts of the targets ``chosen`` from one of ``froms`` to ``to`` (checked against
-    the transition table and the expected count), with an event each (from ``from_column``)."""
-    bad = [f for f in froms if f not in sources(to)]
-    if bad:
-        raise ConcurrentChange(f"no payout may move from {bad[0]} to {to}")
-    p = t.payouts
-    res = conn.execute(update(p).where(p.c.id.in_(select(targets.c.payout_id).where(chosen)),
-                                       p.c.status.in_([str(f) for f in froms]))
-                       .values(status=str(to), updated_at=now, **values))
-    if res.rowcount != expected:
-        raise ConcurrentChange(f"{expected - res.rowcount} payout(s) changed while the report was applied "
-                               f"(-> {to})")
-    from settleguard.audit import service as audit  # one audit event covering these payout_events rows
-
-    covered = audit.insert_select_covered(conn, t.payout_events, insert(t.payout_events).from_select(
-        ["payout_id", "from_status", "to_status", "reason", "created_at"],
-        select(targets.c.payout_id, from_column, literal(str(to), String), literal(reason[:256], String),
-               literal(now, UTCDateTime)).where(chosen)))
-    audit.record_covering(conn, "report", "payout.status", None, {"payouts": expected, "to": str(to)},
-                          t.payout_events, covered, now)
+    """Change the payouts of the targets ``chosen`` from one of ``froms`` to ``to`` through the status
+    gate (checked against the transition table and the expected count), with an event each (from
+    ``from_column``)."""
+    move_many(conn, source=targets, payout_id=targets.c.payout_id, where=chosen, expected=expected, froms=froms,
+              from_status=from_column, to=to, reason=reason, values=values, now=now)
 
 
 def apply_fast(conn: Connection, chunk_kinds: Sequence[Kind], now: datetime, first_reason: str) -> list[Applied]:
@@ -267,30 +255,17 @@ def apply_fast(conn: Connection, chunk_kinds: Sequence[Kind], now: datetime, fir
             _move(conn, chosen, int(n), froms, from_column, to, reason, values, now)
             froms, from_column = (to,), literal(str(to), String)
         if k.ledger is not None:
-            _post(conn, k.ledger, chosen, now)
+            _post(conn, k.ledger, chosen, int(n), now)
         out.append(Applied(k.kind, int(n), int(total)))
     return out
 
 
-def _post(conn: Connection, prototype: Entry, chosen: Any, now: datetime) -> None:
-    """One entry like ``prototype`` (built for 1 fen) per target ``chosen``, for its amount."""
-    e = t.ledger_entries
-    before = int(conn.execute(select(func.coalesce(func.max(e.c.id), 0))).scalar_one())
-    conn.execute(insert(e).from_select(
-        ["kind", "merchant_id", "payout_id", "memo", "created_at"],
-        select(literal(str(prototype.kind), String), targets.c.merchant_id, targets.c.payout_id,
-               literal(prototype.memo, String), literal(now, UTCDateTime)).where(chosen).order_by(targets.c.seq)))
-    # The new entries are found again by payout among the ids above ``before``: ids only grow, and a
-    # payout is changed by one transaction at a time (its status UPDATE above holds its row).
-    new = (select(e.c.id, e.c.payout_id).where(e.c.id > before, e.c.kind == str(prototype.kind),
-                                                e.c.created_at == literal(now, UTCDateTime)).subquery("new"))
-    for posting in prototype.postings:
-        sign = 1 if posting.amount_fen > 0 else -1
-        conn.execute(insert(t.ledger_postings).from_select(
-            ["entry_id", "account", "merchant_id", "amount_fen"],
-            select(new.c.id, literal(str(posting.account), String), targets.c.merchant_id,
-                   targets.c.amount_fen * sign)
-            .select_from(new.join(targets, targets.c.payout_id == new.c.payout_id)).where(chosen)))
+def _post(conn: Connection, prototype: Entry, chosen: Any, expected: int, now: datetime) -> None:
+    """One entry like ``prototype`` (built for 1 fen) per target ``chosen``, for its amount, through the
+    ledger's one write path (which checks that every entry balances)."""
+    ledger.post_each_from_select(conn, prototype, ledger.Rows(
+        source=targets, where=chosen, payout_id=targets.c.payout_id, merchant_id=targets.c.merchant_id,
+        amount_fen=targets.c.amount_fen, order=targets.c.seq), expected, now)
 
 
 # --- references we do not know (issue 16): reads for payouts.files ----------------------------------------------

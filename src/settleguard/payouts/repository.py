@@ -1,5 +1,10 @@
 """SQL for payouts, attempts and payout events. Every status change is checked against
-the transition table in the UPDATE itself (``WHERE status IN sources(target)``)."""
+the transition table in the UPDATE itself (``WHERE status IN sources(target)``).
+
+This module is the one gate for payout statuses: :func:`change_status` (given changes) and
+:func:`move_many` (set-based, for bulk bank reports) are the only writers of ``payouts.status``
+(tests/unit/test_architecture_money.py); both record a payout_events row per change and one audit
+event covering them."""
 
 from __future__ import annotations
 
@@ -9,11 +14,25 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    FromClause,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from settleguard.db import tables as t
+from settleguard.db.types import UTCDateTime
 from settleguard.payouts.circuit import Circuit, CircuitState
 from settleguard.payouts.model import PayoutStatus, instruction_key, part_key, sources
 
@@ -168,6 +187,34 @@ def change_status(conn: Connection, changes: Sequence[StatusChange], now: dateti
         t.payout_events, covered, now)
 
 
+def move_many(conn: Connection, *, source: FromClause, payout_id: Any, where: Any, expected: int,
+              froms: Sequence[PayoutStatus], from_status: Any, to: PayoutStatus, reason: str,
+              values: dict[str, object], now: datetime, actor: str = "report") -> None:
+    """Move the payouts named by ``payout_id`` in the rows of ``source`` matching ``where`` from one of
+    ``froms`` to ``to`` in one UPDATE: each of ``froms`` must be a source of ``to`` in the transition
+    table, the UPDATE allows only ``froms`` and must change ``expected`` rows (``ConcurrentChange``
+    otherwise). One payout_events row each (``from_status``: its status before, a column or expression
+    of ``source``) and one audit event covering them."""
+    bad = [f for f in froms if f not in sources(to)]
+    if bad:
+        raise ConcurrentChange(f"no payout may move from {bad[0]} to {to}")
+    p = t.payouts
+    chosen = select(payout_id).select_from(source).where(where)
+    res = conn.execute(update(p).where(p.c.id.in_(chosen), p.c.status.in_([str(f) for f in froms]))
+                       .values(status=str(to), updated_at=now, **values))
+    if res.rowcount != expected:
+        raise ConcurrentChange(f"{expected - res.rowcount} payout(s) changed while the report was applied "
+                               f"(-> {to})")
+    from settleguard.audit import service as audit  # one audit event covering these payout_events rows
+
+    covered = audit.insert_select_covered(conn, t.payout_events, insert(t.payout_events).from_select(
+        ["payout_id", "from_status", "to_status", "reason", "created_at"],
+        select(payout_id, from_status, literal(str(to), String), literal(reason[:256], String),
+               literal(now, UTCDateTime)).select_from(source).where(where)))
+    audit.record_covering(conn, actor, "payout.status", None, {"payouts": expected, "to": str(to)},
+                          t.payout_events, covered, now)
+
+
 def statuses(conn: Connection, payout_ids: Sequence[int]) -> dict[int, PayoutStatus]:
     """Current status of each payout, locked on PostgreSQL until the transaction ends (an answer is
     applied only to a payout still in the status it was given for)."""
@@ -186,16 +233,43 @@ def start_attempts(conn: Connection, rows: Sequence[dict[str, object]]) -> list[
         insert(t.payout_attempts).returning(t.payout_attempts.c.id, sort_by_parameter_order=True), list(rows))]
 
 
-def finish_attempts(conn: Connection, rows: Sequence[dict[str, object]]) -> None:
+@dataclass(frozen=True)
+class AttemptAnswer:
+    """The bank's answer to one attempt, diagnosed, as stored on the attempt row."""
+
+    attempt_id: int
+    responded_at: datetime
+    outcome: str
+    code: str
+    message: str
+    raw: str | None
+    category: str | None
+    rule: str | None
+    decision: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An operations alert (ops_alerts): ``key`` makes it once per cause (per bank and day, per payout)."""
+
+    kind: str
+    key: str
+    message: str
+    bank_code: str | None
+
+
+def finish_attempts(conn: Connection, answers: Sequence[AttemptAnswer]) -> None:
     a = t.payout_attempts
-    if not rows:
+    if not answers:
         return
     conn.execute(
         update(a).where(a.c.id == bindparam("aid")).values(
             responded_at=bindparam("v_responded_at"), outcome=bindparam("v_outcome"), code=bindparam("v_code"),
             message=bindparam("v_message"), raw_response=bindparam("v_raw"), category=bindparam("v_category"),
             rule_id=bindparam("v_rule"), decision=bindparam("v_decision")),
-        list(rows),
+        [{"aid": x.attempt_id, "v_responded_at": x.responded_at, "v_outcome": x.outcome, "v_code": x.code,
+          "v_message": x.message, "v_raw": x.raw, "v_category": x.category, "v_rule": x.rule,
+          "v_decision": x.decision} for x in answers],
     )
 
 
@@ -356,14 +430,29 @@ def _given(value: Any) -> bool:
     return value is not None and not (isinstance(value, str) and not value)
 
 
-def listing_filters(q: Any, *, status: Any, merchant_no: Any, category: Any, merchant_id: Any) -> Any:
+def search_pattern(text: str | None) -> str | None:
+    """A merchant search (part of a merchant number or name) as a LIKE pattern in which a typed percent sign,
+    underscore or backslash matches itself; None for an empty search."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def listing_filters(q: Any, *, status: Any, merchant_no: Any, category: Any, merchant_id: Any,
+                    merchant_like: Any = None) -> Any:
     """The payout list's filters on a query that selects from payouts joined to merchants; each value is a
-    plain value or a bound parameter (the prebuilt statements below)."""
+    plain value or a bound parameter (the prebuilt statements below). ``merchant_like`` is a
+    :func:`search_pattern` matched, case-insensitively, against the merchant number and name."""
     p, m = t.payouts, t.merchants
     if _given(status):
         q = q.where(p.c.status == status)
     if _given(merchant_no):
         q = q.where(m.c.merchant_no == merchant_no)
+    if _given(merchant_like):
+        q = q.where(or_(m.c.merchant_no.ilike(merchant_like, escape="\\"),
+                        m.c.registered_name.ilike(merchant_like, escape="\\")))
     if _given(category):
         q = q.where(p.c.category == category)
     if merchant_id is not None:
@@ -373,8 +462,8 @@ def listing_filters(q: Any, *, status: Any, merchant_no: Any, category: Any, mer
 
 # The API and the console read payouts on every request: their statements are built once, with bound
 # parameters, so SQLAlchemy neither rebuilds them nor recomputes their cache keys per call (memoized on
-# the statement object); ``listing``'s filters pick one of 16 prebuilt shapes.
-_FILTERS = ("status", "merchant_no", "category", "merchant_id")
+# the statement object); ``listing``'s filters pick one of 32 prebuilt shapes.
+_FILTERS = ("status", "merchant_no", "category", "merchant_id", "merchant_like")
 
 
 def _listing_columns() -> Any:
@@ -398,7 +487,8 @@ def _listing_query(used: tuple[bool, ...]) -> Any:
     merchant-number filter), then merchant and latest attempt for those rows only, not for the skipped ones."""
     p, m = t.payouts, t.merchants
     bound: dict[str, Any] = {n: bindparam(n) if on else None for n, on in zip(_FILTERS, used, strict=True)}
-    ids = select(p.c.id).select_from(p.join(m, m.c.id == p.c.merchant_id) if bound["merchant_no"] is not None else p)
+    merchants = bound["merchant_no"] is not None or bound["merchant_like"] is not None
+    ids = select(p.c.id).select_from(p.join(m, m.c.id == p.c.merchant_id) if merchants else p)
     ids = (listing_filters(ids.where(p.c.id > bindparam("after_id")), **bound).order_by(p.c.id)
            .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
     return _listing_columns().where(p.c.id.in_(ids)).order_by(p.c.id)
@@ -408,8 +498,8 @@ def _listing_query(used: tuple[bool, ...]) -> Any:
 def _count_query(used: tuple[bool, ...]) -> Any:
     p, m = t.payouts, t.merchants
     bound: dict[str, Any] = {n: bindparam(n) if on else None for n, on in zip(_FILTERS, used, strict=True)}
-    q = select(func.count()).select_from(p.join(m, m.c.id == p.c.merchant_id) if bound["merchant_no"] is not None
-                                         else p)
+    merchants = bound["merchant_no"] is not None or bound["merchant_like"] is not None
+    q = select(func.count()).select_from(p.join(m, m.c.id == p.c.merchant_id) if merchants else p)
     return listing_filters(q, **bound)
 
 
@@ -422,19 +512,23 @@ def _filter_values(**given: Any) -> tuple[tuple[bool, ...], dict[str, Any]]:
 
 def listing(conn: Connection, *, status: str | None = None, merchant_no: str | None = None,
             category: str | None = None, limit: int = 50, after_id: int = 0, offset: int = 0,
-            merchant_id: int | None = None) -> list[dict[str, Any]]:
+            merchant_id: int | None = None, merchant_search: str | None = None) -> list[dict[str, Any]]:
     """Payouts for people: merchant number, amount, status, latest diagnosis and the latest
     attempt's key (EndToEndId), ordered by id, paginated by ``after_id`` (the CLI) or ``offset``
-    (the API); ``merchant_id`` limits the list to one merchant (a merchant user's scope)."""
-    used, values = _filter_values(status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
+    (the API); ``merchant_id`` limits the list to one merchant (a merchant user's scope);
+    ``merchant_search`` keeps merchants whose number or name contains it (any case)."""
+    used, values = _filter_values(status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id,
+                                  merchant_like=search_pattern(merchant_search))
     rows = conn.execute(_listing_query(used), {**values, "after_id": after_id, "limit": limit, "offset": offset})
     return [dict(r._mapping) for r in rows]
 
 
 def count_listing(conn: Connection, *, status: str | None = None, merchant_no: str | None = None,
-                  category: str | None = None, merchant_id: int | None = None) -> int:
+                  category: str | None = None, merchant_id: int | None = None,
+                  merchant_search: str | None = None) -> int:
     """How many payouts :func:`listing` would page through with these filters."""
-    used, values = _filter_values(status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id)
+    used, values = _filter_values(status=status, merchant_no=merchant_no, category=category, merchant_id=merchant_id,
+                                  merchant_like=search_pattern(merchant_search))
     return int(conn.execute(_count_query(used), values).scalar_one())
 
 

@@ -33,7 +33,13 @@ from settleguard.cards.service import (
     unusable_reasons,
 )
 from settleguard.cards.vault import Vault, VaultError
-from settleguard.channels.base import BankChannel, BankOutcome, OutcomeStatus, PayoutInstruction
+from settleguard.channels.base import (
+    BankChannel,
+    BankOutcome,
+    OutcomeStatus,
+    PaymentLimits,
+    PayoutInstruction,
+)
 from settleguard.diagnosis import UnknownScheme, classify
 from settleguard.ledger import model as ledger
 from settleguard.ledger import repository as ledger_repo
@@ -41,6 +47,7 @@ from settleguard.masking import bounded, mask_card_numbers
 from settleguard.notify.outbox import PayoutLike, PayoutNotice, answer_notice, diagnosis_of, notify_payouts
 from settleguard.payouts import repository as repo
 from settleguard.payouts.circuit import BreakerPolicy, Circuit, CircuitState
+from settleguard.payouts.merchant_holds import hold_frozen
 from settleguard.payouts.model import PayoutStatus
 from settleguard.payouts.policy import DEFAULT_POLICY, Action, Plan, RetryPolicy, plan
 
@@ -81,7 +88,7 @@ class Options:
             ``inquiry`` is taken for a dead worker's only after this long; ``None`` = at once
             (a single process, e.g. on SQLite).
         file_answer_due_business_days: a payout sent in a file without a final answer this many business
-            days later is flagged (payouts.overdue).
+            days later is flagged (cases.overdue).
     """
 
     retry: RetryPolicy = DEFAULT_POLICY
@@ -133,10 +140,9 @@ def _plan(a: Answer, category: str, single_limit: int | None, now: datetime, opt
 
 def _single_limit(channel: BankChannel, p: repo.DuePayout) -> int | None:
     """The channel's single-payment limit for this payout's card, if the channel knows it."""
-    fn = getattr(channel, "payment_limit_fen", None)  # optional: (account_kind) -> fen or None
-    if fn is None:
+    if not isinstance(channel, PaymentLimits):
         return None
-    limit = fn(p.account_kind or "personal")
+    limit = channel.payment_limit_fen(p.account_kind or "personal")
     return int(limit) if limit is not None else None
 
 
@@ -145,9 +151,9 @@ class _Batch:
     changes: list[repo.StatusChange] = field(default_factory=list)
     follow: list[repo.StatusChange] = field(default_factory=list)
     entries: list[ledger.Entry] = field(default_factory=list)
-    attempts: list[dict[str, object]] = field(default_factory=list)
+    attempts: list[repo.AttemptAnswer] = field(default_factory=list)
     splits: list[tuple[repo.DuePayout, tuple[int, ...]]] = field(default_factory=list)
-    alerts: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    alerts: list[repo.Alert] = field(default_factory=list)
     faults: list[tuple[str, int, bool]] = field(default_factory=list)
     notices: list[tuple[Answer, Plan]] = field(default_factory=list)  # merchant notices (notify.outbox)
 
@@ -177,11 +183,11 @@ def _apply(a: Answer, pl: Plan, b: _Batch, s: SendSummary, now: datetime) -> Non
         s.retry_scheduled += 1
         if pl.alert == "treasury":
             day = (pl.alert_day or now.date()).isoformat()  # the banks' local day
-            b.alerts.append(("insufficient_funds", f"insufficient_funds:{day}",
+            b.alerts.append(repo.Alert("insufficient_funds", f"insufficient_funds:{day}",
                              f"备付金/出款账户余额不足，请财务补足资金后系统将自动重试。Payout account short of funds "
                              f"({reason}); fund it and payouts are retried automatically.", a.bank_code))
         elif pl.alert == "ops":
-            b.alerts.append(("verification_failed", f"verification_failed:{a.bank_code}:{(pl.alert_day or now.date()).isoformat()}",
+            b.alerts.append(repo.Alert("verification_failed", f"verification_failed:{a.bank_code}:{(pl.alert_day or now.date()).isoformat()}",
                              f"通道签到或验证失败：{reason}，请检查密钥与证书后重新签到。Channel sign-in or verification "
                              f"failed: {reason}; check keys and certificates and sign in again.", a.bank_code))
     elif pl.action is Action.HOLD:
@@ -219,33 +225,34 @@ def apply_answers(conn: Connection, answers: Sequence[Answer], s: SendSummary, n
         category, rule = diagnose(a.outcome)
         pl = _plan(a, category, single_limit(a.payout), now, opts)
         late = current.get(a.payout.id) is not a.payout.status
-        result = {"v_responded_at": now, "v_outcome": str(a.outcome.status), "v_code": a.outcome.code[:32],
-                  "v_message": a.outcome.message[:512], "v_raw": a.outcome.raw,
-                  "v_category": None if category == "succeeded" else category, "v_rule": rule,
-                  "v_decision": LATE if late else str(pl.action)}
+        result = repo.AttemptAnswer(
+            attempt_id=a.attempt_id, responded_at=now, outcome=str(a.outcome.status), code=a.outcome.code[:32],
+            message=a.outcome.message[:512], raw=a.outcome.raw,
+            category=None if category == "succeeded" else category, rule=rule,
+            decision=LATE if late else str(pl.action))
         if late:
             # The payout moved on while we waited for the bank (a status report came in, or another
             # worker took it for abandoned): record the answer, change nothing, and tell operations
             # if it says the money moved.
             if a.attempt_id:
-                b.attempts.append({"aid": a.attempt_id, **result})
+                b.attempts.append(result)
             if a.outcome.status is OutcomeStatus.SUCCEEDED and current.get(a.payout.id) not in (S.SUCCEEDED,
                                                                                                    S.RETURNED):
-                b.alerts.append(("late_answer", f"late_answer:{a.payout.id}:{a.attempt_id}:{a.payout.key}",
+                b.alerts.append(repo.Alert("late_answer", f"late_answer:{a.payout.id}:{a.attempt_id}:{a.payout.key}",
                                  f"出款 {a.payout.id}（{a.payout.key}）的银行应答迟到：银行称已付款，但出款已变为 "
                                  f"{current.get(a.payout.id)}，请人工核对。Payout {a.payout.id} ({a.payout.key}): a late "
                                  f"answer says paid while the payout is now {current.get(a.payout.id)}; check by hand.",
                                  a.bank_code))
             continue
         if a.attempt_id:
-            b.attempts.append({"aid": a.attempt_id, **result})
+            b.attempts.append(result)
         else:
             reports.append({"payout_id": a.payout.id, "attempt_no": numbers[a.payout.id], "kind": "report",
                             "idempotency_key": a.payout.key, "channel": "report", "account_id": a.payout.account_id,
                             "amount_fen": a.payout.amount_fen, "requested_at": now, "responded_at": now,
-                            "outcome": result["v_outcome"], "code": result["v_code"], "message": result["v_message"],
-                            "raw_response": result["v_raw"], "category": result["v_category"],
-                            "rule_id": rule, "decision": result["v_decision"]})
+                            "outcome": result.outcome, "code": result.code, "message": result.message,
+                            "raw_response": result.raw, "category": result.category,
+                            "rule_id": rule, "decision": result.decision})
             numbers[a.payout.id] += 1
         _apply(a, pl, b, s, now)
         b.notices.append((a, pl))
@@ -259,16 +266,16 @@ def apply_answers(conn: Connection, answers: Sequence[Answer], s: SendSummary, n
     for parent, parts in b.splits:
         repo.create_parts(conn, parent, parts, now)
     ledger_repo.post(conn, b.entries, now)
-    for kind, key, message, bank in dict.fromkeys(b.alerts):  # once per alert, not once per payout
-        repo.add_alert(conn, kind, key, message, now, bank)
+    for alert in dict.fromkeys(b.alerts):  # once per alert, not once per payout
+        repo.add_alert(conn, alert.kind, alert.key, alert.message, now, alert.bank_code)
     # held / paid after a hold: the merchants' notices, and the cards of permanent card answers, in this
     # same transaction
-    answer_notices(conn, [(a.payout, a.outcome, pl) for a, pl in b.notices], now)
+    answer_notices(conn, [(a.payout, a.outcome, pl) for a, pl in b.notices], now, tz=opts.retry.timezone)
     return _record_circuits(conn, b.faults, now, opts)
 
 
 def answer_notices(conn: Connection, answered: Sequence[tuple[Answered, BankOutcome, Plan]],
-                   now: datetime) -> None:
+                   now: datetime, *, tz: str) -> None:
     """The merchants' notices of answered payouts (notify.outbox.answer_notice), in the caller's transaction.
 
     A permanent card answer (a hold for card_info_error or card_status_abnormal: closed, lost, stolen,
@@ -291,7 +298,7 @@ def answer_notices(conn: Connection, answered: Sequence[tuple[Answered, BankOutc
         told = answer_notice(p, str(pl.action), pl.category, o.scheme, o.code, o.message, p.amount_fen)
         if told is not None:
             notices.append(told)
-    notify_payouts(conn, notices, now)
+    notify_payouts(conn, notices, now, tz=tz)
 
 
 def _record_circuits(conn: Connection, faults: Sequence[tuple[str, int, bool]], now: datetime,
@@ -405,8 +412,9 @@ def _send_batch(engine: Engine, channel: BankChannel, vault: Vault, as_of: date,
             rows = repo.due(conn, as_of, now, BATCH, exclude_banks=sorted(blocked))
         if not rows:
             return 0
-        sendable = [p for p in rows if p.account_id is not None]
-        no_card = [p for p in rows if p.account_id is None]
+        to_send = hold_frozen(conn, rows, now, summary)  # a frozen merchant's: held, not sent (payouts.merchant_holds)
+        sendable = [p for p in to_send if p.account_id is not None]
+        no_card = [p for p in to_send if p.account_id is None]
         # Open the card numbers before claiming: a card this key cannot open is not sent (needs review).
         sendable, pans = open_cards(conn, vault, sendable, now, summary)
         numbers = repo.next_attempt_no(conn, [p.id for p in sendable])
@@ -424,7 +432,7 @@ def _send_batch(engine: Engine, channel: BankChannel, vault: Vault, as_of: date,
             for p in sendable
         ])
         if no_card:
-            hold_without_card(conn, no_card, now, summary)
+            hold_without_card(conn, no_card, now, summary, tz=opts.retry.timezone)
     answers = []
     for p, aid in zip(sendable, attempt_ids, strict=True):
         instruction = PayoutInstruction(
@@ -491,7 +499,8 @@ def open_cards(conn: Connection, vault: Vault, rows: list[repo.DuePayout], now: 
     return [p for p in rows if p.id not in failed], pans
 
 
-def hold_without_card(conn: Connection, rows: list[repo.DuePayout], now: datetime, summary: SendSummary) -> None:
+def hold_without_card(conn: Connection, rows: list[repo.DuePayout], now: datetime, summary: SendSummary, *,
+                      tz: str) -> None:
     """A payout whose merchant has no usable card cannot be sent: hold its funds (挂账) without calling the bank.
 
     When the merchant's newest card was marked unusable with a reason (a bank said it is closed, lost,
@@ -533,4 +542,4 @@ def hold_without_card(conn: Connection, rows: list[repo.DuePayout], now: datetim
     summary.held += len(rows)
     summary.held_fen += sum(p.amount_fen for p in rows)
     # the merchants' notices (notify.outbox), in the caller's transaction: only those not told about their card
-    notify_payouts(conn, [PayoutNotice(p, "no_card", None, p.amount_fen) for p in untold], now)
+    notify_payouts(conn, [PayoutNotice(p, "no_card", None, p.amount_fen) for p in untold], now, tz=tz)

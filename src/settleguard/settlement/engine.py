@@ -4,8 +4,9 @@ One database transaction per run. No Python loop over transactions and no UPDATE
 transaction: the run aggregates the cycle's key range of the transactions table
 (clustered on cycle_date, merchant_id) with one GROUP BY, inserts one settlement row
 per merchant not yet settled for that day, posts one balanced entry for the run (one
-merchant_payable posting per merchant), and creates a payout for each merchant whose
-payable balance (carried balance included) is positive. Re-running a day inserts nothing.
+merchant_payable posting per merchant, through ``ledger.repository``, which checks its balance
+in SQL), and creates a payout for each merchant whose payable balance (carried balance
+included) is positive. Re-running a day inserts nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.sql import column, table
@@ -37,6 +37,7 @@ from sqlalchemy.sql.expression import ColumnElement, TableClause
 from settleguard.audit import service as audit
 from settleguard.db import tables as t
 from settleguard.db.types import UTCDateTime
+from settleguard.ledger import repository as ledger
 from settleguard.ledger.model import Account, EntryKind
 from settleguard.payouts.model import PayoutStatus
 from settleguard.settlement.model import Cycle, TxnKind, value_date
@@ -137,23 +138,14 @@ def _settle(conn: Connection, day: date, now: datetime) -> RunResult:
 
     # One balanced entry for the run: Dr clearing_receivable (total) / Cr fee_income (total)
     # / Cr merchant_payable per merchant.
-    entry_id = int(conn.execute(insert(t.ledger_entries).values(
-        kind=str(EntryKind.SETTLEMENT), run_id=run_id, memo=f"{day.isoformat()} 结算 settlement run {run_id}",
-        created_at=now,
-    ).returning(t.ledger_entries.c.id)).scalar_one())
-    eid = literal(entry_id, Integer)
     in_run = st.c.run_id == run_id
-    conn.execute(insert(t.ledger_postings).from_select(
-        ["entry_id", "account", "merchant_id", "amount_fen"],
-        union_all(
-            select(eid, literal(str(Account.MERCHANT_PAYABLE), String), st.c.merchant_id, -st.c.net_fen)
-            .where(in_run),
-            select(eid, literal(str(Account.CLEARING_RECEIVABLE), String), literal(None, Integer),
-                   func.sum(st.c.net_fen + st.c.fee_fen)).where(in_run),
-            select(eid, literal(str(Account.FEE_INCOME), String), literal(None, Integer),
-                   -func.sum(st.c.fee_fen)).where(in_run),
-        ),
-    ))
+    ledger.post_entry_from_select(conn, EntryKind.SETTLEMENT, f"{day.isoformat()} 结算 settlement run {run_id}", [
+        select(literal(str(Account.MERCHANT_PAYABLE), String), st.c.merchant_id, -st.c.net_fen).where(in_run),
+        select(literal(str(Account.CLEARING_RECEIVABLE), String), literal(None, Integer),
+               func.sum(st.c.net_fen + st.c.fee_fen)).where(in_run),
+        select(literal(str(Account.FEE_INCOME), String), literal(None, Integer),
+               -func.sum(st.c.fee_fen)).where(in_run),
+    ], now, run_id=run_id)
 
     lp, po = t.ledger_postings, t.payouts
     run_merchants = select(st.c.merchant_id).where(st.c.run_id == run_id)

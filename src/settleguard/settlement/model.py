@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -66,11 +66,12 @@ class Cycle(enum.StrEnum):
 
 @dataclass(frozen=True)
 class CutOffs:
-    """Cut-over hours (日切) per cycle, 0..24 in the business time zone; 24 means midnight."""
+    """Cut-over hours (日切) per cycle, 0..24 in the business time zone; 24 means midnight. ``timezone`` is
+    that zone (config.Settings.timezone, passed in by the composition root: no default here)."""
 
     t1_hour: int = 23
     d0_hour: int = 22
-    timezone: str = "Asia/Shanghai"
+    timezone: str = field(kw_only=True)
 
     def hour(self, cycle: Cycle) -> int:
         return self.t1_hour if cycle is Cycle.T1 else self.d0_hour

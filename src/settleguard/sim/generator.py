@@ -299,6 +299,9 @@ def replacement_card(m: SimMerchant, seed: int) -> str:
     return pan
 
 
+_CN_DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")
+
+
 def generate_merchants(n: int, seed: int) -> list[SimMerchant]:
     """``n`` merchants, the same for the same ``(n, seed)``; about 85% personal, 90% T+1."""
     if n < 0:
@@ -343,7 +346,9 @@ def generate_merchants(n: int, seed: int) -> list[SimMerchant]:
 
         legal_person = str(fake.name_male() if male[i] else fake.name_female())
         if is_corp:
-            registered_name = f"{city.name}{fake.company_prefix()}{biz.corp_industry}有限公司"
+            # Faker's prefixes include digits ("数字100"), which no account name has: written in Chinese numerals.
+            prefix = str(fake.company_prefix()).translate(_CN_DIGITS)
+            registered_name = f"{city.name}{prefix}{biz.corp_industry}有限公司"
         else:
             suffix = biz.shop_suffixes[int(rng.integers(len(biz.shop_suffixes)))]
             registered_name = f"{district.name}{legal_person}{suffix}"
@@ -632,3 +637,59 @@ def write_transactions_csv(table: pa.Table, path: Path, encoding: str = "utf-8")
             header = False
         if header:  # no rows: still write the header
             out.write(",".join(TRANSACTION_COLUMNS) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# the merchant file (商户入网表, docs/merchants.md): the demo registers its merchants through it
+
+MERCHANT_FILE_COLUMNS = (
+    "merchant_no", "registered_name", "kind", "legal_person", "legal_person_id", "uscc", "business", "mcc", "city",
+    "contact_mobile", "cycle", "debit_rate", "debit_cap", "credit_rate", "qr_rate", "fee_effective_from",
+    "holder_name", "holder_id", "card_no", "bank", "terminal_sn", "terminal_no", "terminal_model",
+)
+_CONTRACT_RATES = {"standard": ("0.5", "20", "0.6", "0.38"), "small_micro": ("0.45", "18", "0.55", "0.3")}
+
+
+def demo_uscc(m: SimMerchant) -> str:
+    """A valid, unique unified social credit code for a generated company: 91 + the merchant's UnionPay area
+    as division code + its MCC and serial as organisation code + the check character (GB 32100)."""
+    from stdnum.cn import uscc
+
+    first17 = f"91{m.merchant_no[3:7]}00{m.merchant_no[7:15]}X"
+    return first17 + str(uscc.calc_check_digit(first17 + "0"))
+
+
+def settlement_account(m: SimMerchant, seed: int) -> str:
+    """The account a generated merchant registers: its debit card (``pan``) for a person; for a company a
+    17-digit corporate account (对公, deterministic), since the 一清 rule settles a company to an account in
+    its own name, never to a personal card."""
+    if m.kind != "corporate":
+        return m.pan
+    rng = np.random.default_rng([seed, int(m.merchant_no), 0x434F])
+    return "1" + "".join(str(d) for d in rng.integers(0, 10, size=16).tolist())
+
+
+def merchant_file_rows(merchants: Sequence[SimMerchant], effective_from: date, seed: int) -> list[list[str]]:
+    """One row per terminal in the documented layout (English headers, ``MERCHANT_FILE_COLUMNS``): personal
+    merchants as 小微 settling to the operator's own debit card, companies as 企业 with a USCC and a
+    corporate account (:func:`settlement_account`)."""
+    rows: list[list[str]] = []
+    for m in merchants:
+        corporate = m.kind == "corporate"
+        debit, cap, credit, qr = _CONTRACT_RATES[m.fee_schedule]
+        head = [m.merchant_no, m.registered_name, "企业" if corporate else "小微", m.legal_person, m.id_number,
+                demo_uscc(m) if corporate else "", m.business, m.mcc, m.city, m.phone,
+                "D+0" if m.cycle == "D0" else "T+1", debit, cap, credit, qr, effective_from.isoformat(),
+                m.holder_name, "" if corporate else m.id_number, settlement_account(m, seed), m.bank_code]
+        rows.extend([*head, f"SN{tn}", tn, "PAX A920"] for tn in m.terminal_nos)
+    return rows
+
+
+def write_merchants_csv(merchants: Sequence[SimMerchant], path: Path, effective_from: date, seed: int) -> None:
+    """The merchant file of ``merchants`` (UTF-8 CSV), to import with ``settleguard merchants import``."""
+    import csv
+
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(MERCHANT_FILE_COLUMNS)
+        w.writerows(merchant_file_rows(merchants, effective_from, seed))

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
+from settleguard.access.model import PERMISSIONS, ROLE_ZH, Principal
 from settleguard.web import auth
 from settleguard.web.context import API, web
 from settleguard.web.errors import responses
-from settleguard.web.model import PERMISSIONS, ROLE_ZH, Principal
 
 router = APIRouter(prefix=API, tags=["auth 登录"])
 

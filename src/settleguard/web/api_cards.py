@@ -12,15 +12,16 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field, StringConstraints
 
+from settleguard.access.model import Action, Principal
 from settleguard.cards import repository as card_repo
 from settleguard.cards.bins import load_packaged_bins
 from settleguard.cards.checks import check_card
 from settleguard.cards.model import MerchantFacts
 from settleguard.cards.service import BindRefused, BindRequest, bind_card
+from settleguard.merchants import repository as merchant_repo
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
-from settleguard.web.model import Action, Principal
 from settleguard.web.services import services
 
 router = APIRouter(tags=["cards 结算卡"])
@@ -165,7 +166,7 @@ def show_cards(request: Request, principal: Annotated[Principal, Depends(require
                merchant_id: MerchantId) -> dict[str, Any]:
     """结算卡、卡事件与验证记录（仅掩码）The merchant's cards, their events and verifications, masked only."""
     with web(request).engine.connect() as conn:
-        merchant_no = card_repo.merchant_no_of(conn, merchant_id)
+        merchant_no = merchant_repo.merchant_no_of(conn, merchant_id)
         check_owner(principal, Action.READ, None if merchant_no is None else merchant_id, _missing(merchant_id))
         accounts = card_repo.accounts_of(conn, merchant_id)
         events = card_repo.events_of(conn, merchant_id)
@@ -192,7 +193,7 @@ def bind(request: Request, principal: Annotated[Principal, Depends(require(Actio
     with the reason and each problem in ``details``."""
     ctx, svc = web(request), services(request)
     with ctx.engine.connect() as conn:
-        merchant_no = card_repo.merchant_no_of(conn, merchant_id)
+        merchant_no = merchant_repo.merchant_no_of(conn, merchant_id)
     check_owner(principal, Action.CARD_BIND, None if merchant_no is None else merchant_id, _missing(merchant_id))
     assert merchant_no is not None
     req = BindRequest(merchant_no, body.pan, body.name, body.id_number, body.phone, actor=principal.username)

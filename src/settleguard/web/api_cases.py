@@ -14,14 +14,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 from sqlalchemy import Engine
 
-from settleguard.cards import repository as card_repo
+from settleguard.access.model import Action, Principal
 from settleguard.cases import repository as repo
 from settleguard.cases import service
 from settleguard.cases.model import CaseStatus, Method, Party, Priority, is_overdue
+from settleguard.merchants import repository as merchant_repo
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
-from settleguard.web.model import Action, Principal
 from settleguard.web.pagination import Page, PageParams, page, page_params
 from settleguard.web.services import services
 
@@ -222,7 +222,7 @@ def open_case(request: Request, principal: Annotated[Principal, Depends(require(
     """手工开工单 Open a case by hand, linking the merchant's payouts; the SLA follows category and priority."""
     ctx = web(request)
     with ctx.engine.connect() as conn:
-        merchant_no = card_repo.merchant_no_of(conn, body.merchant_id)
+        merchant_no = merchant_repo.merchant_no_of(conn, body.merchant_id)
     if merchant_no is None:
         raise not_found(f"商户 {body.merchant_id} ", f"merchant {body.merchant_id}", "merchant_not_found")
     try:
@@ -250,7 +250,8 @@ def _act(request: Request, principal: Principal, action: Action, case_id: int,
 @router.post("/{case_id}/assign", response_model=CaseActionResult, responses=responses(401, 403, 404, 409, 422))
 def assign_case(request: Request, principal: Annotated[Principal, Depends(require(Action.CASE_WORK))],
                 case_id: CaseId, body: AssignRequest) -> CaseActionResult:
-    """指派处理人 Assign the case (a note records who had it before)."""
+    """指派处理人（须为可处理工单的在职运营或客服）Assign the case to an enabled operator or support user (a note
+    records who had it before); anyone else is 409, as in the console and ``settleguard cases assign``."""
     return _act(request, principal, Action.CASE_WORK, case_id,
                 lambda engine, actor, now: service.assign(engine, case_id, body.assignee, actor, now))
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, model_validator
 
+from settleguard.access.model import Action, Principal
 from settleguard.diagnosis import SCHEMES, UnknownScheme, classify
 from settleguard.web.auth import require
 from settleguard.web.context import API
 from settleguard.web.errors import ApiError, responses
-from settleguard.web.model import Action, Principal
 
 router = APIRouter(prefix=f"{API}/diagnose", tags=["diagnose 诊断"])
 MAX_BATCH = 1000

@@ -10,12 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
+from settleguard.access.model import Action, Principal
 from settleguard.cases import repository as case_repo
 from settleguard.evidence.builder import NoSuchCase, build, zip_bytes
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
-from settleguard.web.model import Action, Principal
 from settleguard.web.services import services
 
 router = APIRouter(prefix=f"{API}/cases", tags=["evidence 证据包"])

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from settleguard.access.model import Action, Principal
 from settleguard.notify import repository as repo
 from settleguard.web.auth import require
 from settleguard.web.context import API, web
 from settleguard.web.errors import responses
-from settleguard.web.model import Action, Principal
 from settleguard.web.pagination import Page, PageParams, empty, page, page_params
 
 router = APIRouter(prefix=f"{API}/notifications", tags=["notifications 通知"])

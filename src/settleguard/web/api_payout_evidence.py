@@ -11,13 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
+from settleguard.access.model import Action, Principal
 from settleguard.evidence.pack import zip_bytes
 from settleguard.evidence.payout import NoSuchPayout, build_payout
 from settleguard.payouts import repository as payout_repo
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
-from settleguard.web.model import Action, Principal
 from settleguard.web.services import services
 
 router = APIRouter(prefix=f"{API}/payouts", tags=["evidence 证据包"])

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, StringConstraints
 
+from settleguard.access.model import Action, Principal
 from settleguard.diagnosis import Category
 from settleguard.payouts import repository as repo
 from settleguard.payouts.details import detail
@@ -21,7 +22,6 @@ from settleguard.payouts.release import PayoutActionRefused, cancel, release
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
-from settleguard.web.model import Action, Principal
 from settleguard.web.pagination import Page, PageParams, empty, page, page_params
 
 router = APIRouter(prefix=f"{API}/payouts", tags=["payouts 出款"])

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 
+from settleguard.access.model import Action, Principal
 from settleguard.settlement import repository as repo
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
-from settleguard.web.model import Action, Principal
 from settleguard.web.pagination import Page, PageParams, empty, page, page_params
 
 router = APIRouter(prefix=f"{API}/settlements", tags=["settlements 结算"])

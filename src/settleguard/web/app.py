@@ -3,7 +3,6 @@ and Prometheus metrics at /metrics. ``settleguard serve`` runs it with uvicorn (
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -15,6 +14,8 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import Engine
 
 from settleguard import __version__
+from settleguard.access.model import Action, Principal
+from settleguard.bootstrap import Container
 from settleguard.cases import repository as case_repo
 from settleguard.cases.model import ACTIVE
 from settleguard.db.engine import create
@@ -35,12 +36,9 @@ from settleguard.web import (
     errors,
 )
 from settleguard.web.auth import require
-from settleguard.web.context import API, AuthSettings, WebContext, utc_now
+from settleguard.web.context import API, AuthSettings, WebContext
 from settleguard.web.metrics import CONTENT_TYPE, MetricsMiddleware, business_lines
-from settleguard.web.model import Action, Principal
 
-SERVE_DB_ENV = "SETTLEGUARD_SERVE_DB"  # the database URL for each process of ``serve --workers N``
-SERVE_SECURE_COOKIES_ENV = "SETTLEGUARD_SERVE_SECURE_COOKIES"
 SERVER_POOL = 20  # pooled PostgreSQL connections kept per server process; as many again under a burst
 REQUEST_THREADS = 16  # worker threads per server process for request handlers (at most SERVER_POOL)
 
@@ -61,12 +59,18 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app(engine: Engine, *, now: Callable[[], datetime] = utc_now, auth: AuthSettings | None = None) -> FastAPI:
-    """The ASGI application over a migrated ``engine``; ``now`` is the clock (tests pass their own)."""
-    ctx = WebContext(engine, now, auth or AuthSettings())
+def create_app(container: Container | Engine, *, now: Callable[[], datetime] | None = None,
+               auth: AuthSettings | None = None) -> FastAPI:
+    """The ASGI application over the composition root's migrated engine, vault, verifier, settings and time
+    zone (settleguard.bootstrap), kept on ``app.state.container``. ``now`` is the clock (default the
+    container's). A bare engine is wrapped in a container over it (settings from the environment; tests)."""
+    if not isinstance(container, Container):
+        container = Container(given_engine=container)
+    ctx = WebContext(container.engine, now or container.now, auth or AuthSettings())
     app = FastAPI(title="settleguard 结算卫士", version=__version__, description=DESCRIPTION,
                   openapi_url=f"{API}/openapi.json", docs_url=None, redoc_url=None, lifespan=_lifespan)
     app.state.web = ctx
+    app.state.container = container
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
 
@@ -98,9 +102,3 @@ def server_engine(url: str) -> Engine:
     is opened and closed per request (a new PostgreSQL backend each time)."""
     return create(url, pool_size=SERVER_POOL)
 
-
-def app_from_environment() -> FastAPI:
-    """The app of one process of ``settleguard serve --workers N`` (uvicorn ``--factory``): its own engine
-    over ``$SETTLEGUARD_SERVE_DB``."""
-    secure = os.environ.get(SERVE_SECURE_COOKIES_ENV) == "1"
-    return create_app(server_engine(os.environ[SERVE_DB_ENV]), auth=AuthSettings(secure_cookies=secure))

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from starlette.requests import Request
 
+from settleguard.access.model import LoginLimit
 from settleguard.web.metrics import HttpMetrics
-from settleguard.web.model import LoginLimit
 
 API = "/api/v1"  # every API route is under this prefix (in its router, so metrics see full templates)
 

@@ -119,10 +119,11 @@ def banks(conn: Connection) -> list[tuple[str, str]]:
 
 
 def _queue_filters(q: Any, *, status: str | None, category: str | None, bank_code: str | None,
-                   merchant_no: str | None, merchant_id: int | None, statuses: Sequence[str] | None) -> Any:
+                   merchant_no: str | None, merchant_id: int | None, statuses: Sequence[str] | None,
+                   merchant_search: str | None = None) -> Any:
     p, s = t.payouts, t.settlement_accounts
     q = payout_repo.listing_filters(q, status=status, merchant_no=merchant_no, category=category,
-                                    merchant_id=merchant_id)
+                                    merchant_id=merchant_id, merchant_like=payout_repo.search_pattern(merchant_search))
     if statuses is not None:
         q = q.where(p.c.status.in_(list(statuses)))
     if bank_code:
@@ -132,13 +133,14 @@ def _queue_filters(q: Any, *, status: str | None, category: str | None, bank_cod
 
 def queue(conn: Connection, *, status: str | None = None, category: str | None = None, bank_code: str | None = None,
           merchant_no: str | None = None, merchant_id: int | None = None, statuses: Sequence[str] | None = None,
-          limit: int = 50, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+          limit: int = 50, offset: int = 0, merchant_search: str | None = None) -> tuple[int, list[dict[str, Any]]]:
     """(total, one page of payouts newest first) with the receiving bank of the card each was held or
-    sent on, the latest failed or unclear answer (fail_code, fail_message, fail_rule)."""
+    sent on, the latest failed or unclear answer (fail_code, fail_message, fail_rule); ``merchant_search``
+    is part of a merchant number or name (payouts.repository.search_pattern)."""
     p, m, s, a = t.payouts, t.merchants, t.settlement_accounts, t.payout_attempts
     joined = p.join(m, m.c.id == p.c.merchant_id).outerjoin(s, s.c.id == p.c.account_id)
     filters: dict[str, Any] = {"status": status, "category": category, "bank_code": bank_code, "merchant_no": merchant_no,
-               "merchant_id": merchant_id, "statuses": statuses}
+               "merchant_id": merchant_id, "statuses": statuses, "merchant_search": merchant_search}
     total = int(conn.execute(_queue_filters(select(func.count()).select_from(joined), **filters)).scalar_one())
     last_bad = (select(a.c.payout_id, func.max(a.c.id).label("aid"))
                 .where(a.c.outcome.in_(["failed", "unknown"])).group_by(a.c.payout_id).subquery("last_bad"))

@@ -1,63 +1,58 @@
 """What some API actions need beyond the database: the bank's card verification service, the card
-vault, the card settings and the business time zone. Built from the settings exactly as the CLI builds
-them (cli/runtime.py ``Runtime``), on first use, and kept on ``app.state.services``; tests put their own
-:class:`Services` there."""
+vault, the card settings and the business time zone. They come from the app's composition root
+(settleguard.bootstrap ``Container``, kept on ``app.state.container`` by ``create_app``), so the API, the
+console and the command line share one vault and one verifier; tests may put their own :class:`Services`
+on ``app.state.services``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 
+from settleguard.bootstrap import Container
 from settleguard.cards.service import CardSettings
 from settleguard.cards.vault import Vault
 from settleguard.cards.verifier import CardVerifier
-from settleguard.config import Settings
-
-if TYPE_CHECKING:
-    from settleguard.cli.runtime import Runtime
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    settings: Settings = field(default_factory=Settings)
-    given_verifier: CardVerifier | None = None
-    given_vault: Vault | None = None
-
-    @cached_property
-    def _runtime(self) -> Runtime:
-        from settleguard.cli.runtime import Runtime
-
-        return Runtime(self.settings)
+    container: Container
 
     @property
     def verifier(self) -> CardVerifier:
-        if self.given_verifier is None:
-            self.given_verifier = self._runtime.verifier
-        assert self.given_verifier is not None
-        return self.given_verifier
+        return self.container.verifier
 
     @property
     def vault(self) -> Vault:
-        if self.given_vault is None:
-            self.given_vault = self._runtime.vault
-        assert self.given_vault is not None
-        return self.given_vault
+        return self.container.vault
 
     @property
     def card_settings(self) -> CardSettings:
-        return CardSettings.from_settings(self.settings)
+        return self.container.card_settings()
 
     @property
     def timezone(self) -> str:
-        return self.settings.timezone
+        return self.container.tz
+
+
+def container_of(request: Request) -> Container:
+    """The composition root of the app serving ``request``."""
+    found = request.app.state.container
+    assert isinstance(found, Container)
+    return found
+
+
+def local_zone(request: Request) -> ZoneInfo:
+    """The business time zone (``SETTLEGUARD_TIMEZONE``, Beijing time by default): pages show times in it."""
+    return container_of(request).zone
 
 
 def services(request: Request) -> Services:
     found = getattr(request.app.state, "services", None)
     if found is None:
-        found = request.app.state.services = Services()
+        found = request.app.state.services = Services(container_of(request))
     assert isinstance(found, Services)
     return found

@@ -14,7 +14,8 @@ from settleguard.cases.model import CaseStatus as C
 from settleguard.cases.model import Priority as P
 from settleguard.settlement.calendar import is_business_day
 
-SH = ZoneInfo("Asia/Shanghai")
+BEIJING = "Asia/Shanghai"  # the configured business zone (config.Settings.timezone), passed in
+SH = ZoneInfo(BEIJING)
 
 
 def test_closed_is_final_and_only_reached_from_resolved() -> None:
@@ -50,23 +51,23 @@ def test_waiting_statuses_and_reopen() -> None:
 
 def test_risk_p1_is_four_hours_around_the_clock() -> None:
     sat_night = datetime(2026, 11, 21, 22, 0, tzinfo=SH)  # Saturday
-    assert m.sla_due(sat_night, m.RISK, P.P1) == sat_night + timedelta(hours=4)
+    assert m.sla_due(sat_night, m.RISK, P.P1, BEIJING) == sat_night + timedelta(hours=4)
 
 
 def test_returns_p2_is_one_business_day() -> None:
     fri = datetime(2026, 11, 20, 10, 0, tzinfo=SH)
-    assert m.sla_due(fri, m.RETURNED, P.P2) == datetime(2026, 11, 23, 10, 0, tzinfo=SH)  # Monday
+    assert m.sla_due(fri, m.RETURNED, P.P2, BEIJING) == datetime(2026, 11, 23, 10, 0, tzinfo=SH)  # Monday
     wed = datetime(2026, 11, 18, 16, 30, tzinfo=SH)
-    assert m.sla_due(wed, m.RETURNED, P.P2) == datetime(2026, 11, 19, 16, 30, tzinfo=SH)
+    assert m.sla_due(wed, m.RETURNED, P.P2, BEIJING) == datetime(2026, 11, 19, 16, 30, tzinfo=SH)
 
 
 def test_business_days_skip_national_day_and_count_make_up_saturday() -> None:
     # 2026: National Day holiday 1-7 Oct; Saturday 10 Oct is a make-up workday (调休).
     sep30 = datetime(2026, 9, 30, 9, 0, tzinfo=SH)
-    assert m.add_business_days(sep30, 1) == datetime(2026, 10, 8, 9, 0, tzinfo=SH)
+    assert m.add_business_days(sep30, 1, BEIJING) == datetime(2026, 10, 8, 9, 0, tzinfo=SH)
     assert is_business_day(date(2026, 10, 10))
     oct9 = datetime(2026, 10, 9, 9, 0, tzinfo=SH)
-    assert m.add_business_days(oct9, 1) == datetime(2026, 10, 10, 9, 0, tzinfo=SH)
+    assert m.add_business_days(oct9, 1, BEIJING) == datetime(2026, 10, 10, 9, 0, tzinfo=SH)
 
 
 def test_priority_fallback_and_category_override() -> None:
@@ -78,11 +79,11 @@ def test_priority_fallback_and_category_override() -> None:
 
 def test_due_time_is_returned_in_the_callers_zone_and_naive_is_refused() -> None:
     utc = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # Friday 10:00 in Shanghai
-    due = m.sla_due(utc, m.NEEDS_REVIEW, P.P2)
+    due = m.sla_due(utc, m.NEEDS_REVIEW, P.P2, BEIJING)
     assert due.tzinfo is UTC
     assert due == datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="timezone-aware"):
-        m.add_business_days(datetime(2026, 11, 20, 10, 0), 1)  # noqa: DTZ001 - naive on purpose
+        m.add_business_days(datetime(2026, 11, 20, 10, 0), 1, BEIJING)  # noqa: DTZ001 - naive on purpose
 
 
 def test_overdue_only_while_active() -> None:
@@ -97,7 +98,7 @@ def test_overdue_only_while_active() -> None:
        st.integers(min_value=1, max_value=10))
 def test_business_day_due_lands_on_a_business_day_after_exactly_n_of_them(naive: datetime, n: int) -> None:
     start = naive.replace(tzinfo=SH)
-    due = m.add_business_days(start, n)
+    due = m.add_business_days(start, n, BEIJING)
     local = due.astimezone(SH)
     assert is_business_day(local.date())
     assert local.time() == start.time()

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from settleguard.access.model import Role
+from settleguard.access.repository import UserRow
 from settleguard.cases.model import TRANSITIONS, CaseStatus, check_transition
-from settleguard.cases.service import CaseActionRefused
-from settleguard.web.console.routes_cases import allowed_targets, contact_time, may_be_assigned
-from settleguard.web.model import Role
-from settleguard.web.repository import UserRow
+from settleguard.cases.service import CaseActionRefused, may_be_assigned
+from settleguard.web.console.routes_cases import allowed_targets, contact_time
 
 SH = ZoneInfo("Asia/Shanghai")
 NAIVE = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1))  # noqa: DTZ001 (typed times)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from settleguard.web.model import (
+from settleguard.access.model import (
     PERMISSIONS,
     Action,
     Principal,

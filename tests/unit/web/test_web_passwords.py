@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 
-from settleguard.web import passwords
+from settleguard.access import passwords
 
 
 def test_a_hash_is_argon2id_salted_and_verifies_only_the_right_password() -> None:

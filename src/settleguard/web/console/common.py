@@ -17,20 +17,22 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from settleguard.web import repository as repo
+from settleguard.access import service as access
+from settleguard.access.model import Action, Principal, Role, Verdict, may, owner_verdict
+from settleguard.config import DEFAULT_TIMEZONE
 from settleguard.web.auth import SESSION_COOKIE
 from settleguard.web.console import labels
 from settleguard.web.context import web
-from settleguard.web.model import Action, Principal, Role, Verdict, decide, may
-from settleguard.web.users import digest
+from settleguard.web.services import local_zone
 
 LANG_COOKIE = "sg_lang"
 LANGS = ("zh", "en")
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")  # times on pages are China time
+DEFAULT_ZONE = ZoneInfo(DEFAULT_TIMEZONE)  # only where no request is at hand; pages use local_zone(request)
 _LONG_DIGITS = re.compile(r"\d{12,19}")
 
 
@@ -75,12 +77,20 @@ def yuan(fen: int | None) -> str:
     return f"{sign}{whole:,}.{cents:02d}"
 
 
-def local_time(at: datetime | date | None) -> str:
+def local_time(at: datetime | date | None, zone: ZoneInfo = DEFAULT_ZONE) -> str:
+    """A time as pages show it, in the business time zone (the app's container: Beijing time by default)."""
     if at is None:
         return "-"
     if isinstance(at, datetime):
-        return at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+        return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
     return at.isoformat()
+
+
+@pass_context
+def _when(context: Context, at: datetime | date | None) -> str:
+    """The ``when`` filter of templates: :func:`local_time` in the zone of the app serving the page."""
+    request = context.get("request")
+    return local_time(at, local_zone(request) if isinstance(request, Request) else DEFAULT_ZONE)
 
 
 def redact(text: object) -> str:
@@ -99,7 +109,7 @@ def pct(part: int, whole: int) -> str:
 
 ENV = Environment(loader=PackageLoader("settleguard.web", "templates"), autoescape=select_autoescape(["html"]),
                   trim_blocks=True, lstrip_blocks=True)
-ENV.filters.update(yuan=yuan, when=local_time, redact=redact)
+ENV.filters.update(yuan=yuan, when=_when, redact=redact)
 ENV.globals.update(both=both, pct=pct, labels=labels, label=labels.label)
 
 
@@ -119,12 +129,7 @@ def current_user(request: Request) -> Principal | None:
     if not cookie:
         return None
     ctx = web(request)
-    with ctx.engine.connect() as conn:
-        found = repo.user_for_session(conn, digest(cookie), ctx.now())
-    if found is None:
-        return None
-    user, csrf = found
-    return Principal(user.id, user.username, Role(user.role), user.merchant_id, "session", user.display_name, csrf)
+    return access.session_principal(ctx.engine, cookie, ctx.now())
 
 
 def page_user(request: Request) -> Principal:
@@ -145,12 +150,12 @@ def staff_user(request: Request) -> Principal:
 
 
 def check_owner(user: Principal, owner_merchant_id: int | None) -> None:
-    """404 page when the resource does not exist or is another merchant's (for a merchant user)."""
-    verdict = decide(user.role, Action.READ, user_merchant_id=user.merchant_id, owner_merchant_id=owner_merchant_id,
-                     scoped=True)
+    """404 page when the resource does not exist or is another merchant's (for a merchant user): the API's
+    owner check (access/model.py ``owner_verdict``), answered as pages."""
+    verdict = owner_verdict(user, Action.READ, owner_merchant_id)
     if verdict is Verdict.DENY:
         raise forbidden()
-    if verdict is Verdict.HIDE or owner_merchant_id is None:
+    if verdict is Verdict.HIDE:
         raise not_found()
 
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Engine
 
+from settleguard.access.model import Action, Principal, may
 from settleguard.cases import repository as case_repo
 from settleguard.cases import service
 from settleguard.cases.model import METHOD_ZH, PARTY_ZH, TRANSITIONS, CaseStatus, Method, Party, is_overdue
 from settleguard.cases.service import CaseActionRefused, failure_diagnosis
-from settleguard.web import repository as user_repo
 from settleguard.web.console.common import (
-    LOCAL_TZ,
+    DEFAULT_ZONE,
     check_csrf,
     check_owner,
     lang_of,
@@ -33,7 +34,7 @@ from settleguard.web.console.common import (
     staff_user,
 )
 from settleguard.web.context import web
-from settleguard.web.model import Action, Principal, Role, may
+from settleguard.web.services import local_zone
 
 router = APIRouter(include_in_schema=False)
 Staff = Annotated[Principal, Depends(staff_user)]
@@ -58,11 +59,6 @@ def allowed_targets(status: str) -> list[str]:
     """The statuses a case in ``status`` may move to (cases.model.TRANSITIONS), in the model's order."""
     targets = TRANSITIONS[CaseStatus(status)]
     return [str(s) for s in CaseStatus if s in targets]
-
-
-def may_be_assigned(user: user_repo.UserRow | None) -> bool:
-    """A case goes to an enabled staff user who may work cases (operator or support)."""
-    return user is not None and not user.disabled and may(Role(user.role), Action.CASE_WORK)
 
 
 @router.get("/cases")
@@ -95,7 +91,7 @@ def _case_page(request: Request, user: Principal, case_id: int, *, status: int =
         linked = case_repo.case_payouts(conn, case_id)
         contacts = case_repo.contacts(conn, case_id)
         notes = case_repo.notes(conn, case_id)
-        staff = [u.username for u in user_repo.users(conn) if may_be_assigned(u)]
+        staff = service.assignable(conn)
     for p in linked:
         p["diagnosis"] = failure_diagnosis(p, lang)
     open_for_work = case["status"] != str(CaseStatus.CLOSED)
@@ -137,17 +133,10 @@ Csrf = Annotated[str, Form()]
 @router.post("/cases/{case_id}/assign")
 def assign(request: Request, user: User, case_id: Id, assignee: Annotated[str, Form(max_length=64)] = "",
            csrf_token: Csrf = "") -> Response:
-    """指派处理人（须为可处理工单的在职运营或客服）Assign to an enabled operator or support user."""
-    name = assignee.strip()
-
-    def do(engine: Engine, actor: str, now: datetime) -> None:
-        with engine.connect() as conn:
-            target = user_repo.user_by_username(conn, name) if name else None
-        if name and not may_be_assigned(target):
-            raise CaseActionRefused(f"{name} 不是可处理工单的员工用户", f"{name} is not a staff user who works cases")
-        service.assign(engine, case_id, name, actor, now)
-
-    return _act(request, user, case_id, Action.CASE_WORK, csrf_token, "assign", do)
+    """指派处理人（须为可处理工单的在职运营或客服，cases.service.may_be_assigned）Assign to an enabled operator or
+    support user."""
+    return _act(request, user, case_id, Action.CASE_WORK, csrf_token, "assign",
+                lambda engine, actor, now: service.assign(engine, case_id, assignee, actor, now))
 
 
 @router.post("/cases/{case_id}/contact")
@@ -161,14 +150,14 @@ def contact(request: Request, user: User, case_id: Id, party: Annotated[Party, F
 
     def do(engine: Engine, actor: str, now: datetime) -> None:
         service.add_contact(engine, case_id, party=party, method=method, who=who, said=said, actor=actor, now=now,
-                            at=contact_time(at))
+                            at=contact_time(at, local_zone(request)))
 
     return _act(request, user, case_id, Action.CASE_WORK, csrf_token, "contact", do, form)
 
 
-def contact_time(text: str) -> datetime | None:
-    """A contact time typed on the page (``2026-11-20T14:05`` from a datetime-local field, China time); None when
-    left empty; refused when it is not a time."""
+def contact_time(text: str, zone: ZoneInfo = DEFAULT_ZONE) -> datetime | None:
+    """A contact time typed on the page (``2026-11-20T14:05`` from a datetime-local field, in the business time
+    zone ``zone``: China time by default); None when left empty; refused when it is not a time."""
     text = text.strip()
     if not text:
         return None
@@ -176,7 +165,7 @@ def contact_time(text: str) -> datetime | None:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise CaseActionRefused(f"联系时间格式不正确：{text}", f"not a contact time: {text}") from None
-    return at.replace(tzinfo=LOCAL_TZ) if at.tzinfo is None else at
+    return at.replace(tzinfo=zone) if at.tzinfo is None else at
 
 
 @router.post("/cases/{case_id}/note")

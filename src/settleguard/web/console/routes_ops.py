@@ -1,5 +1,6 @@
-"""The operations console (operators, support, auditors): dashboard ``/``, payout queue ``/payouts`` with
-bulk release, payout ``/payouts/{id}`` with cancel, merchant ``/merchants/{id}`` (cases: routes_cases.py).
+"""The operations console (operators, support, auditors): dashboard ``/``, payout queue ``/payouts`` (filters,
+a merchant search by part of the number or name) with bulk release, payout ``/payouts/{id}`` with cancel
+(cases: routes_cases.py; merchants ``/merchants…``: routes_merchants.py).
 Read pages need a staff role (a merchant user gets 403, or 404 for another merchant's payout or
 merchant page); bulk release needs the operator role (payout_release), cancel the operator role
 (payout_cancel), both the form's CSRF token."""
@@ -8,14 +9,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
-from settleguard.cards import repository as card_repo
+from settleguard.access.model import Action, Principal, may
 from settleguard.diagnosis import Category
-from settleguard.merchants import repository as merchant_repo
 from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.details import detail
 from settleguard.payouts.model import CANCELLABLE, PayoutStatus
@@ -23,7 +24,7 @@ from settleguard.payouts.release import PayoutActionRefused, SameCardRefused, ca
 from settleguard.web import dashboard_repository as dash
 from settleguard.web.console import labels
 from settleguard.web.console.common import (
-    LOCAL_TZ,
+    DEFAULT_ZONE,
     check_csrf,
     check_owner,
     lang_of,
@@ -35,7 +36,7 @@ from settleguard.web.console.common import (
 )
 from settleguard.web.console.labels import label
 from settleguard.web.context import web
-from settleguard.web.model import Action, Principal, may
+from settleguard.web.services import local_zone
 
 router = APIRouter(include_in_schema=False)
 Staff = Annotated[Principal, Depends(staff_user)]
@@ -45,14 +46,15 @@ PAGE = 50
 MAX_BULK = 200
 
 
-def dashboard_data(conn: Connection, now: datetime, day: date | None = None) -> dict[str, Any]:
+def dashboard_data(conn: Connection, now: datetime, day: date | None = None,
+                   zone: ZoneInfo = DEFAULT_ZONE) -> dict[str, Any]:
     """Every dashboard figure (tables and charts use the same numbers). Payouts by status are of ``day``, by
     default today or, when today has none (the demo's week seen later), the latest day with payouts; a
     chosen ``day`` also ends the 30-day window at its end (by default the window ends now)."""
-    local = now.astimezone(LOCAL_TZ)
-    end_of_today = datetime.combine(local.date() + timedelta(days=1), time(0), LOCAL_TZ)
+    local = now.astimezone(zone)
+    end_of_today = datetime.combine(local.date() + timedelta(days=1), time(0), zone)
     shown = day or dash.latest_payout_day(conn, local.date()) or local.date()
-    until = None if day is None else datetime.combine(day + timedelta(days=1), time(0), LOCAL_TZ)
+    until = None if day is None else datetime.combine(day + timedelta(days=1), time(0), zone)
     since = (until or now) - timedelta(days=30)
     attempts, by_category = dash.failures_by_category(conn, since, until)
     retried, retried_ok = dash.retries(conn, since, until)
@@ -86,7 +88,7 @@ def chart_data(data: dict[str, Any], lang: str) -> dict[str, Any]:
 def dashboard(request: Request, user: Staff, day: Annotated[date | None, Query()] = None) -> Response:
     ctx = web(request)
     with ctx.engine.connect() as conn:
-        data = dashboard_data(conn, ctx.now(), day)
+        data = dashboard_data(conn, ctx.now(), day, local_zone(request))
     return render(request, "dashboard.html", user, data=data, charts=chart_data(data, lang_of(request)))
 
 
@@ -95,7 +97,7 @@ def dashboard_json(request: Request, user: Staff, day: Annotated[date | None, Qu
     """The dashboard's figures as JSON (what the charts draw)."""
     ctx = web(request)
     with ctx.engine.connect() as conn:
-        return JSONResponse(dashboard_data(conn, ctx.now(), day))
+        return JSONResponse(dashboard_data(conn, ctx.now(), day, local_zone(request)))
 
 
 @router.get("/payouts")
@@ -103,11 +105,11 @@ def payouts(request: Request, user: Staff,
             status: Annotated[PayoutStatus | None, Query()] = None,
             category: Annotated[Category | None, Query()] = None,
             bank: Annotated[str | None, Query(max_length=16)] = None,
-            merchant: Annotated[str | None, Query(max_length=32)] = None,
+            merchant: Annotated[str | None, Query(max_length=64)] = None,
             page: Annotated[int, Query(ge=1, le=100_000)] = 1,
             done: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     filters: dict[str, Any] = {"status": str(status) if status else None, "category": str(category) if category else None,
-               "bank_code": bank or None, "merchant_no": (merchant or "").strip() or None}
+               "bank_code": bank or None, "merchant_search": (merchant or "").strip() or None}
     with web(request).engine.connect() as conn:
         total, rows = dash.queue(conn, limit=PAGE, offset=(page - 1) * PAGE, **filters)
         bank_list = dash.banks(conn)
@@ -211,15 +213,3 @@ def cancel_payout(request: Request, user: User, payout_id: Id, reason: Annotated
         return _payout_page(request, user, payout_id, status=409, refused=exc, reason=reason)
     return RedirectResponse(f"/payouts/{payout_id}?done=cancelled", status_code=303)
 
-
-@router.get("/merchants/{merchant_id}")
-def merchant_page(request: Request, user: User, merchant_id: Id) -> Response:
-    with web(request).engine.connect() as conn:
-        m = merchant_repo.by_id(conn, merchant_id)
-        check_owner(user, None if m is None else merchant_id)
-        accounts = card_repo.accounts_of(conn, merchant_id)
-        counts = payout_repo.counts_by_status(conn, merchant_id)
-        total, recent = dash.queue(conn, merchant_id=merchant_id, limit=20)
-        merchant_cases = dash.cases_of(conn, merchant_id) if user.merchant_scope is None else []
-    return render(request, "merchant.html", user, m=m, accounts=accounts, counts=sorted(counts.items()),
-                  recent=recent, total=total, cases=merchant_cases)

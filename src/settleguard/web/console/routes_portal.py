@@ -1,5 +1,6 @@
-"""The merchant portal ``/m/...`` (phone-sized, one column): settlement history, each failed or held
-payout with the reason and what to do (diagnosis guidance), the held money, and re-binding the
+"""The merchant portal ``/m/...`` (phone-sized, one column): settlement history, the failed or held
+payouts grouped by what the merchant must do (portal_guidance.py: the merchant's steps of the diagnosis
+guidance, never an operations instruction), the held money, and re-binding the
 settlement card through cards.service.bind_card (the same checks and bank verification as
 ``settleguard card bind``). A failed, held, paid or returned payout links its evidence bundle
 (``GET /api/v1/payouts/{id}/evidence``, web/api_payout_evidence.py; the session cookie authenticates it).
@@ -12,18 +13,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from settleguard.access.model import Principal, Role
 from settleguard.cards import repository as card_repo
 from settleguard.cards.service import BindRefused, BindRequest, bind_card
 from settleguard.merchants import repository as merchant_repo
+from settleguard.merchants.contracts import versions_of as contract_versions
 from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.details import current_reason
 from settleguard.payouts.model import PayoutStatus
 from settleguard.web import dashboard_repository as dash
 from settleguard.web.console.common import check_csrf, check_owner, forbidden, lang_of, page_user, render
 from settleguard.web.console.labels import CARD_BINDERS, TROUBLE
+from settleguard.web.console.portal_guidance import groups, step_ids
 from settleguard.web.console.tools import card_tools
 from settleguard.web.context import web
-from settleguard.web.model import Principal, Role
 
 router = APIRouter(prefix="/m", include_in_schema=False)
 User = Annotated[Principal, Depends(page_user)]
@@ -59,13 +62,15 @@ def portal_merchant(request: Request, user: User, merchant_id: MerchantId,
         _, trouble = dash.queue(conn, merchant_id=merchant_id, limit=50, statuses=sorted(TROUBLE))
         total, history = dash.queue(conn, merchant_id=merchant_id, limit=PAGE, offset=(page - 1) * PAGE)
         card = card_repo.active_account(conn, merchant_id)
+        contracts = contract_versions(conn, merchant_id)  # issue 19: the merchant sees its fee contract
         for p in trouble:  # the reason for each payout's current state (payouts.details), not an older failure
             found = current_reason(conn, int(p["id"]), PayoutStatus(p["status"]), payout_repo.history(conn, p["id"])[1])
             p["diagnosis"] = None if found is None else found.to_dict(lang)
     held_count, held_fen = counts.get("held", (0, 0))
-    return render(request, "portal/merchant.html", user, m=m, trouble=trouble, history=history, total=total,
+    return render(request, "portal/merchant.html", user, m=m, shop=m["registered_name"],
+                  groups=groups(trouble, step_ids(), lang), history=history, total=total,
                   page=page, pages=max(1, -(-total // PAGE)), held_count=held_count, held_fen=held_fen, card=card,
-                  can_bind=user.role in CARD_BINDERS, evidence=EVIDENCE)
+                  can_bind=user.role in CARD_BINDERS, evidence=EVIDENCE, contracts=contracts)
 
 
 @router.get("/{merchant_id}/card")
@@ -73,8 +78,8 @@ def card_form(request: Request, user: User, merchant_id: MerchantId) -> Response
     m = _merchant(request, user, merchant_id)
     with web(request).engine.connect() as conn:
         card = card_repo.active_account(conn, merchant_id)
-    return render(request, "portal/card.html", user, m=m, card=card, can_bind=user.role in CARD_BINDERS,
-                  refused=None, bound=None, form={})
+    return render(request, "portal/card.html", user, m=m, shop=m["registered_name"], card=card,
+                  can_bind=user.role in CARD_BINDERS, refused=None, bound=None, form={})
 
 
 @router.post("/{merchant_id}/card")
@@ -97,6 +102,7 @@ def card_bind(request: Request, user: User, merchant_id: MerchantId,
         refused = exc
     with ctx.engine.connect() as conn:
         card = card_repo.active_account(conn, merchant_id)
-    # the card number is never sent back: a refused form keeps only the name
-    return render(request, "portal/card.html", user, status=200 if refused is None else 422, m=m, card=card,
-                  can_bind=True, refused=refused, bound=bound, form={"name": name})
+    # a refused form keeps what was typed except the card number, which is never sent back
+    kept = {} if refused is None else {"name": name, "id_number": id_number.strip(), "phone": phone.strip()}
+    return render(request, "portal/card.html", user, status=200 if refused is None else 422, m=m,
+                  shop=m["registered_name"], card=card, can_bind=True, refused=refused, bound=bound, form=kept)

@@ -1,4 +1,4 @@
-"""Who may do what through the API and web interface. Pure (no I/O, no clock).
+"""Who may do what through the API, the console and the portal. Pure (no I/O, no clock).
 
 Roles 角色:
 
@@ -8,7 +8,8 @@ Roles 角色:
 - ``merchant`` 商户: read its own merchant's data only (no cases), check cards and re-bind its own card.
   Another merchant's resource is answered as if it did not exist (404), so its existence is not leaked.
 
-:func:`decide` is the one place that says allow, deny (403) or hide (404).
+:func:`decide` is the one place that says allow, deny (403) or hide (404); :func:`owner_verdict` is the one
+owner check of a single merchant's resource, used by the API (web/auth.py) and the console (web/console).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Action(enum.StrEnum):
     CARD_BIND = "card_bind"  # bind or re-bind a settlement card (a merchant: its own)
     PAYOUT_RELEASE = "payout_release"
     PAYOUT_CANCEL = "payout_cancel"
+    MERCHANT_MANAGE = "merchant_manage"  # register merchants, import merchant files, freeze / unfreeze / close
 
 
 A = Action
@@ -107,6 +109,17 @@ def decide(role: Role, action: Action, *, user_merchant_id: int | None, owner_me
         if scoped and owner_merchant_id != user_merchant_id:
             return Verdict.HIDE
     return Verdict.ALLOW
+
+
+def owner_verdict(principal: Principal, action: Action, owner_merchant_id: int | None) -> Verdict:
+    """The owner check of one merchant's resource, owned by ``owner_merchant_id`` (None: no such resource):
+    DENY (403) when the caller's role may not do ``action`` at all; HIDE (404) when the resource does not
+    exist or belongs to another merchant than a merchant caller's; else ALLOW."""
+    verdict = decide(principal.role, action, user_merchant_id=principal.merchant_id,
+                     owner_merchant_id=owner_merchant_id, scoped=True)
+    if verdict is Verdict.ALLOW and owner_merchant_id is None:
+        return Verdict.HIDE
+    return verdict
 
 
 # --- users -------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""SQL for users, API tokens, browser sessions and login failures. No rules here (web/model.py,
-web/auth.py); secrets arrive already hashed (SHA-256 of tokens and session ids, argon2 of passwords)."""
+"""SQL for users, API tokens, browser sessions and login failures: the only module that touches these tables.
+No rules here (access/model.py, access/service.py); secrets arrive already hashed (SHA-256 of tokens and
+session ids, argon2 of passwords)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SQL for payouts sent in a bank file that still wait for the bank's final answer (payouts.overdue).
+"""SQL for payouts sent in a bank file that still wait for the bank's final answer (cases.overdue).
 
 A file payout is one whose latest ``send`` attempt carries a ``batch_ref`` (``MsgId|PmtInfId`` of the
 pain.001 it went out in, payouts.files); it waits while it is submitted, result_unknown or in inquiry.

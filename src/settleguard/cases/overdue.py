@@ -10,7 +10,7 @@ calendar: settlement.calendar through cases.model.add_business_days) is flagged,
 ``file_answer_overdue`` case linked to it, with a note saying what to do, and one
 ``file_answer_overdue`` ops alert per file. The payout keeps its status: a late report still applies to
 it (needs_review would make the bank's answer a conflict), and it is never resent or inquired about
-through an API channel. :func:`flag_overdue` runs once per worker cycle (payouts.worker.cycle);
+through an API channel. :func:`flag_overdue` runs once per worker cycle (settleguard.worker);
 :func:`overdue_files` is what ``settleguard channels status`` shows.
 """
 
@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine
 
 from settleguard.cases import model as case_model
+from settleguard.cases import overdue_repository as overdue_repo
 from settleguard.cases.service import open_system_case
 from settleguard.money import format_yuan
-from settleguard.payouts import overdue_repository as overdue_repo
 from settleguard.payouts import repository as repo
 from settleguard.payouts.model import STATUS_ZH, PayoutStatus
 
@@ -57,7 +57,7 @@ class OverdueFile:
                 "payouts": self.payouts, "flagged": self.flagged}
 
 
-def due_at(sent_at: datetime, business_days: int, tz: str = "Asia/Shanghai") -> datetime:
+def due_at(sent_at: datetime, business_days: int, tz: str) -> datetime:
     """When an answer to a file sent at ``sent_at`` is overdue: ``business_days`` business days later."""
     return case_model.add_business_days(sent_at, business_days, tz)
 
@@ -69,7 +69,7 @@ def _due_groups(conn: Connection, now: datetime, business_days: int, tz: str) ->
 
 
 def overdue_files(conn: Connection, now: datetime, *, business_days: int = DEFAULT_DUE_BUSINESS_DAYS,
-                  tz: str = "Asia/Shanghai") -> list[OverdueFile]:
+                  tz: str) -> list[OverdueFile]:
     """The files with payouts still waiting for an answer past their due time, oldest first."""
     out: dict[str, OverdueFile] = {}
     for g in _due_groups(conn, now, business_days, tz):
@@ -84,7 +84,7 @@ def overdue_files(conn: Connection, now: datetime, *, business_days: int = DEFAU
 
 
 def flag_overdue(engine: Engine, now: datetime, *, business_days: int = DEFAULT_DUE_BUSINESS_DAYS,
-                 tz: str = "Asia/Shanghai", batch: int = FLAG_BATCH, limit: int = FLAG_PER_CYCLE) -> OverdueSummary:
+                 tz: str, batch: int = FLAG_BATCH, limit: int = FLAG_PER_CYCLE) -> OverdueSummary:
     """Flag the overdue file payouts not flagged yet (see the module docstring). Idempotent: a payout is
     flagged once per send (the case's dedupe key and the read both say so)."""
     summary = OverdueSummary()

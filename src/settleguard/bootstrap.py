@@ -1,0 +1,196 @@
+"""The composition root: how settleguard is put together, in one file.
+
+:class:`Container` builds :class:`~settleguard.config.Settings` once (or takes the one it is given) and, on
+first use, everything the entry points hand to the domain services: the database engine, the bank channel,
+the card vault and verification service, the clock, the business time zone and each domain's settings. The
+command line (``cli/``), the web application (``web.app.create_app(container)``; each process of ``serve
+--workers N`` builds its own in ``cli/commands_serve.py:app_from_environment``) and the worker receive a
+container; nothing below them reads the environment (tests/unit/test_architecture_wiring.py). Tests hand in
+fakes here (``given_engine``, ``given_vault``, ``given_verifier``, ``given_channel``, ``clock``) instead of
+monkeypatching.
+
+Everything heavy is imported where it is used: ``settleguard --help`` must not load SQLAlchemy, pydantic or
+cryptography (tests/e2e/test_cli_startup.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field, replace
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import Engine
+
+    from settleguard.cards.service import CardSettings
+    from settleguard.cards.vault import Vault
+    from settleguard.cards.verifier import CardVerifier
+    from settleguard.channels.base import BankChannel
+    from settleguard.channels.iso20022.pain001 import BatchConfig
+    from settleguard.config import Settings
+    from settleguard.notify.delivery import DeliverySettings
+    from settleguard.payouts.service import Options as PayoutOptions
+    from settleguard.settlement.model import CutOffs
+
+def settings_from_environment(**overrides: Any) -> Settings:
+    """The settings from ``SETTLEGUARD_*`` variables, with ``overrides`` (those not None) winning."""
+    from settleguard.config import Settings
+
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class Container:
+    """Settings -> engine, vault, bank channel, verifier, clock, time zone and domain settings, each built once.
+
+    Attributes:
+        settings: read from the environment when not given.
+        given_engine: an engine to use as it is (not migrated, no config snapshot); else one is opened from
+            ``settings.db`` (migrated, config snapshot written to the audit trail).
+        given_vault, given_verifier, given_channel: fakes or pre-built parts; else built from the settings.
+        clock: the time source; else the system clock in UTC.
+    """
+
+    settings: Settings = field(default_factory=settings_from_environment)
+    _: KW_ONLY
+    given_engine: Engine | None = None
+    given_vault: Vault | None = None
+    given_verifier: CardVerifier | None = None
+    given_channel: BankChannel | None = None
+    clock: Callable[[], datetime] | None = None
+
+    # --- infrastructure ------------------------------------------------------------------------------
+
+    @cached_property
+    def engine(self) -> Engine:
+        if self.given_engine is not None:
+            return self.given_engine
+        from settleguard.db.engine import open_engine
+
+        engine = open_engine(self.settings.db)
+        from settleguard.audit.service import snapshot_config
+
+        # config_snapshot / config_changed in the audit trail when the non-secret settings differ.
+        snapshot_config(engine, self.settings.model_dump(), self.now())
+        return engine
+
+    def with_engine(self, engine: Engine) -> Container:
+        """The same wiring over another engine (a server process's pooled engine); parts are built anew."""
+        return replace(self, given_engine=engine)
+
+    @cached_property
+    def vault(self) -> Vault:
+        """The card key, checked against this database on first use (cards.custody; KeyCustodyError)."""
+        if self.given_vault is not None:
+            return self.given_vault
+        from settleguard.cards.custody import open_vault
+
+        key_file = None if self.settings.key else self.key_file
+        return open_vault(self.engine, key=self.settings.key, key_file=key_file, now=self.now())
+
+    @property
+    def key_file(self) -> Path:
+        """SETTLEGUARD_KEY_FILE, or the file beside the SQLite database (KeyCustodyError on a server)."""
+        from settleguard.cards.custody import resolve_key_file
+
+        return resolve_key_file(self.settings.db, self.settings.key_file)
+
+    def sim_state_path(self) -> Path:
+        """Where the simulated bank keeps what it executed, beside an SQLite file."""
+        from sqlalchemy.engine import make_url
+
+        from settleguard.db.engine import normalise_url
+
+        url = make_url(normalise_url(self.settings.db))
+        if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
+            return Path(url.database + ".simbank.jsonl")
+        return Path("settleguard-simbank.jsonl")
+
+    @cached_property
+    def channel(self) -> BankChannel:
+        if self.given_channel is not None:
+            return self.given_channel
+        if self.settings.channel == "http":
+            from settleguard.channels.http_bank import HttpBankChannel
+
+            return HttpBankChannel(self.settings.bank_url)
+        if self.settings.channel != "simulator":
+            raise ValueError(f"unknown channel {self.settings.channel!r}; available: simulator, http")
+        from settleguard.channels.simulator import SimulatedBank
+
+        return SimulatedBank(self.settings.sim_seed, state_path=self.sim_state_path())
+
+    @cached_property
+    def verifier(self) -> CardVerifier:
+        """The bank's card verification service named in the settings."""
+        if self.given_verifier is not None:
+            return self.given_verifier
+        if self.settings.card_verifier != "simulator":
+            raise ValueError(f"unknown card verifier {self.settings.card_verifier!r}; available: simulator")
+        from settleguard.cards.verifier_sim import SimulatedVerifier
+
+        return SimulatedVerifier(self.settings.card_verifier_seed)
+
+    # --- time ----------------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The current time, aware, in UTC (or the given clock's)."""
+        return self.clock() if self.clock is not None else datetime.now(UTC)
+
+    @property
+    def tz(self) -> str:
+        """The business time zone's name (``SETTLEGUARD_TIMEZONE``; Beijing time by default)."""
+        return self.settings.timezone
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        """The business time zone."""
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.settings.timezone)
+
+    # --- each domain's settings ----------------------------------------------------------------------
+
+    @property
+    def cutoffs(self) -> CutOffs:
+        from settleguard.settlement.model import CutOffs
+
+        return CutOffs(self.settings.t1_cutoff_hour, self.settings.d0_cutoff_hour, timezone=self.settings.timezone)
+
+    def payout_options(self) -> PayoutOptions:
+        """Retry, breaker and staleness settings of payout runs for this database."""
+        from datetime import timedelta
+
+        from settleguard.payouts.policy import RetryPolicy
+        from settleguard.payouts.service import Options
+
+        stale = timedelta(seconds=self.settings.worker_stale_seconds) if self.engine.dialect.name == "postgresql" else None
+        return Options(retry=RetryPolicy(timezone=self.settings.timezone), stale_after=stale,
+                       file_answer_due_business_days=self.settings.file_answer_due_business_days)
+
+    def card_settings(self) -> CardSettings:
+        from settleguard.cards.service import CardSettings
+
+        return CardSettings.from_settings(self.settings)
+
+    def batch_config(self) -> BatchConfig:
+        """Who pays in pain.001 files."""
+        from settleguard.channels.iso20022.pain001 import Agent, BatchConfig, DebtorAccount
+
+        s = self.settings
+        return BatchConfig(initiating_party=s.payout_initiating_party,
+                           debtor=DebtorAccount(s.payout_debtor_name, s.payout_debtor_account,
+                                                Agent(bank_code=s.payout_debtor_bank)))
+
+    def delivery_settings(self) -> DeliverySettings:
+        """How notices are delivered (SMTP, webhooks, backoff, leases); the time box is
+        ``settings.notify_cycle_seconds``."""
+        from settleguard.notify.delivery import DeliverySettings
+
+        return DeliverySettings.from_settings(self.settings)
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -21,7 +21,14 @@ from settleguard.cli.output import bar, console, engine_or_fail, err, fail, prin
 from settleguard.cli.params import Label
 from settleguard.cli.runtime import Runtime
 from settleguard.labels import MERCHANT_STATUS
-from settleguard.merchants.model import ENTITY_NAMES, STATUS_NAMES, EntityKind, MerchantStatus, StatusAction
+from settleguard.merchants.model import (
+    ENTITY_NAMES,
+    STATUS_NAMES,
+    EntityKind,
+    MerchantStatus,
+    Refused,
+    StatusAction,
+)
 
 app = typer.Typer(help="商户入网与管理 Merchants: onboarding (import, add), show, list, freeze / unfreeze / close.",
                   no_args_is_help=True)
@@ -48,6 +55,14 @@ def _refused(exc: Any, json_out: bool) -> None:
     for line in exc.lines():
         err.print(line, markup=False, highlight=False)
     raise typer.Exit(1)
+
+
+def _action_refused(exc: Refused, json_out: bool) -> NoReturn:
+    """A refused status change, contract change or terminal change: why, zh then en (or as JSON); exit 1."""
+    if json_out:
+        print_json({"changed": False, "zh": exc.zh, "en": exc.en})
+        raise typer.Exit(1)
+    fail(exc.zh, exc.en, code=1)
 
 
 def _print_result(res: Any, json_out: bool) -> None:
@@ -274,11 +289,7 @@ def _status_cmd(action: StatusAction, ctx: typer.Context, merchant: str, reason:
         ch = change_status(engine_or_fail(rt), merchant, action, reason, actor=actor, now=rt.now(),
                            release_held=release_unfrozen)
     except StatusRefused as exc:
-        if json_out:
-            print_json({"changed": False, "zh": exc.zh, "en": exc.en})
-            raise typer.Exit(1) from None
-        fail(exc.zh, exc.en, code=1)
-        return
+        _action_refused(exc, json_out)
     if json_out:
         print_json({"changed": True, "merchant_no": ch.merchant_no, "from": ch.from_status, "to": ch.to_status,
                     "reason": ch.reason})
@@ -369,11 +380,7 @@ def contract_change_cmd(
                     credit_rate=credit_rate, qr_rate=qr_rate, reason=reason, actor=actor, now=rt.now(),
                     timezone=rt.settings.timezone)
     except ContractRefused as exc:
-        if json_out:
-            print_json({"changed": False, "zh": exc.zh, "en": exc.en})
-            raise typer.Exit(1) from None
-        fail(exc.zh, exc.en, code=1)
-        return
+        _action_refused(exc, json_out)
     if json_out:
         print_json({"changed": True, "merchant_no": ch.merchant_no, "effective_from": ch.effective_from.isoformat(),
                     "old": rates_dict(ch.old), "new": rates_dict(ch.new), "reason": ch.reason})
@@ -410,11 +417,7 @@ def _terminal_run(json_out: bool, fn: Any, *args: Any, **kwargs: Any) -> None:
     try:
         ch = fn(*args, **kwargs)
     except TerminalRefused as exc:
-        if json_out:
-            print_json({"changed": False, "zh": exc.zh, "en": exc.en})
-            raise typer.Exit(1) from None
-        fail(exc.zh, exc.en, code=1)
-        return
+        _action_refused(exc, json_out)
     _terminal_done(ch, json_out)
 
 

@@ -25,17 +25,15 @@ from settleguard.config import DEFAULT_TIMEZONE
 from settleguard.merchants import contracts_repository as crepo
 from settleguard.merchants import repository as repo
 from settleguard.merchants.checks import MAX_RATE_PPM, parse_date
-from settleguard.merchants.model import FeeContract
+from settleguard.merchants.model import FeeContract, Refused
 from settleguard.money import MoneyError, fen_to_yuan, rate_to_ppm, yuan_to_fen
 from settleguard.settlement.model import CardType
 
 Rates = tuple[int, int | None, int, int]  # debit ppm, debit cap fen, credit ppm, qr ppm
 
 
-class ContractRefused(ValueError):
-    def __init__(self, zh: str, en: str) -> None:
-        super().__init__(f"{zh} / {en}")
-        self.zh, self.en = zh, en
+class ContractRefused(Refused):
+    """A contract change refused."""
 
 
 @dataclass(frozen=True)

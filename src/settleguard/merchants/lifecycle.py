@@ -24,7 +24,13 @@ from sqlalchemy import Connection, Engine, select
 from settleguard.audit import service as audit
 from settleguard.db import tables as t
 from settleguard.merchants import repository as repo
-from settleguard.merchants.model import STATUS_NAMES, STATUS_TRANSITIONS, MerchantStatus, StatusAction
+from settleguard.merchants.model import (
+    STATUS_NAMES,
+    STATUS_TRANSITIONS,
+    MerchantStatus,
+    Refused,
+    StatusAction,
+)
 
 
 class HeldPayout(Protocol):
@@ -39,10 +45,8 @@ class HeldPayout(Protocol):
 ReleaseHeld = Callable[[Connection, int, datetime], Sequence[HeldPayout]]
 
 
-class StatusRefused(ValueError):
-    def __init__(self, zh: str, en: str) -> None:
-        super().__init__(f"{zh} / {en}")
-        self.zh, self.en = zh, en
+class StatusRefused(Refused):
+    """A freeze, unfreeze or close refused."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,14 @@ from datetime import date
 from settleguard.settlement.model import Cycle
 
 
+class Refused(ValueError):
+    """A merchant action refused, with why in Chinese and English (status changes, contracts, terminals)."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(f"{zh} / {en}")
+        self.zh, self.en = zh, en
+
+
 class MerchantKind(enum.StrEnum):
     PERSONAL = "personal"  # 个体 / 小微
     CORPORATE = "corporate"  # 企业

@@ -19,14 +19,13 @@ from sqlalchemy import Connection, Engine
 from settleguard.audit import service as audit
 from settleguard.merchants import terminals_repository as trepo
 from settleguard.merchants.checks import RowProblem, check_terminal
+from settleguard.merchants.model import Refused
 
 RETIRED = "retired"
 
 
-class TerminalRefused(ValueError):
-    def __init__(self, zh: str, en: str) -> None:
-        super().__init__(f"{zh} / {en}")
-        self.zh, self.en = zh, en
+class TerminalRefused(Refused):
+    """A terminal change refused."""
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ import json
 import re
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
@@ -268,3 +268,11 @@ def _html_for_pages(app: FastAPI, kind: type[Exception], status_of: Callable[[Ex
         return await out if inspect.isawaitable(out) else out
 
     app.add_exception_handler(kind, handler)
+
+
+# The parameters of the staff pages' routes (routes_cases, routes_ops, routes_merchants): the signed-in staff
+# member, any signed-in user, a row id, a page's length.
+Staff = Annotated[Principal, Depends(staff_user)]
+User = Annotated[Principal, Depends(page_user)]
+Id = Annotated[int, Path(ge=1, le=2**62)]
+PAGE = 50

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Engine
 
@@ -24,23 +24,21 @@ from settleguard.cases.model import METHOD_ZH, PARTY_ZH, TRANSITIONS, CaseStatus
 from settleguard.cases.service import CaseActionRefused, failure_diagnosis
 from settleguard.web.console.common import (
     DEFAULT_ZONE,
+    PAGE,
+    Id,
+    Staff,
+    User,
     check_csrf,
     check_owner,
     lang_of,
     not_found,
-    page_user,
     render,
     require_action,
-    staff_user,
 )
 from settleguard.web.context import web
 from settleguard.web.services import local_zone
 
 router = APIRouter(include_in_schema=False)
-Staff = Annotated[Principal, Depends(staff_user)]
-User = Annotated[Principal, Depends(page_user)]
-Id = Annotated[int, Path(ge=1, le=2**62)]
-PAGE = 50
 
 # What the case page says after an action went through (``?done=<key>``); unknown keys say nothing.
 DONE: Mapping[str, tuple[str, str]] = {

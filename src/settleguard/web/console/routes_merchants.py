@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
 from settleguard.access.model import Action, Principal, may
@@ -30,22 +30,20 @@ from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.merchant_holds import release_unfrozen
 from settleguard.web import dashboard_repository as dash
 from settleguard.web.console.common import (
+    PAGE,
+    Id,
+    Staff,
+    User,
     check_csrf,
     check_owner,
-    page_user,
     render,
     require_action,
-    staff_user,
 )
 from settleguard.web.console.tools import card_tools
 from settleguard.web.context import web
 from settleguard.web.services import container_of
 
 router = APIRouter(include_in_schema=False)
-Staff = Annotated[Principal, Depends(staff_user)]
-User = Annotated[Principal, Depends(page_user)]
-Id = Annotated[int, Path(ge=1, le=2**62)]
-PAGE = 50
 SECRET_FIELDS = ("card_no", "legal_person_id", "holder_id")  # never sent back to the browser
 FORM_FIELDS = tuple(f for f in onboard.MERCHANT_FIELDS)
 TERMINAL_FIELDS = ("terminal_sn", "terminal_no", "terminal_model")

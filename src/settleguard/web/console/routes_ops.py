@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
@@ -25,24 +25,22 @@ from settleguard.web import dashboard_repository as dash
 from settleguard.web.console import labels
 from settleguard.web.console.common import (
     DEFAULT_ZONE,
+    PAGE,
+    Id,
+    Staff,
+    User,
     check_csrf,
     check_owner,
     lang_of,
     not_found,
-    page_user,
     render,
     require_action,
-    staff_user,
 )
 from settleguard.web.console.labels import label
 from settleguard.web.context import web
 from settleguard.web.services import local_zone
 
 router = APIRouter(include_in_schema=False)
-Staff = Annotated[Principal, Depends(staff_user)]
-User = Annotated[Principal, Depends(page_user)]
-Id = Annotated[int, Path(ge=1, le=2**62)]
-PAGE = 50
 MAX_BULK = 200
 
 

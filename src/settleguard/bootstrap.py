@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from settleguard.channels.iso20022.pain001 import BatchConfig
     from settleguard.config import Settings
     from settleguard.notify.delivery import DeliverySettings
+    from settleguard.ops.backup import BackupPolicy
+    from settleguard.ops.doctor import DoctorInput
     from settleguard.payouts.service import Options as PayoutOptions
+    from settleguard.risk.model import RuleSet
     from settleguard.settlement.model import CutOffs
 
 def settings_from_environment(**overrides: Any) -> Settings:
@@ -187,6 +190,24 @@ class Container:
                            debtor=DebtorAccount(s.payout_debtor_name, s.payout_debtor_account,
                                                 Agent(bank_code=s.payout_debtor_bank)))
 
+    def risk_rules(self) -> RuleSet:
+        """The risk rule set: risk/rules.toml with the operator's file (``settings.risk_rules``) merged over it."""
+        from settleguard.risk.service import load_rules
+
+        return load_rules(self.settings.risk_rules)
+
+    @property
+    def recon_case_hours(self) -> int:
+        """Hours an open reconciliation break waits before it opens a case (``recon_break_case_hours``)."""
+        return self.settings.recon_break_case_hours
+
+    def backup_policy(self) -> BackupPolicy | None:
+        """The worker's daily backup (``backup_dir``, ``backup_keep``); None when no directory is set."""
+        from settleguard.ops.backup import BackupPolicy
+
+        d = self.settings.backup_dir
+        return None if d is None else BackupPolicy(Path(d), self.settings.backup_keep)
+
     def delivery_settings(self) -> DeliverySettings:
         """How notices are delivered (SMTP, webhooks, backoff, leases); the time box is
         ``settings.notify_cycle_seconds``."""
@@ -194,3 +215,36 @@ class Container:
 
         return DeliverySettings.from_settings(self.settings)
 
+    def doctor_input(self) -> DoctorInput:
+        """What ``settleguard doctor`` checks: the database URL, the card key as configured (not opened: doctor
+        writes nothing), the backup directory (``backup_dir``, when configured) and the ``doctor_*`` thresholds."""
+        from datetime import timedelta
+
+        from settleguard.cards.custody import KeyCustodyError, resolve_key_file
+        from settleguard.ops.doctor import DoctorInput
+        from settleguard.ops.doctor_model import Thresholds
+
+        s = self.settings
+        key_file: Path | None = None
+        key_error: str | None = None
+        if not s.key:
+            try:
+                key_file = resolve_key_file(s.db, s.key_file)
+            except KeyCustodyError as exc:
+                key_error = exc.en
+        backup_dir = getattr(s, "backup_dir", None)  # Settings.backup_dir (issue 23 item 3), when present
+        mib = 2**20
+        th = Thresholds(
+            disk_warn_bytes=s.doctor_disk_warn_mb * mib, disk_fail_bytes=s.doctor_disk_fail_mb * mib,
+            clock_skew=timedelta(seconds=s.doctor_clock_skew_seconds),
+            heartbeat_warn=timedelta(seconds=s.doctor_heartbeat_warn_seconds),
+            heartbeat_fail=timedelta(seconds=s.doctor_heartbeat_fail_seconds),
+            notify_pending_warn=s.doctor_notify_pending_warn,
+            notify_age_warn=timedelta(minutes=s.doctor_notify_age_warn_minutes),
+            notify_age_fail=timedelta(minutes=s.doctor_notify_age_fail_minutes),
+            stuck_warn=timedelta(minutes=s.doctor_stuck_warn_minutes),
+            stuck_fail=timedelta(minutes=s.doctor_stuck_fail_minutes),
+            backup_warn=timedelta(hours=s.doctor_backup_warn_hours),
+            backup_fail=timedelta(hours=s.doctor_backup_fail_hours),
+            statement_warn=timedelta(hours=s.doctor_statement_warn_hours))
+        return DoctorInput(s.db, s.key, key_file, Path(backup_dir) if backup_dir else None, th, key_error)

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
         notify_cycle_seconds: time box of notice delivery inside one payout worker cycle.
         future_tolerance_minutes: ``import transactions`` rejects a row whose time is later than the
             importing machine's clock plus this many minutes (clocks of terminals drift a little).
+        recon_break_case_hours: a reconciliation break still open this many hours after it was found opens a
+            case (工单) with its statement lines and payout (reconciliation/followup.py).
         enterprise_legal_person_account: onboarding (``merchants import|add``) lets an enterprise (企业) settle
             to its legal person's own personal debit card instead of its corporate account (docs/merchants.md).
     """
@@ -96,3 +98,21 @@ class Settings(BaseSettings):
     notify_cycle_seconds: float = Field(default=20.0, gt=0)
     future_tolerance_minutes: int = Field(default=10, ge=0)
     enterprise_legal_person_account: bool = False
+    recon_break_case_hours: int = Field(default=48, ge=1)
+    risk_rules: Path | None = None  # an operator's risk rule file merged over risk/rules.toml (docs/risk.md)
+    backup_dir: Path | None = None  # the worker's daily backup (ops/backup.py, docs/operations.md); unset: none
+    backup_keep: int = Field(default=7, ge=1)  # daily backups kept in backup_dir, the oldest deleted beyond
+    # health: thresholds of `settleguard doctor` (ops/doctor_model.py; docs/operations.md "健康检查 Health")
+    doctor_disk_warn_mb: int = Field(default=2048, ge=0)  # free space beside the SQLite file
+    doctor_disk_fail_mb: int = Field(default=200, ge=0)
+    doctor_clock_skew_seconds: float = Field(default=5.0, gt=0)  # system clock vs PostgreSQL now()
+    doctor_heartbeat_warn_seconds: int = Field(default=180, ge=1)  # newest worker heartbeat older: warn
+    doctor_heartbeat_fail_seconds: int = Field(default=900, ge=1)  # ... older (or none at all): fail
+    doctor_notify_pending_warn: int = Field(default=1000, ge=1)  # notice deliveries waiting
+    doctor_notify_age_warn_minutes: int = Field(default=30, ge=1)  # oldest waiting delivery
+    doctor_notify_age_fail_minutes: int = Field(default=240, ge=1)
+    doctor_stuck_warn_minutes: int = Field(default=60, ge=1)  # payouts in result_unknown / inquiry this long
+    doctor_stuck_fail_minutes: int = Field(default=24 * 60, ge=1)
+    doctor_backup_warn_hours: int = Field(default=26, ge=1)  # newest backup manifest older: warn
+    doctor_backup_fail_hours: int = Field(default=72, ge=1)
+    doctor_statement_warn_hours: int = Field(default=36, ge=1)  # newest bank statement import older: warn

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, insert, inspect, select
@@ -28,6 +29,8 @@ from settleguard.channels.base import BankChannel
 from settleguard.db import tables
 from settleguard.db.engine import create, normalise_url, open_engine
 from settleguard.demo_hooks import Hooks
+from settleguard.fees.audit import run as fee_audit
+from settleguard.fees.model import MerchantAudit
 from settleguard.imports.transactions import import_transactions
 from settleguard.ledger import repository as ledger_repo
 from settleguard.masking import bounded
@@ -70,6 +73,10 @@ class DemoSummary:
     released: int = 0
     released_fen: int = 0
     repaid_fen: int = 0
+    fee_drift: tuple[date, str, int, int] | None = None  # a credit rate raised with no contract: day, merchant, old, new
+    fee_audit: list[MerchantAudit] = field(default_factory=list)
+    recon: ReconDemo | None = None  # issue 20 item 7
+    terminals: TerminalDemo | None = None  # issue 21 item 6
 
 
 def to_new_merchant(m: SimMerchant) -> NewMerchant:
@@ -265,6 +272,8 @@ def run_demo(
         write_transactions_csv(table, path, encoding="gbk" if i % 3 == 2 else "utf-8")
         summary.files.append(path)
         now = datetime.combine(day, time(23, 30), tz)
+        if i == days // 2 and days > 1:  # issue 22: a schedule's credit rate raised with no contract change
+            summary.fee_drift = _raise_rate_in_place(engine, day, sims[0].merchant_no)
         res = import_transactions(engine, path, cutoffs=cutoffs, now=now)
         summary.transactions += res.rows
         summary.runs.append(settle(engine, day, now))
@@ -288,8 +297,28 @@ def run_demo(
         summary.ledger_problems = len(ledger_repo.check(conn))
         summary.carried_negative = ledger_repo.carried_negative(conn)
         summary.merchants_paid = payouts_repo.merchants_paid(conn)
+    summary.fee_audit = fee_audit(engine, start, summary.days[-1])  # finds the rate raised above
+    hooks.stage("银行对账与清算对账 bank and clearing reconciliation", 1)
+    summary.recon = reconcile(engine, channel, summary.days, seed, data_dir, cutoffs.timezone)
+    hooks.advance()
+    hooks.done()
+    hooks.stage("终端体检 terminal health", 1)
+    summary.terminals = terminal_health(engine, sims, seed, datetime.combine(pay_day, time(15, 0), tz),
+                                        data_dir, cutoffs.timezone)
+    hooks.advance()
+    hooks.done()
     engine.dispose()
     return summary
+
+
+def _raise_rate_in_place(engine: Engine, day: date, merchant_no: str) -> tuple[date, str, int, int] | None:
+    """Raise one merchant's credit rate by 0.1 % in the back office, as is done to a "free POS" merchant later
+    (后期上调费率): its fee schedule is switched, no contract changes, the next imports charge more."""
+    from settleguard.merchants import repository as merchants_repo
+
+    with engine.begin() as conn:
+        moved = merchants_repo.switch_schedule(conn, merchant_no, 1000)
+    return None if moved is None else (day, merchant_no, *moved)
 
 
 def _recover(engine: Engine, channel: BankChannel, vault: Vault, sims: Sequence[SimMerchant], seed: int,
@@ -338,3 +367,222 @@ def default_data_dir(url: str) -> Path:
     base = Path(u.database).parent if u.drivername.startswith("sqlite") and u.database else Path(os.getcwd())
     return base / "demo-data"
 
+
+
+# ---------------------------------------------------------------- reconciliation and terminals (issues 20, 21)
+
+@dataclass
+class ReconDemo:
+    """What the demo's bank and clearing reconciliation planted and found (issue 20 item 7)."""
+
+    statements: int = 0
+    statement_lines: int = 0
+    planted: dict[str, int] = field(default_factory=dict)  # break type -> count planted
+    found: dict[str, int] = field(default_factory=dict)  # break type -> open breaks after the last run
+    late: tuple[date, date] | None = None  # the late booking: in transit on the first day, matched on the second
+    late_in_transit: bool = False
+    late_matched: bool = False
+    unpaid_by_bank: int = 0  # payouts recorded paid that the bank's journal does not show (not planted)
+    proof: tuple[int, int, int] | None = None  # last run's (drift, explained, unexplained) fen
+    clearing_days: int = 0
+    clearing_planted: dict[str, int] = field(default_factory=dict)
+    clearing_found: dict[str, int] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class TerminalDemo:
+    """The terminals' telemetry and message logs with planted faults, and what the checks found (issue 21 item 6)."""
+
+    terminals: int = 0
+    health: Counter[str] = field(default_factory=Counter)  # ok / warning / fault / unknown -> terminals
+    planted: dict[str, str] = field(default_factory=dict)  # terminal check code -> terminal number
+    found: Counter[str] = field(default_factory=Counter)  # terminal check code -> terminals with it open
+    logs: int = 0
+    log_planted: dict[str, str] = field(default_factory=dict)  # log finding kind planted -> terminal number
+    log_found: Counter[str] = field(default_factory=Counter)  # log finding kind -> count
+    log_words: dict[str, tuple[str, str]] = field(default_factory=dict)  # log finding kind -> (zh, en)
+
+
+def _paid_by_bank(engine: Engine, channel: BankChannel) -> tuple[list[Any], int]:
+    """The payouts the ledger records as paid, each under the instruction key the simulated bank's journal says
+    it executed (any key of the payout when the channel keeps no journal); and how many the journal lacks."""
+    from settleguard.channels.simulator import SimulatedBank
+    from settleguard.sim.bank_statement import Paid
+
+    p, a = tables.payouts, tables.payout_attempts
+    with engine.connect() as conn:
+        rows = conn.execute(select(p.c.id, p.c.amount_fen, p.c.value_date, p.c.idempotency_key)
+                            .where(p.c.status.in_(("succeeded", "returned"))).order_by(p.c.id)).all()
+        keys: dict[int, list[str]] = {}
+        for pid, key in conn.execute(select(a.c.payout_id, a.c.idempotency_key).where(
+                a.c.kind == "send", a.c.payout_id.in_(select(p.c.id).where(
+                    p.c.status.in_(("succeeded", "returned"))))).order_by(a.c.id)):
+            keys.setdefault(int(pid), []).append(str(key))
+    executed = channel.executed_keys() if isinstance(channel, SimulatedBank) else None
+    out, missing = [], 0
+    for pid, amount, value_date, own in rows:
+        mine = keys.get(int(pid), [str(own)])
+        key = next((k for k in mine if executed is None or k in executed), None)
+        if key is None:
+            missing += 1
+            continue
+        out.append(Paid(int(pid), key, int(amount), value_date))
+    return out, missing
+
+
+def reconcile(engine: Engine, channel: BankChannel, days: Sequence[date], seed: int, data_dir: Path,
+              tz: str) -> ReconDemo:
+    """The simulated bank's camt.053 of each business day (with a missing debit, a duplicate debit, a debit one
+    fen off, a late booking and a reversal) imported and reconciled day by day (``recon run``'s matching and
+    balance proof); then the last day's UnionPay INN/RD clearing files (one 长款, one 短款) imported and compared
+    (``recon clearing``). Follow-up actions are left to the operator (the breaks stay open to be seen)."""
+    from settleguard.reconciliation import clearing, clearing_repository
+    from settleguard.reconciliation import repository as recon_repo
+    from settleguard.reconciliation.breaks import run as recon_run
+    from settleguard.reconciliation.followup import dry_proof
+    from settleguard.reconciliation.service import import_statement_file
+    from settleguard.sim.bank_statement import statement_days, write_statements
+    from settleguard.sim.clearing_file import clearing_day
+
+    zone = ZoneInfo(tz)
+    out = ReconDemo()
+    paid, out.unpaid_by_bank = _paid_by_bank(engine, channel)
+    statements, planted = statement_days(paid, seed=seed, next_day=next_business_day)
+    out.planted = planted.expected_breaks()
+    if planted.late is not None:
+        first = planted.late.value_date
+        out.late = (first, next_business_day(first))
+    paths = write_statements(data_dir / "bank", statements, tz=tz)
+    out.files += paths
+    for st, path in zip(statements, paths, strict=True):
+        now = datetime.combine(st.day + timedelta(days=1), time(7, 0), zone)
+        res = import_statement_file(engine, path, now=now, tz=tz)
+        out.statements += 1
+        out.statement_lines += res.new_lines
+        run = recon_run(engine, st.day, now=now)
+        if run.proof is not None and planted.late is not None and out.late is not None and st.day == out.late[0]:
+            out.late_in_transit = any(i.payout_id == planted.late.payout_id and i.type == "in_transit"
+                                      for i in run.proof.items)
+    with engine.connect() as conn:
+        proof = dry_proof(conn)  # what `settleguard ledger check` proves about the bank balance
+        if proof is not None:
+            out.proof = (proof.drift_fen, proof.explained_fen, proof.unexplained_fen)
+        for b in recon_repo.breaks(conn, status="open"):
+            out.found[str(b["type"])] = out.found.get(str(b["type"]), 0) + 1
+        if planted.late is not None:
+            out.late_matched = bool(recon_repo.matches_of_payout(conn, planted.late.payout_id))
+
+    # one clearing file pair, for the last day with card transactions: the network's file of a day is as long as
+    # the day's transactions, and one day shows the 长款 and the 短款 (every day's would add a minute at 2,000
+    # merchants × 7 days)
+    for day in reversed(days):
+        start, end = clearing.day_window(day, tz, 23)
+        with engine.connect() as conn:
+            ours = clearing_repository.card_transactions(conn, start, end)
+        if not ours:
+            continue
+        now = datetime.combine(day + timedelta(days=1), time(8, 0), zone)
+        (data_dir / "clearing").mkdir(parents=True, exist_ok=True)
+        inn, rd, injected = clearing_day(data_dir / "clearing", day, ours, long=1, short=1, tz=tz)
+        out.files += [inn, rd]
+        for path in (inn, rd):
+            clearing.import_clearing_file(engine, path, now=now, tz=tz)
+        cres = clearing.run_clearing(engine, day, now=now, tz=tz)
+        out.clearing_days += 1
+        for kind, n in (("clearing_long", len(injected.long)), ("clearing_short", len(injected.short))):
+            out.clearing_planted[kind] = out.clearing_planted.get(kind, 0) + n
+        for kind, n in cres.breaks_by_type.items():
+            if n:
+                out.clearing_found[kind] = out.clearing_found.get(kind, 0) + n
+        break
+    return out
+
+
+# The terminal policy the demo imports (终端策略): the acquirer's host, a minimum firmware for the demo's model.
+DEMO_POLICY = """[defaults]
+host = "pos.acquirer.example"
+port = 8583
+
+[[model]]
+model = "PAX A920"
+min_firmware = "2.3.12"
+"""
+_GOOD_FIRMWARE, _OLD_FIRMWARE = "2.4.1", "2.3.5"
+# planted telemetry fault -> the check that must name it (terminals/checks.py)
+TERMINAL_FAULTS: dict[str, str] = {"weak_4g_signal": "weak_signal", "old_firmware": "firmware_outdated",
+                                   "wrong_dns": "no_dns", "silent": "silent_no_heartbeat"}
+# planted message-log fault (sim/terminal_logs.py FAULTS) -> the log finding that must name it
+LOG_FAULTS: tuple[str, ...] = ("mac_error_after_key_change", "timeout_with_reversal",
+                               "unbalanced_batch_terminal_counts_more")
+
+
+def terminal_health(engine: Engine, sims: Sequence[SimMerchant], seed: int, now: datetime, data_dir: Path,
+                    tz: str) -> TerminalDemo:
+    """A TMS export of every demo terminal (the path `terminals import` takes) with four planted faults — a weak
+    4G signal, a firmware below the policy's minimum, no DNS server, a terminal silent for five days — checked
+    against a small policy; and the message logs of four terminals (one clean, a MAC error after a key change,
+    a timed-out sale with its reversal, an unbalanced batch) analysed as `terminals analyze-log` does."""
+    import csv
+    import random
+
+    from settleguard.sim.terminal_logs import FAULTS, LogWriter, clean_log
+    from settleguard.terminals.analysis import KINDS, analyze
+    from settleguard.terminals.log_reader import read_log
+    from settleguard.terminals.service import import_export, import_policy, list_terminals
+
+    zone = ZoneInfo(tz)
+    out = TerminalDemo()
+    numbers = [tn for m in sims for tn in m.terminal_nos]
+    out.terminals = len(numbers)
+    if not numbers:
+        return out
+    picks = random.Random(f"terminals|{seed}").sample(numbers, min(len(numbers), len(TERMINAL_FAULTS)
+                                                                   + len(LOG_FAULTS) + 1))
+    faulty = dict(zip(TERMINAL_FAULTS, picks, strict=False))
+    out.planted = {TERMINAL_FAULTS[f]: tn for f, tn in faulty.items()}
+    by_no = {tn: f for f, tn in faulty.items()}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    policy = data_dir / "terminal-policy.toml"
+    policy.write_text(DEMO_POLICY, encoding="utf-8")
+    import_policy(engine, policy, actor="demo", now=now)
+    export = data_dir / "tms-export.csv"
+    with export.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["serialNo", "tid", "modelName", "installedFirmware", "commType", "host", "port", "ip", "mask",
+                    "gateway", "dns", "signal", "lastActiveTime"])
+        for i, tn in enumerate(numbers):
+            fault = by_no.get(tn)
+            beat = now - (timedelta(days=5) if fault == "silent" else timedelta(minutes=3 + i % 50))
+            w.writerow([f"SN{tn}", tn, "PAX A920", _OLD_FIRMWARE if fault == "old_firmware" else _GOOD_FIRMWARE,
+                        "4G", "pos.acquirer.example", 8583, f"10.{i // 250 % 250}.{i % 250}.10", "255.255.255.0",
+                        f"10.{i // 250 % 250}.{i % 250}.1", "0.0.0.0" if fault == "wrong_dns" else "223.5.5.5;114.114.114.114",
+                        -112 if fault == "weak_4g_signal" else -85 - i % 10,
+                        beat.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")])
+    import_export(engine, export, zone=zone, now=now, actor="demo")
+    _total, rows = list_terminals(engine, unhealthy=False, now=now, limit=10**9)
+    out.health.update(str(r["health"]) for r in rows)
+    out.found.update(str(code) for r in rows for code in r["codes"])
+
+    log_dir = data_dir / "terminal-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    rest = picks[len(TERMINAL_FAULTS):]
+    for i, tn in enumerate(rest):
+        if i == 0:
+            lines = clean_log(tn)
+        else:
+            fault = LOG_FAULTS[i - 1]
+            kind = FAULTS[fault][1]
+            out.log_planted[kind] = tn
+            out.log_words[kind] = (KINDS[kind].title_zh, KINDS[kind].title_en)
+            writer = LogWriter(terminal=tn)
+            FAULTS[fault][0](writer)
+            lines = writer.lines
+        path = log_dir / f"{tn}.log"
+        path.write_text("\n".join(["# 终端报文日志 terminal message log (settleguard demo)", *lines]) + "\n",
+                        encoding="utf-8")
+        for finding in analyze(read_log(path).messages):
+            out.log_found[finding.kind] += 1
+            out.log_words[finding.kind] = (finding.title_zh, finding.title_en)
+        out.logs += 1
+    return out

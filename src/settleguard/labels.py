@@ -40,7 +40,7 @@ CATEGORY: Final[Table] = _pairs({
     "transaction_data_error": "交易信息错误", "duplicate": "重复交易", "result_unknown": "结果未明", "unknown": "原因不明",
     "returned": "退票", "repeated_failures": "连续失败", "needs_review": "待复核",
     "unknown_reference": "银行文件含未知参考号", "file_answer_overdue": "文件出款超期未回执", "complaint": "商户投诉",
-    "other": "其他"},
+    "risk_alert": "风险预警", "recon_break": "对账差错", "other": "其他"},
     {"unknown": "cause unknown", "unknown_reference": "unknown reference in a bank file"})
 # decisions of a diagnosis, plus what an attempt records when the bank paid ("confirm")
 DECISION: Final[Table] = _pairs({"retry": "自动重试", "hold": "挂账", "inquire": "先查询", "review": "人工复核",
@@ -77,6 +77,7 @@ ALERT_KIND: Final[Table] = {"circuit_open": ("银行熔断暂停", "bank paused 
                             "card_key": ("卡号密钥问题", "card key problem"),
                             "unknown_reference": ("银行文件含未知参考号", "unknown reference in a bank file"),
                             "conflicting_report": ("银行回执相互矛盾", "conflicting bank report"),
+                            "recon_break": ("对账差错超期未解决", "reconciliation break open too long"),
                             "file_answer_overdue": ("文件出款超期未回执", "file answer overdue")}
 LANGUAGE: Final[Table] = {"zh": ("中文", "Chinese"), "en": ("英文", "English")}
 CARD_KIND: Final[Table] = {"personal": ("对私", "personal"), "corporate": ("对公", "corporate")}
@@ -107,9 +108,119 @@ RECON_BREAK_TYPE: Final[Table] = {"bank_only": ("银行有、账上无", "bank o
                                   "ledger_only": ("账上已付、银行未记账", "ledger only"),
                                   "amount_mismatch": ("金额不符", "amount mismatch"),
                                   "duplicate_debit": ("银行重复扣款", "duplicate debit"),
-                                  "reversal": ("银行冲正", "reversal"), "balance_drift": ("余额不平", "balance drift")}
+                                  "reversal": ("银行冲正", "reversal"), "balance_drift": ("余额不平", "balance drift"),
+                                  # clearing reconciliation (reconciliation/clearing_matching.py)
+                                  "clearing_long": ("长款（银联有、我方无）", "clearing long: network only"),
+                                  "clearing_short": ("短款（我方有、银联无）", "clearing short: ours only"),
+                                  "clearing_amount_mismatch": ("清算金额不符", "clearing amount mismatch"),
+                                  "clearing_fee_mismatch": ("清算手续费不符", "clearing fee mismatch"),
+                                  "clearing_total_mismatch": ("清算汇总不符", "clearing summary mismatch")}
 RECON_BREAK_STATUS: Final[Table] = {"open": ("未解决", "open"), "cleared": ("已自动消除", "cleared"),
                                     "resolved": ("已处理", "resolved")}
+# terminal registry and checks (terminals/checks.py): health, owners, steps, findings' status, telemetry words
+TERMINAL_HEALTH: Final[Table] = {"ok": ("正常", "healthy"), "warning": ("需关注", "needs attention"),
+                                 "fault": ("故障", "fault"), "unknown": ("无遥测", "no telemetry")}
+TERMINAL_OWNER: Final[Table] = {"merchant": ("商户", "merchant"), "field_engineer": ("现场工程师", "field engineer"),
+                                "acquirer_ops": ("收单运维", "acquirer ops")}
+TERMINAL_STEP: Final[Table] = {"restart": ("重启终端", "restart the terminal"),
+                               "another_network": ("换一个网络", "try another network"),
+                               "network_params": ("更新网络参数", "update the network parameters"),
+                               "re_sign_in": ("重新签到", "sign in again"),
+                               "update_firmware": ("升级固件/应用", "update the firmware / app"),
+                               "load_paper": ("装打印纸", "load paper"), "charge": ("充电", "charge the battery"),
+                               "contact_service": ("联系客服报修", "contact service"),
+                               "report_move": ("报备移机", "report the move")}
+TERMINAL_EVENT: Final[Table] = {"add": ("登记", "registered"), "move": ("移机", "moved"), "replace": ("换机", "replaced"),
+                                "retire": ("撤机", "retired"), "import": ("TMS 导入", "TMS import"),
+                                "heartbeat": ("终端上报", "posted")}
+TERMINAL_FINDING_STATUS: Final[Table] = {"open": ("未解决", "open"), "closed": ("已消除", "closed")}
+COMM_TYPE: Final[Table] = {"4g": ("4G 移动网络", "4G"), "wifi": ("Wi-Fi", "Wi-Fi"), "ethernet": ("有线网络", "Ethernet")}
+PRINTER_STATE: Final[Table] = {"ok": ("正常", "ok"), "no_paper": ("缺纸", "out of paper"), "fault": ("故障", "fault")}
+TIMELINE_KIND: Final[Table] = {"event": ("登记变更", "registry change"), "heartbeat": ("心跳", "heartbeat"),
+                               "finding_opened": ("发现问题", "finding opened"),
+                               "finding_closed": ("问题消除", "finding closed")}
+TERMINAL_FINDING: Final[Table] = {
+    "ip_config_invalid": ("IP、掩码与网关不一致", "IP, mask and gateway inconsistent"),
+    "ip_out_of_range": ("IP 不在允许网段内", "IP outside the allowed ranges"), "no_dns": ("未设置 DNS", "no DNS server"),
+    "wrong_host": ("主机地址不是收单机构的", "host not the acquirer's"), "weak_signal": ("信号弱", "weak signal"),
+    "frequent_reconnects": ("频繁断线重连", "frequent reconnections"), "high_latency": ("回响延迟高", "high echo latency"),
+    "packet_loss": ("回响丢包", "echo packet loss"), "firmware_outdated": ("固件版本过低", "firmware below the minimum"),
+    "firmware_known_bad": ("固件为已知问题版本", "firmware on a known-bad version"),
+    "app_outdated": ("支付应用版本过低", "payment app below the minimum"),
+    "app_known_bad": ("支付应用为已知问题版本", "payment app on a known-bad version"),
+    "low_battery": ("电量低", "low battery"), "printer_no_paper": ("打印机缺纸", "printer out of paper"),
+    "printer_fault": ("打印机故障", "printer fault"), "tamper": ("防拆触发", "tamper triggered"),
+    "silent_no_heartbeat": ("终端长时间无心跳", "no heartbeat for days"),
+    "silent_no_transactions": ("终端长时间无交易", "no transaction for days"),
+    "moved": ("终端位置偏离登记地址（疑似移机）", "terminal far from its registered location (moved?)"),
+    # message-log findings (terminals.analysis.KINDS; stored by `terminals analyze-log --store`)
+    "sign_in_failed": ("签到失败", "sign-in failed"),
+    "no_sign_in": ("未签到即交易", "sales before a successful sign-in"),
+    "sale_timeout": ("消费无应答（通讯超时）", "sale without a response (timeout)"),
+    "no_response": ("请求无应答", "request without a response"),
+    "reversal_sent": ("终端发起冲正", "the terminal sent a reversal"),
+    "key_error": ("密钥校验错误", "key error (MAC / PIN)"),
+    "terminal_not_registered": ("终端未登记", "terminal not registered"),
+    "cut_over": ("系统日切中", "cut-over in progress"),
+    "duplicate": ("重复交易", "duplicate transaction"),
+    "switch_fault": ("交换中心异常", "switch fault"),
+    "issuer_timeout": ("发卡行超时", "issuer timeout"),
+    "reconcile_error": ("对账错误", "reconciliation error"),
+    "declined": ("交易被拒（持卡人原因）", "declined (cardholder side)"),
+    "unknown_response_code": ("未知应答码", "unknown response code"),
+    "settlement_unbalanced": ("批结算对账不平", "batch settlement not balanced"),
+    "settlement_error": ("批结算对账出错", "batch settlement error"),
+    "batch_upload_incomplete": ("批上送中断", "batch upload interrupted"),
+    "echo_failed": ("回响测试失败（网络）", "echo test failed (network)"),
+    "parameter_download_failed": ("参数下载失败", "parameter download failed"),
+    "data_mismatch": ("终端与主机交易数据不一致", "transaction data disagree (terminal vs host)"),
+    "import_mismatch": ("报文与已导入交易不一致", "log and imported transactions disagree"),
+    "unknown_message": ("未知报文类型", "unknown message type"),
+    "undecodable": ("无法解析的日志行", "unreadable log line"),
+}
+# 差错处理 (reconciliation/resolve.py): what a resolution does, its maker-checker status, a receivable's state
+RECON_ACTION: Final[Table] = {
+    "bank_receivable": ("向银行追索（应收银行款）", "receivable from the bank"),
+    "write_off": ("核销为损失", "write off"), "adjust": ("差额调整", "adjust the difference"),
+    "hold": ("按退票挂账", "hold as for a return"), "note": ("仅记录说明（不动资金）", "note only (no money moved)"),
+    "adjust_txn": ("补记调整交易（下一周期结算出款）", "adjustment transaction (settled and paid next cycle)"),
+    "reverse_txn": ("冲正我方交易（下一周期扣回）", "reverse our transaction (netted next cycle)"),
+    "refund_matched": ("银行退款已入账（自动）", "bank refund booked (automatic)")}
+RECON_RESOLUTION_STATUS: Final[Table] = {"proposed": ("待复核", "awaiting approval"),
+                                         "approved": ("已批准", "approved"), "rejected": ("已驳回", "rejected")}
+RECON_RECEIVABLE_STATUS: Final[Table] = {"open": ("待银行退款", "awaiting the bank's refund"),
+                                         "settled": ("银行已退款", "refunded by the bank")}
+
+# risk (risk/): whether a merchant's payouts are on an operator's risk hold
+RISK_HOLD: Final[Table] = {"active": ("风控暂停出款中", "payouts on risk hold"), "released": ("已解除", "released")}
+# the default rules of risk/rules.toml by id (an operator's rule file may rename them or add more: the console and
+# the API take the loaded rule set's names first, these for a rule no longer in it)
+RISK_RULE: Final[Table] = {
+    "round_amounts": ("整数金额占比高", "many round amounts"),
+    "night_sales": ("凌晨交易占比高", "many sales between midnight and 5 a.m."),
+    "credit_heavy": ("信用卡交易占比异常高", "almost only credit cards"),
+    "same_card": ("同一张卡当日多次交易", "the same card several times a day"),
+    "just_under_limit": ("金额贴近限额", "amounts just under a limit"),
+    "unmatched_refunds": ("无对应消费的退货或撤销", "refunds or voids without a matching sale"),
+    "mcc_ticket": ("单笔金额与行业不符", "tickets out of line with the MCC"),
+    "volume_spike": ("交易额较自身基线激增", "volume spike against its own baseline"),
+    "count_spike": ("交易笔数较自身基线激增", "count spike against its own baseline"),
+    "volume_drop": ("交易额较自身基线骤降", "volume drop against its own baseline"),
+    "silence": ("活跃后突然无交易", "silent after activity"),
+    "reactivated": ("沉寂后突然活跃", "busy after a long silence")}
+
+# self-service troubleshooter (troubleshoot/model.py): the symptoms a merchant picks, the checks, their outcomes
+TROUBLESHOOT_SYMPTOM: Final[Table] = {
+    "money_not_arrived": ("钱没到账", "money not arrived"), "settlement_failed": ("结算失败", "settlement failed"),
+    "sign_in_failed": ("签到失败", "sign-in failed"), "cannot_connect": ("连不上网", "cannot connect"),
+    "check_code_mismatch": ("凭证校验码不一致", "voucher check code mismatch"),
+    "balance_debited": ("余额不足/被扣款", "insufficient balance / debited")}
+TROUBLESHOOT_CHECK: Final[Table] = {
+    "payouts": ("结算款状态", "payout status"), "card": ("结算卡状态", "settlement card"),
+    "terminals": ("终端检查", "terminal checks"), "failures": ("近期失败", "recent failures"),
+    "recon": ("对账差错", "reconciliation breaks")}
+TROUBLESHOOT_OUTCOME: Final[Table] = {"ok": ("正常", "ok"), "warn": ("需留意", "needs attention"),
+                                      "fail": ("有问题", "problem found")}
 
 
 def pair(table: Table, code: object) -> tuple[str, str]:

@@ -53,5 +53,8 @@ def bounded(text: str, limit: int = 200) -> str:
     """``text`` masked and cut to ``limit`` characters (an ellipsis marks the cut); control characters other
     than tab and newline are shown as ``\\xNN`` so that binary input cannot flood or garble a terminal."""
     cut = text[: limit + 1]
-    shown = "".join(c if c in "\t\n" or c.isprintable() else f"\\x{ord(c):02x}" for c in cut[:limit])
+    head = cut[:limit]
+    # nearly every text is printable as a whole: one C-level check instead of a Python loop per character
+    shown = head if head.isprintable() else "".join(
+        c if c in "\t\n" or c.isprintable() else f"\\x{ord(c):02x}" for c in head)
     return mask_card_numbers(shown) + ("…" if len(cut) > limit else "")

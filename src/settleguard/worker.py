@@ -13,7 +13,13 @@ its summary:
 4. ``cases`` -- open the cases payout events call for (cases.service.open_auto_cases), SLAs in the
    configured time zone;
 5. ``notices`` -- deliver merchant notices, time-boxed (notify.delivery.deliver_in_cycle);
-6. ``overdue`` -- flag pain.001 file payouts still without an answer (cases.overdue.flag_overdue).
+6. ``overdue`` -- flag pain.001 file payouts still without an answer (cases.overdue.flag_overdue);
+7. ``recon`` -- act on open reconciliation breaks: ledger_only back to inquiry, reversal held as a return,
+   breaks open longer than ``recon_case_hours`` open a case (reconciliation.followup.follow_up);
+8. ``backup`` -- once per business day, when a backup directory is configured, a backup archive there and the
+   oldest beyond ``backup_keep`` deleted (ops.backup.daily_backup; docs/operations.md).
+- ``risk_scan`` -- the latest imported business day not yet scanned (or imported again since its scan), at most
+  one day per cycle, within a week of ``as_of`` (risk.service.worker_scan; docs/risk.md);
 
 A new domain (reconciliation, risk scans, backups) joins the cycle by adding one :class:`Step` to the list
 (or passing its own list to :func:`cycle`/:func:`run`); no other step changes, and the domains do not
@@ -24,6 +30,9 @@ On PostgreSQL several workers may run at once: payouts are claimed with FOR UPDA
 LOCKED, and a payout another worker left ``submitted`` is inquired about only after
 ``stale_after``. On SQLite one worker runs at a time: :func:`single_worker_lock` holds an
 exclusive lock file beside the database.
+
+Each cycle gets a run id, carried by every log record written during it (settleguard.logs); a cycle that
+completes writes the worker's heartbeat (ops.heartbeat, read by ``settleguard doctor``).
 
 A cycle that fails on a transient database error (SQLite "database is locked" when another
 process wrote between this cycle's read and its write; a PostgreSQL deadlock, serialization
@@ -57,9 +66,14 @@ from settleguard.cases.overdue import OverdueSummary, flag_overdue
 from settleguard.cases.service import AutoSummary, open_auto_cases
 from settleguard.channels.base import BankChannel
 from settleguard.config import DEFAULT_TIMEZONE
+from settleguard.logs import bound, new_id
 from settleguard.notify.delivery import DeliverySettings, DeliverySummary, deliver_in_cycle
+from settleguard.ops import heartbeat
+from settleguard.ops.backup import BackupPolicy, DailySummary, daily_backup
 from settleguard.payouts.release import ReleaseSummary, release_for_card_events
 from settleguard.payouts.service import DEFAULT_OPTIONS, Options, SendSummary, send_due
+from settleguard.reconciliation.followup import DEFAULT_CASE_HOURS, FollowUpSummary, follow_up
+from settleguard.risk.service import WorkerScan, worker_scan
 
 LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -79,6 +93,8 @@ class CycleContext:
         cards: the card settings (status checks).
         delivery: the notice delivery settings (lease, batch, backoff, time box).
         progress: called with the number of payouts sent so far, or None.
+        recon_case_hours: an open reconciliation break opens a case after this many hours.
+        backup: the daily backup's directory and how many to keep (ops.backup); None: no backups.
     """
 
     engine: Engine
@@ -92,6 +108,8 @@ class CycleContext:
     cards: CardSettings
     delivery: DeliverySettings
     progress: Callable[[int], None] | None = None
+    recon_case_hours: int = DEFAULT_CASE_HOURS
+    backup: BackupPolicy | None = None
 
 
 class Step(Protocol):
@@ -139,8 +157,35 @@ def _notices(ctx: CycleContext) -> DeliverySummary:
     return deliver_in_cycle(ctx.engine, ctx.vault, ctx.now, ctx.delivery)  # merchant notices, time-boxed
 
 
+def _recon(ctx: CycleContext) -> FollowUpSummary:
+    # 对账差错: ledger_only -> inquiry, reversal -> held as a return, aged -> case
+    return follow_up(ctx.engine, ctx.now, tz=ctx.tz, case_after_hours=ctx.recon_case_hours)
+
+
 def _overdue(ctx: CycleContext) -> OverdueSummary:
     return flag_overdue(ctx.engine, ctx.now, business_days=ctx.options.file_answer_due_business_days, tz=ctx.tz)
+
+
+def _backup(ctx: CycleContext) -> DailySummary | None:
+    # 备份: once per business day into backup_dir, the oldest beyond backup_keep deleted (ops.backup)
+    if ctx.backup is None:
+        return None
+    return daily_backup(ctx.engine, ctx.backup, business_day=ctx.as_of, now=ctx.now)
+
+
+def _risk_scan(ctx: CycleContext) -> WorkerScan:
+    # 风险扫描: the latest imported business day not yet scanned (or imported again since), one day per cycle, with
+    # the operator's rule file (SETTLEGUARD_RISK_RULES) over the defaults
+    from settleguard.config import Settings
+
+    return worker_scan(ctx.engine, as_of=ctx.as_of, tz=ctx.tz, now=ctx.now, rules_file=Settings().risk_rules)
+
+
+def _terminal_silence(ctx: CycleContext) -> object:
+    # 终端静默: terminals whose heartbeat / last sale is older than the policy's silent_days (terminals.service)
+    from settleguard.terminals.service import silence_sweep
+
+    return silence_sweep(ctx.engine, ctx.now)
 
 
 STEPS: tuple[Step, ...] = (
@@ -150,6 +195,10 @@ STEPS: tuple[Step, ...] = (
     NamedStep("cases", _cases),
     NamedStep("notices", _notices),
     NamedStep("overdue", _overdue),
+    NamedStep("recon", _recon),
+    NamedStep("backup", _backup),
+    NamedStep("risk_scan", _risk_scan),  # issue 22: risk.service.worker_scan
+    NamedStep("terminal_silence", _terminal_silence),
 )
 """The cycle, in order. A new domain appends its step here (see the module docstring)."""
 
@@ -180,10 +229,11 @@ def _summary(results: dict[str, object]) -> CycleSummary:
 def cycle(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVerifier | None, *, as_of: date,
           now: datetime, opts: Options = DEFAULT_OPTIONS, cards: CardSettings | None = None,
           progress: Callable[[int], None] | None = None, tz: str = DEFAULT_TIMEZONE,
-          delivery: DeliverySettings | None = None, steps: Sequence[Step] = STEPS) -> CycleSummary:
+          delivery: DeliverySettings | None = None, steps: Sequence[Step] = STEPS,
+          recon_case_hours: int = DEFAULT_CASE_HOURS, backup: BackupPolicy | None = None) -> CycleSummary:
     """One pass of the worker: every step of ``steps`` in order (see the module docstring)."""
     ctx = CycleContext(engine, channel, vault, verifier, as_of, now, tz, opts, cards or CardSettings(timezone=tz),
-                       delivery or DeliverySettings(), progress)
+                       delivery or DeliverySettings(), progress, recon_case_hours, backup)
     results: dict[str, object] = {}
     for step in steps:
         results[step.name] = step(ctx)
@@ -208,24 +258,42 @@ def single_worker_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _beat(engine: Engine, now: datetime, run_id: str, started: datetime) -> None:
+    """The heartbeat after a cycle (ops.heartbeat; read by ``settleguard doctor``); its failure never stops
+    the loop."""
+    try:
+        heartbeat.beat(engine, now, run_id=run_id, started_at=started)
+    except Exception:
+        LOG.warning("无法写入工作进程心跳 cannot write the worker heartbeat", exc_info=True)
+    else:
+        LOG.info("出款一轮完成 worker cycle done")
+
+
 def run(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVerifier | None, *,
         clock: Callable[[], datetime], today: Callable[[datetime], date], stop: threading.Event,
         interval: float, opts: Options = DEFAULT_OPTIONS, cards: CardSettings | None = None,
         max_cycles: int | None = None, on_cycle: Callable[[CycleSummary], None] | None = None,
         tz: str = DEFAULT_TIMEZONE, delivery: DeliverySettings | None = None,
-        steps: Sequence[Step] = STEPS) -> int:
+        steps: Sequence[Step] = STEPS, recon_case_hours: int = DEFAULT_CASE_HOURS,
+        backup: BackupPolicy | None = None) -> int:
     """Run cycles until ``stop`` is set (or ``max_cycles``); returns the number of cycles run."""
     n = 0
+    started = clock()
     while not stop.is_set() and (max_cycles is None or n < max_cycles):
         now = clock()
+        run_id = new_id()  # in every log record of the cycle (settleguard.logs) and in the heartbeat
         try:
-            summary = cycle(engine, channel, vault, verifier, as_of=today(now), now=now, opts=opts, cards=cards,
-                            tz=tz, delivery=delivery, steps=steps)
+            with bound(run_id=run_id):
+                summary = cycle(engine, channel, vault, verifier, as_of=today(now), now=now, opts=opts, cards=cards,
+                                tz=tz, delivery=delivery, steps=steps, recon_case_hours=recon_case_hours,
+                                backup=backup)
+                _beat(engine, now, run_id, started)
         except OperationalError as exc:
             if max_cycles is not None and n + 1 >= max_cycles:
                 raise
-            LOG.warning("出款一轮因数据库临时错误中断，稍后重试 worker cycle interrupted by a transient database "
-                        "error; retrying: %s", str(exc).splitlines()[0])
+            with bound(run_id=run_id):
+                LOG.warning("出款一轮因数据库临时错误中断，稍后重试 worker cycle interrupted by a transient database "
+                            "error; retrying: %s", str(exc).splitlines()[0])
             stop.wait(min(interval, 1.0))
             continue
         except Exception:
@@ -233,7 +301,8 @@ def run(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVerifi
             # Log it and carry on next cycle; each step committed its own transactions.
             if max_cycles is not None and n + 1 >= max_cycles:
                 raise
-            LOG.exception("出款一轮出错，下一轮继续 worker cycle failed; the next cycle carries on")
+            with bound(run_id=run_id):
+                LOG.exception("出款一轮出错，下一轮继续 worker cycle failed; the next cycle carries on")
             n += 1
             stop.wait(interval)
             continue

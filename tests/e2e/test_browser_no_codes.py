@@ -161,7 +161,7 @@ def test_no_page_shows_an_internal_code_and_the_screenshots(demo: DemoSite, tmp_
     shots = _shots(tmp_path)
     console = {"dashboard": "/", "payouts": "/payouts", "payout": f"/payouts/{demo.payout_id}",
                "case": f"/cases/{demo.case_id}"}
-    others = ["/payouts?status=held", "/cases", f"/merchants/{demo.merchant_id}"]
+    others = ["/payouts?status=held", "/cases", f"/merchants/{demo.merchant_id}", "/recon", "/recon/breaks"]
     portal = {"merchant": f"/m/{demo.merchant_id}", "merchant-history": f"/m/{demo.merchant_id}#history"}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])

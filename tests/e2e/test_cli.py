@@ -35,7 +35,9 @@ def demo_db(db_url: str, tmp_path: Path) -> str:
 
 def test_the_demo_settles_and_pays_and_the_ledger_checks_out(demo_db: str, tmp_path: Path) -> None:
     check = run(demo_db, "ledger", "check", "--json", cwd=tmp_path)
-    assert json.loads(check.stdout) == {"ok": True, "problems": []}
+    body = json.loads(check.stdout)
+    assert {k: v for k, v in body.items() if k != "bank_balance"} == {"ok": True, "problems": []}
+    assert body["bank_balance"]["ok"] is True  # the demo's bank statements: every difference is a planted break
     payouts = json.loads(run(demo_db, "payouts", "list", "--json", "--limit", "10000", cwd=tmp_path).stdout)
     statuses = {p["status"] for p in payouts}
     assert "succeeded" in statuses

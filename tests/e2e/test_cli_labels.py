@@ -131,6 +131,9 @@ BAD = [
     (("card", "check", "6222020200112233445", "--kind", "公司"), "--kind", "公司", "对公（corporate）"),
     (("diagnose", "--code", "1", "--lang", "fr"), "--lang", "fr", "中文（zh）"),
     (("payouts", "list", "--limit", "x"), "--limit", "", "应为"),
+    (("merchants", "contract", "change", "M1", "--effective", "2026/12/20", "--reason", "x"), "--effective",
+     "2026/12/20", "YYYY-MM-DD"),
+    (("users", "add", "bob", "--role", "老板", "--password-stdin"), "--role", "老板", "运营（operator）"),
 ]
 
 
@@ -153,3 +156,13 @@ def test_a_bad_argument_is_named_in_chinese_then_english_with_exit_2(tmp_path: P
     assert form in zh, zh
     assert option in text[text.index("Error"):]
     assert not (tmp_path / "never.db").exists()  # refused before anything was opened
+
+
+def test_a_role_typed_in_chinese_adds_that_role(tmp_path: Path) -> None:
+    env = {"SETTLEGUARD_DB": f"sqlite:///{tmp_path / 'u.db'}", "SETTLEGUARD_KEY_FILE": str(tmp_path / "k.key")}
+    r = CliRunner().invoke(app, ["users", "add", "lee", "--role", "客服", "--password-stdin"], env=env,
+                           input="a-long-enough-password-1\n")
+    assert r.exit_code == 0, r.output
+    assert "客服 support" in r.output
+    listed = CliRunner().invoke(app, ["users", "list", "--json"], env=env)
+    assert json.loads(listed.output)[0]["role"] == "support"

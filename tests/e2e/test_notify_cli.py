@@ -39,7 +39,7 @@ DAY = date(2026, 11, 18)
 VALUE_DAY = date(2026, 11, 19)
 SEND_AT = datetime.combine(VALUE_DAY, dtime(9), ZoneInfo("Asia/Shanghai"))
 SECRET = "merchant-secret-密钥"
-FIX = classify("allinpay", "3031", "账号户名不符").guidance_zh
+FIX = classify("allinpay", "3031", "账号户名不符").merchant_zh  # what a merchant reads (issue 18)
 
 
 class NameMismatchBank:

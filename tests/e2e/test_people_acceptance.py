@@ -228,7 +228,8 @@ def test_people_in_the_loop(db_url: str, tmp_path: Path, hook: Receiver, smtp: t
     assert (facts["amount_fen"], facts["bank_code"], facts["rule"]) == (amount_fen, "3031", "allinpay.3031")
     assert "户名" in facts["meaning_zh"]
     assert "户名" in doc["text"]["zh"]
-    assert facts["steps_zh"] == list(kb.guidance_zh)
+    assert facts["steps_zh"] == list(kb.merchant_zh)  # the merchant's steps, never an operations instruction
+    assert not any("保留银行返回原文" in step for step in facts["steps_zh"])
     assert m.pan not in body.decode("utf-8")
 
     [(rcpts, raw)] = box.mails

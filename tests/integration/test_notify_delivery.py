@@ -148,7 +148,7 @@ def test_the_webhook_is_signed_and_carries_the_chinese_fix(engine: Engine, vault
     doc = json.loads(req["body"])
     assert doc["id"] == n["id"]
     assert doc["kind"] == "card_info_error"
-    assert all(step in doc["text"]["zh"] for step in DIAG.guidance_zh)
+    assert all(step in doc["text"]["zh"] for step in DIAG.merchant_zh)
     assert doc["facts"]["amount_fen"] == d.amount
     assert doc["facts"]["payout_id"] == d.payout_id
     assert doc["facts"]["meaning_zh"] == DIAG.meaning_zh
@@ -194,8 +194,8 @@ def test_the_email_arrives_in_chinese_first_with_the_fix(engine: Engine, vault: 
     assert text is not None
     assert html is not None
     plain, markup = text.get_content(), html.get_content()
-    assert all(step in plain for step in DIAG.guidance_zh)
-    assert plain.index(DIAG.guidance_zh[0]) < plain.index("-- English --") < plain.index(DIAG.guidance_en[0])
+    assert all(step in plain for step in DIAG.merchant_zh)
+    assert plain.index(DIAG.merchant_zh[0]) < plain.index("-- English --") < plain.index(DIAG.merchant_en[0])
     yuan = f"{d.amount // 100}.{d.amount % 100:02d}"
     assert f"挂账金额（暂未付给您的资金）：{yuan} 元" in plain
     assert DIAG.meaning_zh in markup
@@ -211,7 +211,7 @@ def test_an_sms_goes_through_the_port_with_the_phone_masked_in_the_queue(engine:
     [(masked, text, nid)] = sms.sent
     assert (masked, nid) == ("139****5678", n["id"])
     assert text.startswith("【结算卫士】结算失败")
-    assert DIAG.guidance_zh[0] in text
+    assert DIAG.merchant_zh[0] in text
     assert deliveries(engine, n["id"])[0]["target"] == "139****5678"
 
 

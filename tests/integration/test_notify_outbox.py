@@ -28,7 +28,7 @@ BEIJING = "Asia/Shanghai"  # the business time zone (config.Settings.timezone), 
 def yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
 
-FIX_ZH = classify("allinpay", "3031", "账号户名不符").guidance_zh
+FIX_ZH = classify("allinpay", "3031", "账号户名不符").merchant_zh  # what the merchant reads (issue 18)
 
 
 def test_a_name_mismatch_hold_writes_one_chinese_notice_with_the_fix_and_queues_its_channels(
@@ -47,6 +47,9 @@ def test_a_name_mismatch_hold_writes_one_chinese_notice_with_the_fix_and_queues_
     zh, en = n["payload"]["zh"], n["payload"]["en"]
     assert "账号户名不符" in zh
     assert all(step in zh for step in FIX_ZH)
+    assert "请核对开户名是否与银行预留户名完全一致" in zh  # the rule's note for the merchant is kept
+    assert "保留银行返回原文" not in zh
+    assert "Keep the bank's original" not in en
     assert f"{yuan(d.amount)} 元" in zh
     assert f"CNY {yuan(d.amount)}" in en
     with engine.connect() as conn:

@@ -37,7 +37,7 @@ def test_a_return_after_success_tells_the_merchant_once(
     zh = n["payload"]["zh"]
     assert "退票" in zh
     assert diag.meaning_zh in zh
-    assert all(step in zh for step in diag.guidance_zh)
+    assert all(step in zh for step in diag.merchant_zh)
     assert f"{amount} 元" in zh
     assert n["payload"]["bank_code"] == "AC04"
     assert [x["channel"] for x in deliveries(engine, n["id"])] == ["email"]

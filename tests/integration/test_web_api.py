@@ -108,6 +108,9 @@ def routes(w: World, other_payout: int, other_merchant: int) -> list[tuple[str, 
     with w.engine.connect() as conn:
         settlement = conn.execute(select(t.settlements.c.id).where(t.settlements.c.merchant_id == other_merchant)).scalar()
         case = conn.execute(select(func.min(t.cases.c.id)).where(t.cases.c.merchant_id == other_merchant)).scalar()
+        m_no, term = conn.execute(select(t.merchants.c.merchant_no, t.terminals.c.terminal_no)
+                                  .join(t.terminals, t.terminals.c.merchant_id == t.merchants.c.id)
+                                  .where(t.merchants.c.id == other_merchant)).first()
     sid, cid = settlement or 1, case or 1
     card = {"pan": "6212260000000000018", "name": "张三", "id_number": "11010519491231002X", "phone": "13812345678"}
     return [
@@ -139,6 +142,16 @@ def routes(w: World, other_payout: int, other_merchant: int) -> list[tuple[str, 
             ("close", None))],
         ("GET", f"/api/v1/cases/{cid}/evidence", None),
         ("GET", "/api/v1/notifications", None),
+        # reconciliation (staff), terminal health and heartbeats, risk alerts (issues 20-22)
+        ("GET", "/api/v1/recon/summary", None),
+        ("GET", "/api/v1/recon/breaks", None),
+        ("GET", "/api/v1/recon/breaks/1", None),
+        ("GET", "/api/v1/recon/runs", None),
+        ("GET", "/api/v1/terminals", None),
+        ("GET", f"/api/v1/terminals/{term}", None),
+        ("POST", f"/api/v1/terminals/{term}/heartbeat", {"battery": 80}),
+        ("GET", "/api/v1/risk/alerts", None),
+        ("GET", f"/api/v1/risk/merchants/{m_no}", None),
         ("POST", "/api/v1/auth/logout", None),
     ]
 
@@ -185,7 +198,7 @@ def test_me_tells_the_role_and_permissions(world: World) -> None:
     assert me["role_zh"] == "商户"
     assert me["merchant_id"] == world.held_a.merchant.id
     assert me["via"] == "token"
-    assert me["permissions"] == ["card_bind", "card_check", "read"]
+    assert me["permissions"] == ["card_bind", "card_check", "guidance_feedback", "read"]
     assert "payout_release" in world.client("oper").get("/api/v1/me").json()["permissions"]
 
 
@@ -223,9 +236,10 @@ def test_a_merchant_user_never_reads_or_changes_another_merchants_data(world: Wo
         if path.endswith("/logout"):
             continue
         r = ma.request(method, path, json=body)
-        exercised.add((method, re.sub(r"/\d+", "/{id}", path)))
+        exercised.add((method, re.sub(r"/(\d+|T\d{7})(?=/|$)", "/{id}", path)))
         assert r.status_code in (200, 403, 404), (method, path, r.status_code)
-        if f"/{other.payout_id}" in path or f"/{other.merchant.id}" in path:
+        if f"/{other.payout_id}" in path or f"/{other.merchant.id}" in path or "/terminals/" in path \
+                or other.merchant.merchant_no in path:
             assert r.status_code in (403, 404), (method, path)
         for bit in secret_bits:
             assert bit not in r.text, (method, path, bit)
@@ -277,7 +291,7 @@ def test_a_session_cookie_needs_the_csrf_header_for_every_write(world: World) ->
     r = browser.post(f"/api/v1/payouts/{pid}/release", json={"note": "客户已确认", "override": True, "reason": "银行确认"},
                      headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200
-    assert r.json() == {"id": pid, "status": "released"}
+    assert r.json() == {"id": pid, "status": "released", "status_label": {"zh": "已放行待出款", "en": "released"}}
     assert (browser.post("/api/v1/auth/logout").status_code, ) == (403, )  # logout is a write too
     assert browser.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
     assert browser.get("/api/v1/me").status_code == 401
@@ -376,10 +390,10 @@ def test_release_and_cancel_go_through_the_payout_services(world: World) -> None
     r = op.post(f"/api/v1/payouts/{a}/release", json={"note": "商户已更正户名", "override": True,
                                                       "reason": "银行确认户名已更正"})
     assert r.status_code == 200
-    assert r.json() == {"id": a, "status": "released"}
+    assert r.json() == {"id": a, "status": "released", "status_label": {"zh": "已放行待出款", "en": "released"}}
     r = op.post(f"/api/v1/payouts/{c}/cancel", json={"reason": "商户申请暂停结算"})
     assert r.status_code == 200
-    assert r.json() == {"id": c, "status": "cancelled"}
+    assert r.json() == {"id": c, "status": "cancelled", "status_label": {"zh": "已撤销", "en": "cancelled"}}
     assert (status_of(world.engine, a), status_of(world.engine, c)) == ("released", "cancelled")
     with world.engine.connect() as conn:
         ev = t.payout_events
@@ -525,3 +539,33 @@ def test_token_use_is_recorded_at_most_once_a_minute(world: World) -> None:
     world.clock.at += timedelta(seconds=31)
     aud.get("/api/v1/me")
     assert last_used() == world.clock.at
+
+
+def test_every_code_a_person_reads_comes_with_its_zh_en_label(world: World) -> None:
+    """Issue 18: API responses carry, beside each status / category / priority code, the words people read."""
+    c = world.client("oper")
+    items = c.get("/api/v1/payouts", params={"limit": 50}).json()["items"]
+    held = next(p for p in items if p["id"] == world.held_a.payout_id)
+    assert held["status"] == "held"
+    assert held["status_label"] == {"zh": "挂账", "en": "held"}
+    assert held["category_label"]["zh"] == "银行卡信息错误"
+    paid = next(p for p in items if p["id"] == world.paid_b.payout_id)
+    assert paid["category"] is None
+    assert paid["category_label"] is None
+    detail = c.get(f"/api/v1/payouts/{world.held_a.payout_id}").json()
+    assert detail["payout"]["status_label"]["zh"] == "挂账"
+    assert detail["diagnosis"]["merchant_guidance"]  # what a merchant reads of the guidance
+    assert all("保留银行返回原文" not in s for s in detail["diagnosis"]["merchant_guidance"])
+    case_id = open_case(world.engine, merchant_no=world.held_a.merchant.merchant_no, category="card_info_error",
+                        title="户名不符", actor="oper", now=NOW, payout_ids=[world.held_a.payout_id], tz="Asia/Shanghai")
+    case = c.get(f"/api/v1/cases/{case_id}").json()
+    assert case["case"]["status_label"] == {"zh": "处理中", "en": "open"}
+    assert case["case"]["priority_label"]["zh"].startswith("P")
+    assert case["case"]["source_label"]["zh"] == "人工开单"
+    assert case["payouts"][0]["status_label"]["zh"] == "挂账"
+    listed = c.get("/api/v1/cases").json()["items"]
+    assert {i["category_label"]["zh"] for i in listed} >= {"银行卡信息错误"}
+    merchants = c.get("/api/v1/merchants").json()["items"]
+    assert {m["status_label"]["zh"] for m in merchants} == {"正常"}
+    schema = c.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    assert "status_label" in schema["PayoutItem"]["properties"]

@@ -298,7 +298,8 @@ def test_a_case_goes_through_its_whole_lifecycle_with_the_cli_rules_and_audit(ap
                                        "title": "户名不符 name mismatch", "payout_ids": [api.a.payout_id]})
     assert r.status_code == 201, r.text
     cid = r.json()["id"]
-    assert r.json() == {"id": cid, "status": "open", "assignee": None, "contact_id": None, "note_id": None}
+    assert r.json() == {"id": cid, "status": "open", "assignee": None, "contact_id": None, "note_id": None,
+                        "status_label": {"zh": "处理中", "en": "open"}}
     assert sp.post(f"/api/v1/cases/{cid}/assign", json={"assignee": "supp"}).json()["assignee"] == "supp"
     r = sp.post(f"/api/v1/cases/{cid}/contact", json={
         "party": "bank_support", "method": "phone", "who": "工行客服 95588 工号1234", "said": "户名须与开户名一致",

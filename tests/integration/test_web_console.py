@@ -516,9 +516,47 @@ def concrete(w: World, other: Due, case_id: int | None = None) -> dict[tuple[str
         ("GET", "/m"): ("/m", None),
         ("GET", "/m/{merchant_id}"): (f"/m/{m}", None),
         ("GET", "/m/{merchant_id}/card"): (f"/m/{m}/card", None),
+        ("GET", "/m/{merchant_id}/statement"): (f"/m/{m}/statement", None),  # 对账单 (docs/statements.md)
+        ("GET", "/merchants/{merchant_id}/statement"): (f"/merchants/{m}/statement", None),
         ("POST", "/m/{merchant_id}/card"): (f"/m/{m}/card", {"pan": w.new_pan, "name": "张三", "id_number": ID_NUMBER,
                                                               "phone": PHONE}),
+        # history review and guidance feedback (issue 22 items 5, 6; docs/history.md)
+        ("GET", "/merchants/{merchant_id}/history"): (f"/merchants/{m}/history", None),
+        ("GET", "/m/{merchant_id}/history"): (f"/m/{m}/history", None),
+        # risk queue and risk holds (issue 22; docs/risk.md): staff pages, operators act; no reason: refused
+        ("GET", "/risk"): ("/risk", None),
+        ("GET", "/risk/{merchant_no}"): (f"/risk/{other.merchant.merchant_no}", None),
+        ("POST", "/risk/{merchant_no}/hold"): (f"/risk/{other.merchant.merchant_no}/hold", {"reason": ""}),
+        ("POST", "/risk/{merchant_no}/release"): (f"/risk/{other.merchant.merchant_no}/release", {"reason": ""}),
+        ("GET", "/trends"): ("/trends", None),
+        ("GET", "/guidance-feedback"): ("/guidance-feedback", None),
+        ("POST", "/payouts/{payout_id}/feedback"): (f"/payouts/{other.payout_id}/feedback",
+                                                    {"helpful": "yes", "reason": "有用"}),
+        # reconciliation (issue 20; docs/reconciliation.md): staff pages; break 999999 does not exist
+        ("GET", "/recon"): ("/recon", None),
+        ("GET", "/recon/breaks"): ("/recon/breaks", None),
+        ("GET", "/recon/breaks/{break_id}"): ("/recon/breaks/999999", None),
+        ("POST", "/recon/breaks/{break_id}/propose"): ("/recon/breaks/999999/propose", {"action": "note",
+                                                                                        "note": "核对"}),
+        ("POST", "/recon/resolutions/{resolution_id}/approve"): ("/recon/resolutions/999999/approve", {}),
+        ("POST", "/recon/resolutions/{resolution_id}/reject"): ("/recon/resolutions/999999/reject", {}),
+        # terminal health (issue 21; docs/terminals.md): staff pages, the other merchant's terminal
+        ("GET", "/terminals"): ("/terminals", None),
+        ("GET", "/terminals/{terminal_id}"): (f"/terminals/{terminal_of(w, m)}", None),
+        # the troubleshooter (issue 21; docs/troubleshoot.md)
+        ("GET", "/m/{merchant_id}/troubleshoot"): (f"/m/{m}/troubleshoot", None),
+        ("GET", "/m/{merchant_id}/terminals"): (f"/m/{m}/terminals", None),
+        ("POST", "/m/{merchant_id}/troubleshoot/case"): (f"/m/{m}/troubleshoot/case", {"symptom": "money_not_arrived"}),
+        ("GET", "/merchants/{merchant_id}/troubleshoot"): (f"/merchants/{m}/troubleshoot", None),
+        ("POST", "/merchants/{merchant_id}/troubleshoot/case"): (f"/merchants/{m}/troubleshoot/case",
+                                                                {"symptom": "money_not_arrived"}),
     }
+
+
+def terminal_of(w: World, merchant_id: int) -> int:
+    with w.engine.connect() as conn:
+        return int(conn.execute(select(t.terminals.c.id).where(t.terminals.c.merchant_id == merchant_id)
+                                .order_by(t.terminals.c.id)).scalars().first())
 
 
 # (status for merchant a's user asking about merchant b, status for staff) per route
@@ -536,12 +574,37 @@ EXPECTED = {
     ("POST", "/merchants/{merchant_id}/status"): (404, None),
     ("GET", "/m/{merchant_id}"): (404, 200), ("GET", "/m/{merchant_id}/card"): (404, 200),
     ("POST", "/m/{merchant_id}/card"): (404, None),
+    ("GET", "/m/{merchant_id}/statement"): (404, 200), ("GET", "/merchants/{merchant_id}/statement"): (404, 200),
+    ("GET", "/merchants/{merchant_id}/history"): (404, 200), ("GET", "/m/{merchant_id}/history"): (404, 200),
+    ("GET", "/trends"): (403, 200), ("GET", "/guidance-feedback"): (403, 200),
+    ("POST", "/payouts/{payout_id}/feedback"): (404, None),
+    ("GET", "/risk"): (403, 200), ("GET", "/risk/{merchant_no}"): (403, 200),
+    ("POST", "/risk/{merchant_no}/hold"): (403, None), ("POST", "/risk/{merchant_no}/release"): (403, None),
+    ("GET", "/recon"): (403, 200), ("GET", "/recon/breaks"): (403, 200), ("GET", "/recon/breaks/{break_id}"): (403, 404),
+    ("POST", "/recon/breaks/{break_id}/propose"): (403, None),
+    ("POST", "/recon/resolutions/{resolution_id}/approve"): (403, None),
+    ("POST", "/recon/resolutions/{resolution_id}/reject"): (403, None),
+    ("GET", "/terminals"): (403, 200), ("GET", "/terminals/{terminal_id}"): (403, 200),
+    ("GET", "/m/{merchant_id}/troubleshoot"): (404, 200), ("POST", "/m/{merchant_id}/troubleshoot/case"): (404, None),
+    ("GET", "/merchants/{merchant_id}/troubleshoot"): (403, 200),
+    ("GET", "/m/{merchant_id}/terminals"): (404, 200),
+    ("POST", "/merchants/{merchant_id}/troubleshoot/case"): (403, None),
+}
+# staff answers to the POST routes above, per role (operator, support, auditor)
+STAFF_POSTS = {
+    ("POST", "/recon/breaks/{break_id}/propose"): {"oper": 404, "supp": 403, "audi": 403},
+    ("POST", "/recon/resolutions/{resolution_id}/approve"): {"oper": 404, "supp": 403, "audi": 403},
+    ("POST", "/recon/resolutions/{resolution_id}/reject"): {"oper": 404, "supp": 403, "audi": 403},
+    # the case is opened and the page shown again with it (200)
+    ("POST", "/m/{merchant_id}/troubleshoot/case"): {"oper": 200, "supp": 200, "audi": 403},
+    ("POST", "/merchants/{merchant_id}/troubleshoot/case"): {"oper": 200, "supp": 200, "audi": 403},
 }
 
 
 # an operator's answer to the walk's merchant forms: a refused registration, no file, no reason
 MERCHANT_FORMS = {("POST", "/merchants/new"): 422, ("POST", "/merchants/import"): 422,
-                  ("POST", "/merchants/{merchant_id}/status"): 409}
+                  ("POST", "/merchants/{merchant_id}/status"): 409,
+                  ("POST", "/risk/{merchant_no}/hold"): 409, ("POST", "/risk/{merchant_no}/release"): 409}
 
 
 def test_every_console_route_is_covered_by_the_isolation_walk(world: World) -> None:
@@ -591,8 +654,12 @@ def test_each_staff_role_on_every_route(world: World, who: str) -> None:
             want = 303 if who in ("oper", "supp") else 403  # done, back to the case page
         if key in MERCHANT_FORMS:  # an operator's refused form (nothing changed); other staff may not
             want = MERCHANT_FORMS[key] if who == "oper" else 403
+        if key == ("POST", "/payouts/{payout_id}/feedback"):
+            want = 409 if who in ("oper", "supp") else 403  # a paid payout shows no guidance; auditors may not
         if key in (("POST", "/payouts/{payout_id}/cancel"), ("POST", "/payouts/{payout_id}/release")):
             want = 409 if who == "oper" else 403  # a paid payout cannot be cancelled or released
+        if key in STAFF_POSTS:
+            want = STAFF_POSTS[key][who]
         assert r.status_code == want, (who, key, r.status_code, r.text[:300])
         assert_no_pan(world, r.text, str(key))
     # the operator's bulk release skips it: held for a card problem on the card that failed, unchanged (issue 16)

@@ -63,7 +63,9 @@ def test_staff_work_a_case_from_its_page_through_every_status(world: World, who:
     cid = world.case_id
     c = sign_in(world, who)
     page = c.get(f"/cases/{cid}").text
-    assert forms_of(page) == {f"/cases/{cid}/{f}" for f in CASE_FORMS}
+    feedback = {f for f in forms_of(page) if f.endswith("/feedback")}  # guidance feedback (docs/history.md)
+    assert forms_of(page) - feedback == {f"/cases/{cid}/{f}" for f in CASE_FORMS}
+    assert feedback == {f"/payouts/{world.held_a.payout_id}/feedback"}  # its linked payout's guidance
     assert posted_targets(page, cid) == {str(s) for s in TRANSITIONS[CaseStatus.OPEN]}
     token = csrf(c, f"/cases/{cid}")
 

@@ -16,7 +16,8 @@ from settleguard.worker import STEPS, CycleContext, NamedStep, cycle
 
 
 def test_the_cycle_runs_its_steps_in_order() -> None:
-    assert [s.name for s in STEPS] == ["released", "cards", "send", "cases", "notices", "overdue"]
+    assert [s.name for s in STEPS] == ["released", "cards", "send", "cases", "notices", "overdue", "recon", "backup",
+                                       "risk_scan", "terminal_silence"]
 
 
 def test_a_new_step_joins_the_cycle_and_sees_what_the_composition_root_passed(engine: Engine, vault: Vault,
@@ -29,18 +30,19 @@ def test_a_new_step_joins_the_cycle_and_sees_what_the_composition_root_passed(en
         seen.append(ctx)
         return f"scanned at {ctx.now:%H:%M} in {ctx.tz}"
 
-    steps = (*STEPS, NamedStep("risk_scan", scan))
+    steps = (*STEPS, NamedStep("extra_scan", scan))
     summary = cycle(engine, ScriptedBank(), vault, None, as_of=VALUE_DAY, now=SEND_AT, tz="Asia/Tokyo",
                     delivery=delivery, steps=steps)
     assert summary.send.sent == 1  # the payout steps ran as ever
-    assert list(summary.steps) == ["released", "cards", "send", "cases", "notices", "overdue", "risk_scan"]
+    assert list(summary.steps) == ["released", "cards", "send", "cases", "notices", "overdue", "recon", "backup",
+                                  "risk_scan", "terminal_silence", "extra_scan"]
     assert summary.steps["send"] is summary.send
-    assert summary.steps["risk_scan"] == "scanned at 09:00 in Asia/Tokyo"
+    assert summary.steps["extra_scan"] == "scanned at 09:00 in Asia/Tokyo"
     (ctx,) = seen
     assert (ctx.tz, ctx.delivery, ctx.as_of, ctx.cards.timezone) == ("Asia/Tokyo", delivery, VALUE_DAY, "Asia/Tokyo")
 
     only_scan = cycle(engine, ScriptedBank(), vault, None, as_of=VALUE_DAY, now=SEND_AT + timedelta(minutes=1),
-                      tz="UTC", steps=(NamedStep("risk_scan", scan),))
-    assert list(only_scan.steps) == ["risk_scan"]
+                      tz="UTC", steps=(NamedStep("extra_scan", scan),))
+    assert list(only_scan.steps) == ["extra_scan"]
     assert only_scan.send.sent == 0  # a step not in the list does not run
     assert only_scan.cases is None

@@ -43,15 +43,19 @@ class Action(enum.StrEnum):
     PAYOUT_RELEASE = "payout_release"
     PAYOUT_CANCEL = "payout_cancel"
     MERCHANT_MANAGE = "merchant_manage"  # register merchants, import merchant files, freeze / unfreeze / close
+    TERMINAL_REPORT = "terminal_report"  # post terminal heartbeats / telemetry (operators: a TMS bridge's token)
+    RECON_RESOLVE = "recon_resolve"  # propose, approve or reject a reconciliation break's resolution (差错处理)
+    RECON_READ = "recon_read"  # reconciliation: summary, breaks with both sides, runs (staff only)
+    GUIDANCE_FEEDBACK = "guidance_feedback"  # mark a payout's guidance helpful or not (a merchant: its own payouts)
 
 
 A = Action
-STAFF_READ = frozenset({A.READ, A.DIAGNOSE, A.METRICS, A.CASE_READ, A.CARD_CHECK})
+STAFF_READ = frozenset({A.READ, A.DIAGNOSE, A.METRICS, A.CASE_READ, A.CARD_CHECK, A.RECON_READ})
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.OPERATOR: frozenset(Action),
-    Role.SUPPORT: STAFF_READ | {A.CASE_WORK, A.CASE_NOTE},
+    Role.SUPPORT: STAFF_READ | {A.CASE_WORK, A.CASE_NOTE, A.GUIDANCE_FEEDBACK},
     Role.AUDITOR: STAFF_READ,
-    Role.MERCHANT: frozenset({A.READ, A.CARD_CHECK, A.CARD_BIND}),
+    Role.MERCHANT: frozenset({A.READ, A.CARD_CHECK, A.CARD_BIND, A.GUIDANCE_FEEDBACK}),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -133,6 +134,104 @@ def render(s: DemoSummary, seconds: float) -> None:
         for cat, n in s.send.categories.most_common():
             cats.add_row(labels.zh_en(labels.CATEGORY, cat), f"{n:,}")
         console.print(cats)
+    _fee_audit(s)
+    if s.recon is not None:
+        _recon(s.recon)
+    if s.terminals is not None:
+        _terminals(s.terminals)
     for reason, n in s.rebind_refused.most_common(5):
         console.print(f"未换卡 not re-bound: {n} × {reason}")
     console.print(f"交易文件 day files: {s.files[0].parent}" if s.files else "")
+
+
+def _fee_audit(s: Any) -> None:
+    """What the fee audit found (issue 22): the credit rate the demo raised in a schedule with no contract."""
+    over = sum(a.overcharged_fen for a in s.fee_audit)
+    drifted = [a for a in s.fee_audit if a.drifts]
+    if not s.fee_audit:
+        console.print("费率稽核 fee audit：每笔手续费都与合同一致 every fee matches its contract")
+        return
+    line = (f"费率稽核 fee audit：{len(s.fee_audit)} 个商户多收 merchants overcharged {format_yuan(over)}"
+            f"（{sum(a.transactions for a in s.fee_audit):,} 笔 transactions）；{len(drifted)} 个商户的费率被直接上调、"
+            "没有合同变更 merchants' rate raised with no contract change")
+    if s.fee_drift is not None:
+        day, merchant_no, old, new = s.fee_drift
+        line += f"：商户 merchant {merchant_no} 信用卡 credit {old / 10_000:g}% → {new / 10_000:g}%（{day} 起 from {day}）"
+    console.print(line + "\n  明细 detail: settleguard fees audit --from … --to …", highlight=False)
+
+
+def _found_line(label: str, found: Mapping[str, int], planted: Mapping[str, int],
+                table: Mapping[str, tuple[str, str]]) -> str:
+    shown = "，".join(f"{labels.zh_en(table, k)} {n}" for k, n in sorted(found.items(), key=lambda kv: kv[0])
+                     if n) or "无 none"
+    verdict = ("✓ 与注入的差错完全一致 exactly the planted ones" if dict(found) == dict(planted) else
+               "✗ 与注入的不一致 differs from what was planted："
+               + "，".join(f"{labels.zh_en(table, k)} {planted.get(k, 0)}→{found.get(k, 0)}"
+                          for k in sorted(set(found) | set(planted))
+                          if planted.get(k, 0) != found.get(k, 0)))
+    return f"{label}：{shown}\n  {verdict}"
+
+
+def _recon(r: Any) -> None:
+    """The reconciliation summary (issue 20 item 7): breaks by type, and whether they are the planted ones."""
+    t = Table(title="对账差错 reconciliation breaks (planted → found)")
+    for col in ("差错类型 break type", "注入 planted", "发现 found"):
+        t.add_column(col, justify="right")
+    for code in sorted(set(r.planted) | set(r.found) | set(r.clearing_planted) | set(r.clearing_found)):
+        planted = r.planted.get(code, 0) + r.clearing_planted.get(code, 0)
+        found = r.found.get(code, 0) + r.clearing_found.get(code, 0)
+        t.add_row(labels.zh_en(labels.RECON_BREAK_TYPE, code), f"{planted:,}", f"{found:,}")
+    console.print(t)
+    console.print(_found_line(f"银行对账 bank reconciliation（{r.statements} 份 camt.053 对账单 statements，"
+                              f"{r.statement_lines:,} 笔流水 lines）", r.found, r.planted, labels.RECON_BREAK_TYPE),
+                  highlight=False)
+    if r.late is not None:
+        console.print(f"  迟到记账 late booking：{r.late[0]} 在途 in transit"
+                      f"{'' if r.late_in_transit else '（未见 not seen）'}，{r.late[1]} 记账后对上 matched"
+                      f"{'' if r.late_matched else '（未对上 not matched）'}", highlight=False)
+    if r.unpaid_by_bank:
+        console.print(f"  银行流水账中没有的已付出款 paid payouts the bank's journal lacks：{r.unpaid_by_bank}",
+                      highlight=False)
+    if r.proof is not None:
+        drift, explained, unexplained = r.proof
+        console.print(f"  账实核对 bank vs ledger：差额 drift {format_yuan(drift)}，差错解释 explained by the breaks "
+                      f"{format_yuan(explained)}，" + ("未解释差额为零 ✓ nothing unexplained" if unexplained == 0 else
+                                                      f"未解释差额 unexplained {format_yuan(unexplained)} ✗"),
+                      highlight=False)
+    console.print(_found_line(f"清算对账 clearing reconciliation（{r.clearing_days} 天银联 INN/RD 文件 days of "
+                              "UnionPay files）", r.clearing_found, r.clearing_planted, labels.RECON_BREAK_TYPE),
+                  highlight=False)
+    console.print("  明细 detail: settleguard recon breaks；settleguard ledger check", highlight=False)
+
+
+def _terminals(t: Any) -> None:
+    """The terminal health summary (issue 21 item 6): counts by health, findings by kind, planted vs found."""
+    table = Table(title="终端体检 terminal health")
+    table.add_column("项目 item")
+    table.add_column("数值 value", justify="right")
+    table.add_row("终端 terminals", f"{t.terminals:,}")
+    for code in ("ok", "warning", "fault", "unknown"):
+        if t.health.get(code) or code != "unknown":
+            table.add_row(labels.zh_en(labels.TERMINAL_HEALTH, code), f"{t.health.get(code, 0):,}")
+    for code, n in sorted(t.found.items()):
+        table.add_row(f"遥测 telemetry · {labels.zh_en(labels.TERMINAL_FINDING, code)}", f"{n:,}")
+    for kind, n in sorted(t.log_found.items()):
+        zh, en = t.log_words.get(kind, (kind, kind))
+        table.add_row(f"报文日志 message log · {zh} {en}", f"{n:,}")
+    console.print(table)
+    planted = {code: 1 for code in t.planted}
+    # what the generated data itself causes (e.g. a terminal with no sale for days in a long demo) is not a planted
+    # fault: named apart, so that the verdict is about the planted ones
+    extra = {code: n for code, n in t.found.items() if code not in planted}
+    console.print(_found_line("终端遥测 terminal telemetry", {c: t.found.get(c, 0) for c in planted}, planted,
+                              labels.TERMINAL_FINDING), highlight=False)
+    if extra:
+        console.print("  另有生成数据本身带来的发现（非注入）also found, caused by the generated data (not planted)："
+                      + "，".join(f"{labels.zh_en(labels.TERMINAL_FINDING, c)} {n}" for c, n in sorted(extra.items())),
+                      highlight=False)
+    console.print(_found_line(f"报文日志 message logs（{t.logs} 个终端 terminals，1 个正常 1 clean）", dict(t.log_found),
+                              {kind: 1 for kind in t.log_planted}, t.log_words), highlight=False)
+    console.print("  注入 planted：" + "；".join(f"{t.log_words[kind][0]} {t.log_words[kind][1]} @ 终端 terminal {tn}"
+                                              for kind, tn in t.log_planted.items()), highlight=False)
+    console.print("  明细 detail: settleguard terminals list --unhealthy；settleguard terminals analyze-log FILE",
+                  highlight=False)

@@ -8,7 +8,7 @@ Exit codes: 0 done, 1 refused (the problems are printed, nothing was registered)
 from __future__ import annotations
 
 from contextlib import nullcontext
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from settleguard.cli.output import bar, console, engine_or_fail, err, fail, print_json
-from settleguard.cli.params import Label
+from settleguard.cli.params import Label, parse_day
 from settleguard.cli.runtime import Runtime
 from settleguard.labels import MERCHANT_STATUS
 from settleguard.merchants.model import (
@@ -125,7 +125,8 @@ def add_cmd(
     bank: Annotated[str, typer.Option("--bank", help="开户银行（代码或名称）bank code or name")],
     terminal: Annotated[list[str], typer.Option("--terminal", help="终端 SN:终端号:型号 serial:terminal no:model "
                                                                    "(repeat for several)")],
-    effective: Annotated[str, typer.Option("--effective", help="费率生效日期 fee effective date YYYY-MM-DD")],
+    effective: Annotated[date, typer.Option("--effective", help="费率生效日期 fee effective date YYYY-MM-DD",
+                                            parser=parse_day)],
     uscc: Annotated[str, typer.Option("--uscc", help="统一社会信用代码 USCC (businesses)")] = "",
     business: Annotated[str, typer.Option("--business", help="经营类目 business (default: the MCC's name)")] = "",
     cycle: Annotated[str, typer.Option("--cycle", help="结算周期 T+1 | D+0")] = "T+1",
@@ -149,7 +150,7 @@ def add_cmd(
     base = {"merchant_no": merchant_no, "registered_name": name, "kind": kind, "legal_person": legal_person,
             "legal_person_id": id_number, "uscc": uscc, "business": business, "mcc": mcc, "city": city,
             "contact_mobile": mobile, "cycle": cycle, "debit_rate": debit_rate, "debit_cap": debit_cap,
-            "credit_rate": credit_rate, "qr_rate": qr_rate, "fee_effective_from": effective, "holder_name": holder,
+            "credit_rate": credit_rate, "qr_rate": qr_rate, "fee_effective_from": effective.isoformat(), "holder_name": holder,
             "holder_id": holder_id, "card_no": card, "bank": bank}
     rows = []
     for spec in terminal:
@@ -362,7 +363,8 @@ def contract_show_cmd(ctx: typer.Context, merchant: MerchantArg, json_out: JsonO
 def contract_change_cmd(
     ctx: typer.Context,
     merchant: MerchantArg,
-    effective: Annotated[str, typer.Option("--effective", help="生效日期 YYYY-MM-DD（不早于今天）effective date")],
+    effective: Annotated[date, typer.Option("--effective", help="生效日期 YYYY-MM-DD（不早于今天）effective date",
+                                            parser=parse_day)],
     reason: ReasonOpt = "",
     debit_rate: Annotated[str | None, typer.Option("--debit-rate", help="借记卡费率 % debit rate")] = None,
     debit_cap: Annotated[str | None, typer.Option("--debit-cap", help="借记卡封顶（元）或 none debit cap (yuan)")] = None,
@@ -376,7 +378,7 @@ def contract_change_cmd(
 
     rt: Runtime = ctx.obj
     try:
-        ch = change(engine_or_fail(rt), merchant, effective=effective, debit_rate=debit_rate, debit_cap=debit_cap,
+        ch = change(engine_or_fail(rt), merchant, effective=effective.isoformat(), debit_rate=debit_rate, debit_cap=debit_cap,
                     credit_rate=credit_rate, qr_rate=qr_rate, reason=reason, actor=actor, now=rt.now(),
                     timezone=rt.settings.timezone)
     except ContractRefused as exc:

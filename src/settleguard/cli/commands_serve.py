@@ -69,7 +69,7 @@ def serve_cmd(
             engine.dispose()
             served = rt.with_engine(server_engine(rt.settings.db))
         app_ = create_app(served, auth=AuthSettings(secure_cookies=secure_cookies))
-        uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, log_config=_log_config())
         return
     engine.dispose()
     # uvicorn's process manager starts each worker from an import string: the worker builds its own engine
@@ -77,7 +77,16 @@ def serve_cmd(
     os.environ[SERVE_DB_ENV] = rt.settings.db
     os.environ[SERVE_SECURE_COOKIES_ENV] = "1" if secure_cookies else "0"
     uvicorn.run("settleguard.cli.commands_serve:app_from_environment", factory=True, workers=workers, host=host,
-                port=port, log_level="warning", access_log=False)
+                port=port, log_level="warning", access_log=False, log_config=_log_config())
+
+
+def _log_config() -> dict[str, object] | None:
+    """uvicorn's own logging setup, or None with JSON logs: its records then go through settleguard.logs."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    from settleguard.logs import json_configured
+
+    return None if json_configured() else LOGGING_CONFIG
 
 
 def app_from_environment() -> FastAPI:
@@ -85,9 +94,11 @@ def app_from_environment() -> FastAPI:
     root from the environment's settings, the database ``$SETTLEGUARD_SERVE_DB`` (already migrated by ``serve``)
     over this process's own pooled engine. The one web entry point that reads the environment."""
     from settleguard.bootstrap import Container, settings_from_environment
+    from settleguard.logs import configure
     from settleguard.web.app import create_app, server_engine
     from settleguard.web.context import AuthSettings
 
+    configure(json=os.environ.get("SETTLEGUARD_LOG_FORMAT", "").lower() == "json")  # this process's logs
     settings = settings_from_environment(db=os.environ[SERVE_DB_ENV])
     secure = os.environ.get(SERVE_SECURE_COOKIES_ENV) == "1"
     return create_app(Container(settings, given_engine=server_engine(settings.db)),

@@ -10,8 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from settleguard.access.model import ROLE_ZH, Role
+from settleguard import labels
+from settleguard.access.model import Role
 from settleguard.cli.output import console, fail, print_json
+from settleguard.cli.params import Label
 from settleguard.cli.runtime import Runtime
 
 app = typer.Typer(help="用户与 API 令牌 Users and API tokens.", no_args_is_help=True)
@@ -43,8 +45,8 @@ def _password(from_stdin: bool, command: list[str]) -> str:
 def add_cmd(
     ctx: typer.Context,
     username: Annotated[str, typer.Argument(help="用户名 username")],
-    role: Annotated[Role, typer.Option("--role", help="角色 role: operator 运营 | support 客服 | auditor 审计 | "
-                                                      "merchant 商户")],
+    role: Annotated[str, typer.Option("--role", help="角色 role: 运营 operator | 客服 support | 审计 auditor | "
+                                                     "商户 merchant", parser=Label(labels.ROLE, "角色", "role"))],
     merchant_no: Annotated[str | None, typer.Option("--merchant-no", help="商户编号（商户用户必填）merchant number "
                                                                           "(merchant users)")] = None,
     name: Annotated[str, typer.Option("--name", help="显示名称 display name")] = "",
@@ -57,16 +59,16 @@ def add_cmd(
     from settleguard.access.service import UserError, add_user
 
     rt: Runtime = ctx.obj
-    command = ["users", "add", username, "--role", str(role)] + (["--merchant-no", merchant_no] if merchant_no else [])
+    command = ["users", "add", username, "--role", role] + (["--merchant-no", merchant_no] if merchant_no else [])
     password = _password(password_stdin, command)
     try:
-        user = add_user(rt.engine, username=username, password=password, role=role, merchant_no=merchant_no,
+        user = add_user(rt.engine, username=username, password=password, role=Role(role), merchant_no=merchant_no,
                         display_name=name, now=rt.now(), actor=actor)
     except UserError as exc:
         fail(exc.zh, exc.en)
         return
     scope = f" · 商户 merchant {user.merchant_no}" if user.merchant_no else ""
-    console.print(f"已添加用户 user added: [bold]{escape(user.username)}[/] · {ROLE_ZH[role]} {role}{escape(scope)}")
+    console.print(f"已添加用户 user added: [bold]{escape(user.username)}[/] · {labels.zh_en(labels.ROLE, role)}{escape(scope)}")
 
 
 @app.command("token")
@@ -110,7 +112,7 @@ def list_cmd(
         tbl.add_column(col)
     for u, n in rows:
         state = "[red]已停用 disabled[/]" if u.disabled else "[green]启用 enabled[/]"
-        tbl.add_row(str(u.id), escape(u.username), escape(u.display_name), f"{ROLE_ZH[Role(u.role)]} {u.role}",
+        tbl.add_row(str(u.id), escape(u.username), escape(u.display_name), labels.zh_en(labels.ROLE, u.role),
                     u.merchant_no or "", state, str(n))
     console.print(tbl)
 

@@ -71,7 +71,8 @@ def _run(rt: Runtime, run: Any, stop: threading.Event, interval: float, once: bo
          tz: ZoneInfo) -> None:
     run(rt.engine, rt.channel, rt.vault, rt.verifier, clock=rt.now, today=lambda now: now.astimezone(tz).date(),
         stop=stop, interval=interval, opts=rt.payout_options(), cards=rt.card_settings(),
-        max_cycles=1 if once else None, on_cycle=report, tz=rt.tz, delivery=rt.delivery_settings())
+        max_cycles=1 if once else None, on_cycle=report, tz=rt.tz, delivery=rt.delivery_settings(),
+        recon_case_hours=rt.recon_case_hours, backup=rt.backup_policy())
 
 
 @channels_app.command("status")

@@ -10,21 +10,28 @@ import typer
 from settleguard import __version__
 from settleguard.cli import (
     commands_audit,
+    commands_backup,
     commands_card,
     commands_card_ops,
     commands_cases,
     commands_demo,
     commands_diagnose,
+    commands_doctor,
     commands_evidence,
+    commands_fees,
+    commands_history,
     commands_ledger,
     commands_merchants,
     commands_notify,
     commands_payouts,
     commands_recon,
+    commands_risk,
     commands_serve,
     commands_settle,
     commands_simulate,
+    commands_statements,
     commands_terminals,
+    commands_troubleshoot,
     commands_users,
     commands_worker,
 )
@@ -57,14 +64,19 @@ app.add_typer(commands_worker.channels_app, name="channels")
 app.add_typer(commands_worker.returns_app, name="returns")
 app.command("worker")(commands_worker.worker_cmd)
 app.add_typer(commands_audit.app, name="audit")
+app.add_typer(commands_backup.app, name="backup")
 app.add_typer(commands_notify.app, name="notify")
 app.add_typer(commands_cases.app, name="cases")
 app.add_typer(commands_evidence.app, name="evidence")
 app.add_typer(commands_users.app, name="users")
 app.add_typer(commands_merchants.app, name="merchants")
 app.add_typer(commands_recon.app, name="recon")
+app.add_typer(commands_risk.app, name="risk")
+app.add_typer(commands_fees.app, name="fees")
 app.add_typer(commands_terminals.app, name="terminals")
+app.add_typer(commands_statements.app, name="statements")
 app.command("serve")(commands_serve.serve_cmd)
+app.command("troubleshoot")(commands_troubleshoot.troubleshoot_cmd)  # 自助排障 (issue 21)
 
 
 def _version(value: bool) -> None:
@@ -79,9 +91,17 @@ def main_callback(
     db: Annotated[str | None, typer.Option("--db", envvar="SETTLEGUARD_DB",
                                            help="数据库 URL database URL (default sqlite:///settleguard.db)")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    log_json: Annotated[bool, typer.Option("--log-json", help="日志输出为 JSON 行（或 SETTLEGUARD_LOG_FORMAT=json）"
+                                                              "structured JSON logs on stderr")] = False,
 ) -> None:
-    from settleguard.bootstrap import settings_from_environment
+    import os
 
+    from settleguard.bootstrap import settings_from_environment
+    from settleguard.logs import configure
+
+    if log_json:  # also for the server processes of serve --workers N (commands_serve.app_from_environment)
+        os.environ["SETTLEGUARD_LOG_FORMAT"] = "json"
+    configure(json=os.environ.get("SETTLEGUARD_LOG_FORMAT", "").lower() == "json")  # masked (settleguard.logs)
     ctx.obj = Runtime(settings_from_environment(db=db))  # the composition root (settleguard.bootstrap)
 
 
@@ -123,6 +143,7 @@ def import_transactions_cmd(
 
     from settleguard.cli.output import bar, console, print_json
     from settleguard.db.engine import DatabaseError
+    from settleguard.imports.card_token import token_key as card_token_key
     from settleguard.imports.transactions import ImportRejected, import_transactions
 
     rt: Runtime = ctx.obj
@@ -131,7 +152,8 @@ def import_transactions_cmd(
         with bar(f"导入 importing {file.name}", None) as b:
             res = import_transactions(engine, file, cutoffs=rt.cutoffs, now=rt.now(), encoding=encoding,
                                       progress=lambda _stage, done, total: b.update(done, total),
-                                      future_tolerance=timedelta(minutes=rt.settings.future_tolerance_minutes))
+                                      future_tolerance=timedelta(minutes=rt.settings.future_tolerance_minutes),
+                                      card_key=lambda: card_token_key(rt.vault))  # only for a 卡号 column
     except ImportRejected as exc:
         fail("文件被拒绝，未导入任何数据", "file rejected, nothing was imported", str(exc))
     except DatabaseError as exc:
@@ -152,6 +174,9 @@ def import_transactions_cmd(
 app.command("settle")(commands_settle.settle_cmd)
 app.command("demo")(commands_demo.demo_cmd)
 app.command("diagnose")(commands_diagnose.diagnose_cmd)
+app.command("doctor")(commands_doctor.doctor_cmd)  # health checks (issue 23 item 4)
+app.command("history")(commands_history.history_cmd)  # issue 22 item 5 (docs/history.md)
+app.add_typer(commands_history.feedback_app, name="feedback")  # issue 22 item 6
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -149,6 +150,8 @@ fee_contracts = Table(
     Column("actor", String(64), nullable=False),
     Column("reason", String(256), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # 0019: the rates the contract was signed with {debit_ppm, debit_cap_fen, credit_ppm, qr_ppm} (fees/audit.py)
+    Column("rates", JSON, nullable=True),
     UniqueConstraint("merchant_id", "effective_from", name="uq_fee_contracts_merchant_effective"),
 )
 
@@ -196,6 +199,12 @@ transactions = Table(
     Column("fee_fen", BigInteger, nullable=False),  # signed fee charged on this row
     Column("occurred_at", EpochMicros, nullable=False),  # UTC microseconds since the epoch
     Column("import_id", Integer, nullable=False),
+    # Migration 0016 (clearing reconciliation; optional in the file, NULL when absent): 系统跟踪号, 检索参考号,
+    # 授权码 and the card token (HMAC of the card number under a key derived from the card key; never the PAN)
+    Column("stan", String(6), nullable=True),
+    Column("rrn", String(12), nullable=True),
+    Column("auth_code", String(6), nullable=True),
+    Column("card_token", String(32), nullable=True),
     sqlite_with_rowid=False,
 )
 
@@ -770,4 +779,382 @@ recon_breaks = Table(
     CheckConstraint("status IN ('open', 'cleared', 'resolved')", name="status"),
     Index("ix_recon_breaks_status_type", "status", "type"),
     Index("ix_recon_breaks_payout_id", "payout_id"),
+)
+
+# --- 0014 (helper A: reconciliation follow-up and balance proof) — tables/columns of 0014 below this line ---
+
+recon_actions = Table(
+    "recon_actions",
+    metadata,
+    # Migration 0014: what the follow-up did about a break (reconciliation/followup.py), once per (break, action):
+    # inquiry (ledger_only -> result_unknown), return (reversal -> returned -> held), case (aged: 工单) or
+    # alert (aged, no merchant to file a case under).
+    Column("id", Integer, primary_key=True),
+    Column("break_id", Integer, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("payout_id", Integer, nullable=True),
+    Column("case_id", Integer, nullable=True),
+    Column("note", Text, nullable=False),  # bounded, card numbers masked
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("break_id", "action", name="uq_recon_actions_break_action"),
+)
+
+recon_balance_proofs = Table(
+    "recon_balance_proofs",
+    metadata,
+    # Migration 0014: each run's proof that the bank's closing balance equals the ledger's settlement account
+    # (bank_provisions) balance, or which open breaks and payouts in transit explain the difference (fen).
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, nullable=False, unique=True),
+    Column("as_of", Date, nullable=False),
+    Column("bank_closing_fen", BigInteger, nullable=False),
+    Column("ledger_fen", BigInteger, nullable=False),
+    Column("drift_fen", BigInteger, nullable=False),  # bank closing - ledger
+    Column("explained_fen", BigInteger, nullable=False),  # by open breaks and payouts in transit
+    Column("unexplained_fen", BigInteger, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- 0015 (helper B: break resolution, maker-checker, adjustments) — below this line ---
+recon_resolutions = Table(
+    "recon_resolutions",
+    metadata,
+    # Migration 0015: a break's resolution (差错处理), proposed by one operator, approved or rejected by another
+    # (reconciliation/resolve.py). live_break_id = break_id while proposed or approved (NULL once rejected):
+    # unique, so a break has at most one live resolution and its money moves at most once.
+    Column("id", Integer, primary_key=True),
+    Column("break_id", Integer, nullable=False),
+    Column("break_type", String(24), nullable=False),
+    Column("action", String(24), nullable=False),  # resolve.Action
+    Column("status", String(10), nullable=False),  # proposed | approved | rejected
+    Column("amount_fen", BigInteger, nullable=True),  # the break's amount when proposed
+    Column("note", String(2000), nullable=False),
+    Column("proposed_by", String(64), nullable=False),
+    Column("proposed_at", UTCDateTime, nullable=False),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("decision_note", String(2000), nullable=True),
+    Column("live_break_id", Integer, nullable=True),
+    Column("entry_id", Integer, nullable=True),  # the ledger entry the approval posted
+    Column("payout_id", Integer, nullable=True),
+    Column("txn_cycle_date", Date, nullable=True),  # the adjustment transaction (clearing breaks)
+    Column("txn_merchant_id", Integer, nullable=True),
+    Column("txn_external_ref", String(32), nullable=True),
+    Column("receivable_status", String(10), nullable=True),  # open | settled (bank_receivable)
+    Column("settled_line_id", Integer, nullable=True),  # the bank's refund line
+    Column("settled_entry_id", Integer, nullable=True),
+    Column("settled_at", UTCDateTime, nullable=True),
+    UniqueConstraint("live_break_id", name="uq_recon_resolutions_live_break_id"),
+    UniqueConstraint("settled_line_id", name="uq_recon_resolutions_settled_line_id"),
+    CheckConstraint("status IN ('proposed', 'approved', 'rejected')", name="status"),
+    Index("ix_recon_resolutions_break_id", "break_id"),
+    Index("ix_recon_resolutions_receivable_status", "receivable_status"),
+)
+
+# --- 0016 (helper C: clearing file lines) — below this line ---
+
+clearing_files = Table(
+    "clearing_files",
+    metadata,
+    # Migration 0016: one row per imported card-network clearing file (UnionPay 全渠道 INN detail or RD summary).
+    Column("id", Integer, primary_key=True),
+    Column("file_sha256", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # inn | rd
+    Column("filename", String(200), nullable=False),
+    Column("clearing_date", Date, nullable=False),
+    Column("owner_code", String(15), nullable=True),  # the merchant id in the file name (INN...88ZM_<id>)
+    Column("line_count", Integer, nullable=False),
+    Column("new_lines", Integer, nullable=False),
+    Column("encoding", String(16), nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    UniqueConstraint("file_sha256", name="uq_clearing_files_sha256"),
+)
+
+clearing_lines = Table(
+    "clearing_lines",
+    metadata,
+    # Migration 0016: one INN detail line, amounts in fen: fee_fen + when D (the merchant pays it), - when C;
+    # settle_fen and net_fen + when C (owed to the merchant), - when D. The account is stored masked only.
+    Column("id", Integer, primary_key=True),
+    Column("file_id", Integer, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("clearing_date", Date, nullable=False),
+    Column("txn_code", String(3), nullable=False),
+    Column("stan", String(6), nullable=False),
+    Column("sent_at_text", String(10), nullable=False),  # 交易传输时间 MMDDhhmmss as written
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("txn_date", Date, nullable=False),  # local (business zone) date of sent_at
+    Column("account_masked", String(19), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("mcc", String(4), nullable=False),
+    Column("query_id", String(21), nullable=False),
+    Column("orig_stan", String(6), nullable=False),
+    Column("fee_fen", BigInteger, nullable=False),
+    Column("settle_fen", BigInteger, nullable=False),
+    Column("net_fen", BigInteger, nullable=False),
+    Column("merchant_code", String(15), nullable=False),
+    Column("terminal_no", String(8), nullable=False),
+    UniqueConstraint("clearing_date", "merchant_code", "terminal_no", "stan", "sent_at_text", "txn_code",
+                     name="uq_clearing_lines_key"),
+    Index("ix_clearing_lines_date_merchant", "clearing_date", "merchant_code"),
+)
+
+clearing_summaries = Table(
+    "clearing_summaries",
+    metadata,
+    # Migration 0016: the totals of an RD summary (中国银联全渠道商户交易汇总表), per clearing date and merchant code.
+    Column("id", Integer, primary_key=True),
+    Column("file_id", Integer, nullable=False),
+    Column("clearing_date", Date, nullable=False),
+    Column("merchant_code", String(15), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("txn_count", Integer, nullable=False),
+    Column("debit_fen", BigInteger, nullable=False),
+    Column("credit_fen", BigInteger, nullable=False),
+    Column("fee_fen", BigInteger, nullable=False),
+    Column("net_fen", BigInteger, nullable=False),
+    UniqueConstraint("clearing_date", "merchant_code", name="uq_clearing_summaries_key"),
+)
+
+clearing_runs = Table(
+    "clearing_runs",
+    metadata,
+    # Migration 0016: one row per ``recon clearing --date D``; the run_id of a clearing_* break in recon_breaks.
+    Column("id", Integer, primary_key=True),
+    Column("clearing_date", Date, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("network_lines", Integer, nullable=False, server_default="0"),
+    Column("our_transactions", Integer, nullable=False, server_default="0"),
+    Column("matched", Integer, nullable=False, server_default="0"),
+    Column("breaks_open", Integer, nullable=False, server_default="0"),
+    Column("breaks_cleared", Integer, nullable=False, server_default="0"),
+    Index("ix_clearing_runs_clearing_date", "clearing_date"),
+)
+
+# --- 0017 (helper F: terminal registry, telemetry, policy, findings) — below this line ---
+
+# 0017 (terminals/): the latest telemetry of a terminal (one row per terminal; a TMS export or a heartbeat
+# updates it), the device's own firmware stays in terminals.firmware. ICCID and IMEI are device identifiers,
+# kept whole (validated and bounded), not card numbers.
+terminal_telemetry = Table(
+    "terminal_telemetry",
+    metadata,
+    Column("terminal_id", Integer, ForeignKey("terminals.id"), primary_key=True),
+    Column("vendor", String(32), nullable=True),
+    Column("model_name", String(32), nullable=True),  # the TMS's model name (terminals.model is the registry's)
+    Column("os_version", String(64), nullable=True),
+    Column("app_version", String(64), nullable=True),
+    Column("comm_type", String(8), nullable=True),  # 4g | wifi | ethernet
+    Column("host", String(64), nullable=True),  # the acquirer host the terminal is set to
+    Column("port", Integer, nullable=True),
+    Column("ip", String(15), nullable=True),
+    Column("mask", String(15), nullable=True),
+    Column("gateway", String(15), nullable=True),
+    Column("dns", String(64), nullable=True),  # comma-separated
+    Column("mac", String(17), nullable=True),
+    Column("iccid", String(22), nullable=True),
+    Column("imei", String(17), nullable=True),
+    Column("last_sign_in_at", UTCDateTime, nullable=True),
+    Column("batch_no", String(6), nullable=True),
+    Column("last_heartbeat_at", UTCDateTime, nullable=True),
+    Column("battery", SmallInteger, nullable=True),  # percent
+    Column("charging", Boolean, nullable=True),
+    Column("signal_dbm", SmallInteger, nullable=True),
+    Column("reconnects", Integer, nullable=True),  # reconnections in the reporting period
+    Column("echo_latency_ms", Integer, nullable=True),
+    Column("echo_loss_pct", SmallInteger, nullable=True),
+    Column("printer", String(8), nullable=True),  # ok | no_paper | fault
+    Column("tamper", Boolean, nullable=True),
+    Column("lat", Float, nullable=True),
+    Column("lng", Float, nullable=True),
+    Column("home_lat", Float, nullable=True),  # the registered location (移机 is measured from here)
+    Column("home_lng", Float, nullable=True),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("source", String(16), nullable=False),  # import | heartbeat
+)
+
+# 0017: a bounded history of heartbeats (terminals/repository.py keeps the latest HISTORY per terminal).
+terminal_heartbeats = Table(
+    "terminal_heartbeats",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("terminal_id", Integer, ForeignKey("terminals.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("battery", SmallInteger, nullable=True),
+    Column("signal_dbm", SmallInteger, nullable=True),
+    Column("reconnects", Integer, nullable=True),
+    Column("echo_latency_ms", Integer, nullable=True),
+    Column("echo_loss_pct", SmallInteger, nullable=True),
+    Column("ip", String(15), nullable=True),
+    Column("printer", String(8), nullable=True),
+    Column("tamper", Boolean, nullable=True),
+    Column("lat", Float, nullable=True),
+    Column("lng", Float, nullable=True),
+    UniqueConstraint("terminal_id", "at", name="uq_terminal_heartbeats_terminal_at"),
+)
+
+# 0017: the terminal policy (terminals policy import): per model, minimum and known-bad versions, the
+# acquirer's host and port, allowed IP ranges; model '*' holds the defaults and the check thresholds.
+terminal_policies = Table(
+    "terminal_policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model", String(32), nullable=False, unique=True),
+    Column("min_firmware", String(64), nullable=True),
+    Column("min_app", String(64), nullable=True),
+    Column("bad_firmware", JSON, nullable=False),  # list of versions
+    Column("bad_app", JSON, nullable=False),
+    Column("host", String(64), nullable=True),
+    Column("port", Integer, nullable=True),
+    Column("ip_ranges", JSON, nullable=False),  # list of CIDRs
+    Column("thresholds", JSON, nullable=False),  # '*' only: terminals.checks.Thresholds fields
+    Column("actor", String(64), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# 0017: findings of the telemetry checks (terminals/checks.py), open until a check no longer sees them.
+# open_key is the code while open, NULL once closed: one open finding per terminal and code.
+terminal_findings = Table(
+    "terminal_findings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("terminal_id", Integer, ForeignKey("terminals.id"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("category", String(32), nullable=False),  # failure taxonomy
+    Column("severity", String(8), nullable=False),
+    Column("owner", String(16), nullable=False),  # merchant | field_engineer | acquirer_ops
+    Column("status", String(8), nullable=False),  # open | closed
+    Column("open_key", String(32), nullable=True),
+    Column("detail_zh", String(256), nullable=False),
+    Column("detail_en", String(256), nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    UniqueConstraint("terminal_id", "open_key", name="uq_terminal_findings_terminal_open"),
+    Index("ix_terminal_findings_status_terminal", "status", "terminal_id"),
+)
+
+# --- 0018 (helper I: risk features, scores, feedback) — below this line ---
+
+# risk/ (docs/risk.md): per merchant per business day features of the imported transactions, one row per (day,
+# merchant) with sales; recomputed whole for a day by ``risk scan`` / ``risk features``.
+risk_features = Table(
+    "risk_features",
+    metadata,
+    Column("cycle_date", Date, primary_key=True),
+    Column("merchant_id", Integer, primary_key=True),
+    Column("sale_count", Integer, nullable=False),
+    Column("sale_fen", BigInteger, nullable=False),
+    Column("max_sale_fen", BigInteger, nullable=False),
+    Column("round_count", Integer, nullable=False),  # sales of round or 9,999-style amounts
+    Column("night_count", Integer, nullable=False),  # sales in the night window (local time)
+    Column("credit_count", Integer, nullable=False),
+    Column("card_max", Integer, nullable=True),  # most sales on one card token; NULL when no tokens
+    Column("under_limit_count", Integer, nullable=False),  # sales just under a configured limit
+    Column("over_mcc_count", Integer, nullable=False),  # sales above the MCC's typical ticket
+    Column("void_count", Integer, nullable=False),  # voids and reversals
+    Column("refund_count", Integer, nullable=False),
+    Column("unmatched_count", Integer, nullable=False),  # voids / refunds without a matching sale
+    sqlite_with_rowid=False,
+)
+Index("ix_risk_features_merchant", risk_features.c.merchant_id, risk_features.c.cycle_date)
+
+# one row per computed day: what was computed, under which rule set (a digest of the parameters that change
+# the stored counts)
+risk_days = Table(
+    "risk_days",
+    metadata,
+    Column("cycle_date", Date, primary_key=True),
+    Column("merchants", Integer, nullable=False),
+    Column("txn_rows", BigInteger, nullable=False),
+    Column("params_digest", String(64), nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("scanned_at", UTCDateTime, nullable=True),
+    Column("flagged", Integer, nullable=True),
+)
+
+# a flagged merchant's score for a day, the rules that fired and the explanation (zh / en, with the values)
+risk_scores = Table(
+    "risk_scores",
+    metadata,
+    Column("cycle_date", Date, primary_key=True),
+    Column("merchant_id", Integer, primary_key=True),
+    Column("score", Integer, nullable=False),
+    Column("rules", String(512), nullable=False),  # fired rule ids, comma-separated
+    Column("details", Text, nullable=False),  # JSON: per rule feature, value, threshold, baseline
+    Column("explanation_zh", Text, nullable=False),
+    Column("explanation_en", Text, nullable=False),
+    Column("case_id", Integer, nullable=True),
+    Column("scanned_at", UTCDateTime, nullable=False),
+    Index("ix_risk_scores_merchant", "merchant_id"),
+)
+
+# the transactions behind each fired rule of a flagged merchant (bounded per rule)
+risk_evidence = Table(
+    "risk_evidence",
+    metadata,
+    Column("cycle_date", Date, primary_key=True),
+    Column("merchant_id", Integer, primary_key=True),
+    Column("rule_id", String(32), primary_key=True),
+    Column("external_ref", String(32), primary_key=True),
+)
+
+# an operator's risk hold on a merchant's payouts (payouts.merchant_holds holds them as risk_or_compliance_block);
+# released only by an operator. One active hold (released_at NULL) per merchant.
+risk_holds = Table(
+    "risk_holds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("merchant_id", Integer, nullable=False),
+    Column("reason", String(256), nullable=False),
+    Column("placed_by", String(64), nullable=False),
+    Column("placed_at", UTCDateTime, nullable=False),
+    Column("released_by", String(64), nullable=True),
+    Column("released_at", UTCDateTime, nullable=True),
+    Column("release_reason", String(256), nullable=True),
+    Index("ix_risk_holds_merchant", "merchant_id", "released_at"),
+)
+
+# --- 0020 (helper: guidance feedback, issue 22 item 6) — below this line ---
+
+# feedback/ (docs/history.md): a merchant's or a staff member's verdict on the guidance shown for a payout's
+# failure: helpful or not, and why (masked, at most 500 characters). Category and rule are the diagnosis the
+# page showed (read again on the server, never taken from the form).
+guidance_feedback = Table(
+    "guidance_feedback",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("payout_id", Integer, nullable=False),
+    Column("merchant_id", Integer, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("helpful", Boolean, nullable=False),
+    Column("reason", String(500), nullable=False, server_default=""),
+    Column("source", String(16), nullable=False),  # merchant | staff
+    Column("actor", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_guidance_feedback_rule", "category", "rule_id"),
+    Index("ix_guidance_feedback_payout", "payout_id"),
+)
+
+# --- 0021 (helper: health, worker heartbeat, issue 23 item 4) — below this line ---
+
+# ops/heartbeat.py: one row per worker process (host:pid), written at the end of every cycle; doctor reads the
+# newest beat to tell a running worker from one that died or never started. Rows older than a week are pruned.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker", String(128), primary_key=True),  # host:pid
+    Column("host", String(96), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("beat_at", UTCDateTime, nullable=False),
+    Column("cycles", Integer, nullable=False, server_default="0"),
+    Column("run_id", String(32), nullable=True),  # the latest cycle's run id (in its log records)
+    Index("ix_worker_heartbeats_beat_at", "beat_at"),
 )

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from settleguard.diagnosis.kb import CODE_SCHEMES, TEXT_SCHEME, KnowledgeBase
 from settleguard.diagnosis.model import (
+    NOTHING_TO_DO,
     QUERY_FIRST_CATEGORIES,
     RESENDING_DECISIONS,
+    Audience,
     Category,
     Decision,
     Diagnosis,
@@ -235,6 +238,32 @@ class Classifier:
         return (tuple(gz), tuple(ge), tuple(self._evidence[e].zh for e in evidence),
                 tuple(self._evidence[e].en for e in evidence))
 
+    def _for_merchant(self, rule_steps: tuple[str, ...], note: tuple[str, str] | None,
+                      ) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+        """What a merchant reads (zh, en) and whether it must act: a note for it and its own steps as written,
+        what the platform does by itself in the merchant's words, never an operations step (guidance.toml)."""
+        zh: list[str] = [note[0]] if note else []
+        en: list[str] = [note[1]] if note else []
+        acts = False
+        for s in rule_steps:
+            step = self._steps[s]
+            if step.audience is Audience.merchant:
+                acts = True
+                said = (step.zh, step.en)
+            elif step.audience is Audience.platform:
+                said = (step.merchant_zh, step.merchant_en)
+            else:
+                continue
+            if said[0] not in zh:
+                zh.append(said[0])
+                en.append(said[1])
+        if not zh:
+            zh, en = [NOTHING_TO_DO[0]], [NOTHING_TO_DO[1]]
+        return tuple(zh), tuple(en), acts
+
+    def _merchant_note(self, r: Rule) -> tuple[str, str] | None:
+        return (r.note_zh, r.note_en) if r.note_zh and r.note_audience is Audience.merchant else None
+
     def _diagnosis(self, hit: _Hit, norm: str, notes: list[str]) -> Diagnosis:
         r = hit.rule
         gz, ge, ez, ee = self._texts(r.steps, r.evidence, r.note_zh, r.note_en)
@@ -246,7 +275,12 @@ class Classifier:
                          confidence=min(hit.confidence, CONF_UNKNOWN_SIGNAL) if unknown else hit.confidence,
                          rule=r.id,
                          meaning_zh=r.meaning_zh, meaning_en=r.meaning_en, guidance_zh=gz, guidance_en=ge,
-                         evidence_zh=ez, evidence_en=ee, explanation=expl)
+                         evidence_zh=ez, evidence_en=ee, explanation=expl,
+                         **self._merchant_fields(r.steps, self._merchant_note(r)))
+
+    def _merchant_fields(self, rule_steps: tuple[str, ...], note: tuple[str, str] | None) -> dict[str, Any]:
+        mz, me, acts = self._for_merchant(rule_steps, note)
+        return {"merchant_zh": mz, "merchant_en": me, "merchant_acts": acts}
 
     def _unknown(self, norm: str, confidence: float, notes: list[str], pending: _Hit | None) -> Diagnosis:
         note_zh = note_en = ""
@@ -260,6 +294,7 @@ class Classifier:
             meaning_en = f"{r.meaning_en} (the text decides, and it was not recognised)"
             note_zh, note_en = r.note_zh, r.note_en
         gz, ge, ez, ee = self._texts(UNKNOWN_STEPS, UNKNOWN_EVIDENCE, note_zh, note_en)
+        merchant = self._merchant_fields(UNKNOWN_STEPS, None if pending is None else self._merchant_note(pending.rule))
         expl = Explanation(stage=Stage.none, normalized=norm,
                            scheme=pending.rule.scheme if pending else None,
                            code=pending.code if pending else None,
@@ -267,7 +302,7 @@ class Classifier:
         return Diagnosis(category=Category.unknown, retryable=False, decision=Decision.review, owner=Owner.platform,
                          confidence=confidence, rule=rule_id, meaning_zh=meaning_zh,
                          meaning_en=meaning_en, guidance_zh=gz, guidance_en=ge, evidence_zh=ez, evidence_en=ee,
-                         explanation=expl)
+                         explanation=expl, **merchant)
 
 
 _Compiled = tuple[Rule, re.Pattern[str], tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]

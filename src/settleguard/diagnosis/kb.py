@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from settleguard.diagnosis.model import Category, Decision, Owner, Rule, Text, rule_problems
+from settleguard.diagnosis.model import Audience, Category, Decision, Owner, Rule, Text, rule_problems
 from settleguard.diagnosis.normalize import SCHEME_NAMES, normalize_code, normalize_message
 
 # The scheme files, in the order the classifier consults them when no scheme is given.
@@ -36,7 +36,7 @@ EVIDENCE_IDS: tuple[str, ...] = (
 _FILE_KEYS = {"scheme", "source", "rules"}
 _REQUIRED = {"id": str, "category": str, "retryable": bool, "decision": str, "owner": str,
              "meaning_zh": str, "meaning_en": str, "steps": list, "evidence": list}
-_OPTIONAL = {"codes": list, "patterns": list, "narrative": bool, "note_zh": str, "note_en": str,
+_OPTIONAL = {"codes": list, "patterns": list, "narrative": bool, "note_zh": str, "note_en": str, "note_audience": str,
              "examples": list, "unless": list, "near_misses": list}
 _ESCAPE = re.compile(r"\\.")
 
@@ -134,16 +134,34 @@ def _load_guidance(path: Path) -> tuple[dict[str, Text], dict[str, Text]]:
             where = f"{path}: [{section}.{key}]"
             if not isinstance(entry, dict):
                 raise KnowledgeBaseError(f"{where}: expected a table with zh and en")
-            if set(entry) != {"zh", "en"}:
-                raise KnowledgeBaseError(f"{where}: keys must be exactly zh and en, got {sorted(entry)}")
-            if not all(isinstance(entry[k], str) and entry[k].strip() for k in ("zh", "en")):
-                raise KnowledgeBaseError(f"{where}: zh and en must be non-empty strings")
-            items[key] = Text(key, entry["zh"].strip(), entry["en"].strip())
+            items[key] = _guidance_entry(where, section, key, entry)
         missing = [k for k in required if k not in items]
         if missing:
             raise KnowledgeBaseError(f"{path}: [{section}] lacks {missing}")
         out.append(items)
     return out[0], out[1]
+
+
+def _guidance_entry(where: str, section: str, key: str, entry: dict[str, Any]) -> Text:
+    """A step (zh, en, audience; a platform step also merchant_zh, merchant_en) or a piece of evidence (zh, en)."""
+    if section == "evidence":
+        expected = {"zh", "en"}
+    else:
+        audience = entry.get("audience")
+        if audience not in {a.value for a in Audience}:
+            raise KnowledgeBaseError(f"{where}: audience must be one of {[a.value for a in Audience]}, "
+                                     f"got {audience!r}")
+        expected = {"zh", "en", "audience"} | ({"merchant_zh", "merchant_en"} if audience == "platform" else set())
+    if set(entry) != expected:
+        names = " and ".join(["zh", "en", *sorted(expected - {"zh", "en"})])
+        raise KnowledgeBaseError(f"{where}: keys must be exactly {names}, got {sorted(entry)}")
+    texts = sorted(expected - {"audience"})
+    if not all(isinstance(entry[k], str) and entry[k].strip() for k in texts):
+        raise KnowledgeBaseError(f"{where}: {', '.join(texts)} must be non-empty strings")
+    if section == "evidence":
+        return Text(key, entry["zh"].strip(), entry["en"].strip())
+    return Text(key, entry["zh"].strip(), entry["en"].strip(), Audience(entry["audience"]),
+                entry.get("merchant_zh", "").strip(), entry.get("merchant_en", "").strip())
 
 
 def _load_scheme(path: Path, scheme: str, steps: Mapping[str, Text],
@@ -228,6 +246,11 @@ def _rule(path: Path, scheme: str, index: int, raw: Any, steps: Mapping[str, Tex
     if unless and not patterns:
         raise bad("unless only makes sense for a rule with patterns")
     narrative = bool(raw.get("narrative", False))
+    has_note = bool(raw.get("note_zh", "").strip() or raw.get("note_en", "").strip())
+    if has_note != ("note_audience" in raw):
+        raise bad("a note names its reader: note_audience = \"merchant\" or \"operations\" (and only with a note)")
+    if has_note and raw["note_audience"] not in (Audience.merchant, Audience.operations):
+        raise bad(f"note_audience must be merchant or operations, got {raw['note_audience']!r}")
     if scheme == TEXT_SCHEME and codes:
         raise bad("text rules have no codes (codes belong to their scheme's file)")
     if not codes and not patterns:
@@ -240,6 +263,7 @@ def _rule(path: Path, scheme: str, index: int, raw: Any, steps: Mapping[str, Tex
         meaning_zh=raw["meaning_zh"].strip(), meaning_en=raw["meaning_en"].strip(),
         steps=tuple(raw["steps"]), evidence=tuple(raw["evidence"]),
         note_zh=raw.get("note_zh", "").strip(), note_en=raw.get("note_en", "").strip(),
+        note_audience=Audience(raw.get("note_audience", Audience.operations)),
         examples=tuple(raw.get("examples", [])), file=str(path), unless=tuple(unless),
         near_misses=tuple(raw.get("near_misses", [])),
     )

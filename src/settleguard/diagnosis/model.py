@@ -40,6 +40,19 @@ class Owner(StrEnum):
     terminal = "terminal"
 
 
+class Audience(StrEnum):
+    """Who reads a step or a rule's note (guidance.toml, issue 18)."""
+
+    merchant = "merchant"      # the merchant reads it as written (portal, notices)
+    platform = "platform"      # the platform does it by itself; the merchant is told so in its own words
+    operations = "operations"  # the acquirer's staff only; never shown to a merchant
+
+
+# what a merchant reads when nothing in a diagnosis's guidance is for it (zh, en)
+NOTHING_TO_DO = ("我们正在处理这笔出款，暂不需要您操作，有结果会通知您",
+                 "We are handling this payout; nothing to do for now, you will be told the result")
+
+
 class Stage(StrEnum):
     """Which stage of the classifier decided."""
 
@@ -128,11 +141,15 @@ def needs_review(decision: Decision) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """One entry of the guidance library: a step or a piece of evidence, in Chinese and English."""
+    """One entry of the guidance library: a step or a piece of evidence, in Chinese and English. A step names
+    its ``audience``; a platform step also says, in ``merchant_zh`` / ``merchant_en``, what a merchant is told."""
 
     id: str
     zh: str
     en: str
+    audience: Audience = Audience.operations
+    merchant_zh: str = ""
+    merchant_en: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +171,7 @@ class Rule:
     evidence: tuple[str, ...]
     note_zh: str = ""
     note_en: str = ""
+    note_audience: Audience = Audience.operations  # who reads the note (required in the file when there is one)
     examples: tuple[str, ...] = ()
     file: str = ""
     unless: tuple[str, ...] = ()        # context: a pattern match overlapped by one of these does not count
@@ -193,6 +211,12 @@ class Diagnosis:
     evidence_zh: tuple[str, ...]
     evidence_en: tuple[str, ...]
     explanation: Explanation = field(compare=False)
+    # what a merchant reads (portal, notices; issue 18): its own steps and notes as written, what the platform
+    # does by itself in the merchant's words, never an operations instruction. Empty when the guidance is the
+    # merchant's already (a diagnosis made for a merchant, e.g. no usable card).
+    merchant_zh: tuple[str, ...] = ()
+    merchant_en: tuple[str, ...] = ()
+    merchant_acts: bool = True  # whether the merchant itself must do something
 
     def __post_init__(self) -> None:
         problems = rule_problems(self.category, self.decision, self.retryable)
@@ -216,6 +240,11 @@ class Diagnosis:
     def evidence(self, lang: str = "zh") -> tuple[str, ...]:
         return self.evidence_en if lang == "en" else self.evidence_zh
 
+    def for_merchant(self, lang: str = "zh") -> tuple[str, ...]:
+        """The guidance a merchant reads, in ``lang`` (see ``merchant_zh``)."""
+        told = self.merchant_en if lang == "en" else self.merchant_zh
+        return told or self.guidance(lang)
+
     def to_dict(self, lang: str = "zh", explain: bool = False) -> dict[str, Any]:
         """The JSON form used by the CLI (and later the API): guidance and evidence in ``lang``."""
         out: dict[str, Any] = {
@@ -229,6 +258,8 @@ class Diagnosis:
             "meaning": self.meaning(lang),
             "guidance": list(self.guidance(lang)),
             "evidence": list(self.evidence(lang)),
+            "merchant_guidance": list(self.for_merchant(lang)),
+            "merchant_acts": self.merchant_acts,
         }
         if explain:
             e = self.explanation

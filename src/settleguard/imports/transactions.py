@@ -39,15 +39,23 @@ from sqlalchemy import Connection, Engine, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from settleguard.db import tables as t
+from settleguard.fees.compute import fees as contract_fees
+from settleguard.imports.card_token import card_tokens
 from settleguard.imports.csv_layout import (
     ALIASES,
     AMOUNT_COLUMNS,
+    AUTH_PATTERN,
+    CARD_PATTERN,
     EXCEL_MAGIC,
     FEN_PATTERN,
     LABELS,
     OFFSET_PATTERN,
+    OPTIONAL,
     REF_PATTERN,
     REQUIRED,
+    RRN_ALIAS,
+    RRN_PATTERN,
+    STAN_PATTERN,
     TIME_PARTS,
     TIME_PATTERN,
     YUAN_PATTERN,
@@ -55,16 +63,16 @@ from settleguard.imports.csv_layout import (
 from settleguard.masking import bounded
 from settleguard.merchants import contracts_repository as contracts_repo
 from settleguard.merchants import repository as merchants_repo
-from settleguard.settlement.model import CARD_ALIASES, KIND_ALIASES, CutOffs, Cycle, TxnKind
+from settleguard.settlement.model import CARD_ALIASES, KIND_ALIASES, CutOffs, Cycle
 
 Progress = Callable[[str, int, int], None]
+CardKey = bytes | Callable[[], bytes]  # the card-token key, or how to get it when a file has a card column
 _EPOCH = date(1970, 1, 1)
 _ROWS_PER_STATEMENT = 250  # 7 bound parameters per row -> 1,750 per INSERT
 _PARAMS = 7
 _CHUNK = 100_000
 _COLUMNS = ("cycle_date", "merchant_id", "external_ref", "terminal_id", "kind", "card_type", "amount_fen", "fee_fen",
             "occurred_at", "import_id")
-_INSERT = f"INSERT INTO transactions ({', '.join(_COLUMNS)}) VALUES "
 _HEAD = 1 << 16  # the first block: checked for binary content; the header line must end inside it
 _MAX_LINE = 1 << 20  # finding a bad line reads at most this much of one line (error path only)
 _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")  # never in a CSV text, in UTF-8 or in GBK
@@ -228,8 +236,11 @@ def _canonical_columns(path: Path, names: list[str]) -> tuple[list[str], dict[st
     """The canonical name of every header column, and canonical -> the header as the file wrote it."""
     out: list[str] = []
     labels: dict[str, str] = {}
+    other_ref = any(ALIASES.get(n, ALIASES.get(n.lower())) == "external_ref" for n in names if n != RRN_ALIAS)
     for i, n in enumerate(names):
         canon = ALIASES.get(n, ALIASES.get(n.lower(), f"_ignored_{i}"))
+        if n == RRN_ALIAS and other_ref:  # 检索参考号 beside another reference column: it is the RRN
+            canon = "rrn"
         if canon in out:
             raise ImportRejected(path, 1, f"表头中 {bounded(labels[canon])} 与 {bounded(n)} 是同一列 / column "
                                  f"{bounded(n)} appears twice in the header (as {bounded(labels[canon])})")
@@ -342,11 +353,61 @@ class _Prepared:
     fee: np.ndarray
     refs: pa.ChunkedArray
     ts_us: np.ndarray  # UTC microseconds since the epoch
+    extra: dict[str, pa.Array] = field(default_factory=dict)  # optional columns present: stan, rrn, ... (None = NULL)
 
 
 def _check_refs(problems: _Problems, refs: pa.ChunkedArray) -> None:
     _check(problems, "external_ref", refs, pc.match_substring_regex(refs, REF_PATTERN),
            "须为 1–32 位字母、数字、_ 或 -", "must be 1-32 characters of A-Z a-z 0-9 _ -")
+
+
+_OPTIONAL_CHECKS = {
+    "stan": (STAN_PATTERN, "须为 6 位数字（或留空）", "must be 6 digits (or empty)"),
+    "rrn": (RRN_PATTERN, "须为 12 位字母或数字（或留空）", "must be 12 letters or digits (or empty)"),
+    "auth_code": (AUTH_PATTERN, "须为 6 位字母或数字（或留空）", "must be 6 letters or digits (or empty)"),
+    "card_no": (CARD_PATTERN, "须为 12–19 位卡号，或前 6 后 4 的屏蔽卡号（如 622202******0123），或留空",
+                "must be a card number of 12-19 digits, a masked one (first 6, last 4: 622202******0123), or empty"),
+}
+_NULL = pa.scalar(None, pa.string())
+
+
+def _card_column(problems: _Problems, table: pa.Table, card_key: bytes | None) -> pa.Array | None:
+    """The card_token of every row from the card number column (checked; null where empty), or None without one.
+
+    The card number never leaves this function: only its token does."""
+    if "card_no" not in table.column_names:
+        return None
+    raw = table["card_no"]
+    values = pc.replace_substring(pc.utf8_trim_whitespace(raw), " ", "")
+    pattern, zh, en = _OPTIONAL_CHECKS["card_no"]
+    _check(problems, "card_no", raw, pc.match_substring_regex(values, pattern), zh, en)
+    if card_key is None:
+        raise ImportRejected(problems.path, 1, f"文件有卡号列 {problems.label('card_no')}，需要卡号密钥计算卡标识 / "
+                             f"the file has a card number column ({problems.label('card_no')}): the card key is "
+                             "needed to compute the card token (SETTLEGUARD_KEY_FILE)")
+    return card_tokens(values, card_key)
+
+
+def _optional(problems: _Problems, table: pa.Table) -> dict[str, pa.Array]:
+    """The optional text columns present (stan, rrn, auth_code), checked column-wise.
+
+    Values are trimmed; an empty value is NULL. A file whose only reference column is 检索参考号 keeps it as
+    the external_ref (as before) and gives it as the rrn too where it is an RRN (12 letters or digits)."""
+    out: dict[str, pa.Array] = {}
+    for col in OPTIONAL:
+        if col == "card_no" or col not in table.column_names:
+            continue
+        raw = table[col]
+        values = pc.utf8_trim_whitespace(raw)
+        pattern, zh, en = _OPTIONAL_CHECKS[col]
+        _check(problems, col, raw, pc.match_substring_regex(values, pattern), zh, en)
+        kept = pc.if_else(pc.greater(pc.utf8_length(values), 0), values, _NULL)
+        out[col] = kept.combine_chunks() if isinstance(kept, pa.ChunkedArray) else kept
+    if "rrn" not in table.column_names and problems.labels.get("external_ref") == RRN_ALIAS:
+        refs = table["external_ref"]
+        rrn = pc.if_else(pc.match_substring_regex(refs, r"^[A-Za-z0-9]{12}$"), refs, _NULL)
+        out["rrn"] = rrn.combine_chunks() if isinstance(rrn, pa.ChunkedArray) else rrn
+    return out
 
 
 def _amounts(problems: _Problems, table: pa.Table) -> np.ndarray:
@@ -471,7 +532,7 @@ def _lookup(problems: _Problems, col: str, values: pa.ChunkedArray, keys: pa.Arr
 
 
 def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: CutOffs,
-             latest: tuple[datetime, timedelta] | None = None) -> _Prepared:
+             latest: tuple[datetime, timedelta] | None = None, card_key: bytes | None = None) -> _Prepared:
     """Check every column and compute ids, business days and fees, vectorised.
 
     The column checks and the sort run on two threads (pyarrow's kernels and numpy's sort
@@ -503,6 +564,8 @@ def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: Cu
                 cap[sched_pos[sid], int(ct)] = r.cap_fen
 
     with ThreadPoolExecutor(max_workers=2) as pool:
+        f_tokens = pool.submit(_card_column, problems, table, card_key)  # first: the longest (one HMAC per card)
+        f_extra = pool.submit(_optional, problems, table)
         f_refs = pool.submit(_check_refs, problems, table["external_ref"])
         f_kind = pool.submit(_map_codes, problems, "kind", table["kind"], dict(KIND_ALIASES))
         f_card = pool.submit(_map_codes, problems, "card_type", table["card_type"], dict(CARD_ALIASES))
@@ -517,7 +580,7 @@ def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: Cu
             _refuse_future(problems, table["occurred_at"], ts_us, *latest, cutoffs.timezone)
         midx = f_midx.result()
         if not m_ids.size:  # no merchant registered: every row was refused, nothing to compute
-            f_refs.result(), f_kind.result(), f_card.result(), f_amount.result(), f_tidx.result()
+            f_refs.result(), f_kind.result(), f_card.result(), f_amount.result(), f_tidx.result(), f_extra.result(), f_tokens.result()
             problems.raise_if_any()
         merchant_id = m_ids[midx]
         cutoff = np.where(m_t1[midx], cutoffs.t1_hour, cutoffs.d0_hour)
@@ -525,16 +588,10 @@ def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: Cu
         f_order = pool.submit(_sort_order, cycle_days, merchant_id)  # numpy sorts without the GIL
         kind, card, amount = f_kind.result(), f_card.result(), f_amount.result()
         # fee = min(cap, round_half_up(amount * rate)) with the sign of the kind (money.fee_fen), under
-        # the contract in force on the row's business day (merchants/contracts.py)
-        flat = _schedule_in_force(m_sched, midx, cycle_days, contract_keys, contract_sched) * 4 + card
-        fee = amount * rate.ravel()[flat]
-        fee += 500_000
-        fee //= 1_000_000
-        np.minimum(fee, cap.ravel()[flat], out=fee)
-        sign_of = np.zeros(len(TxnKind) + 1, dtype=np.int64)
-        sign_of[int(TxnKind.SALE)] = 1
-        sign_of[int(TxnKind.VOID)] = sign_of[int(TxnKind.REVERSAL)] = -1
-        fee *= sign_of[kind]
+        # the contract in force on the row's business day (merchants/contracts.py); one formula with the fee
+        # audit (fees/compute.py), so what is charged here is what the audit expects
+        fee = contract_fees(amount, kind, card,
+                            _schedule_in_force(m_sched, midx, cycle_days, contract_keys, contract_sched), rate, cap)
         f_refs.result()
         tidx = f_tidx.result()
         if retired:
@@ -542,6 +599,10 @@ def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: Cu
         if closed:
             _refuse_closed(problems, table["merchant_no"], merchant_id, midx, ts_us, closed)
         order = f_order.result()
+        extra = f_extra.result()
+        tokens = f_tokens.result()
+        if tokens is not None:
+            extra["card_token"] = tokens
     problems.raise_if_any()  # every bad row of every column, at once
 
     d0 = int(cycle_days.min())
@@ -558,7 +619,7 @@ def _prepare(conn: Connection, problems: _Problems, table: pa.Table, cutoffs: Cu
         problems.add_each(np.flatnonzero(late), settled_message)
         problems.raise_if_any()
     return _Prepared(n, order, cycle_days, merchant_id, tidx, kind, card,
-                     amount, fee, table["external_ref"], ts_us)
+                     amount, fee, table["external_ref"], ts_us, extra)
 
 
 def _contract_table(conn: Connection, m_id_list: list[int], schedules: Mapping[int, Any]) -> tuple[np.ndarray,
@@ -682,26 +743,41 @@ def _sqlite_chunks(p: _Prepared) -> Iterator[tuple[date, int, list[object]]]:
     """
     order = p.order
     kind_card = p.kind.astype(np.int64) * 4 + p.card  # one parameter, split again in SQL (_row_values)
-    cols: list[Any] = [p.merchant_id[order], pc.take(p.refs, pa.array(order)).combine_chunks(),
+    taken = pa.array(order)
+    cols: list[Any] = [p.merchant_id[order], pc.take(p.refs, taken).combine_chunks(),
                        p.terminal_id[order], kind_card[order], p.amount[order], p.fee[order], p.ts_us[order]]
+    cols += [pc.take(v, taken) for v in _sqlite_extra(p)[1]]  # optional text columns (Arrow, None = NULL)
+    width = len(cols)
     for day, seg_start, seg_end in _segments(p):
         for start in range(seg_start, seg_end, _CHUNK):
             end = min(start + _CHUNK, seg_end)
-            flat: list[object] = [None] * ((end - start) * _PARAMS)
+            flat: list[object] = [None] * ((end - start) * width)
             for j, col in enumerate(cols):
-                flat[j::_PARAMS] = col[start:end].tolist() if j != 1 else col.slice(start, end - start).to_pylist()
+                flat[j::width] = (col[start:end].tolist() if isinstance(col, np.ndarray)
+                                  else col.slice(start, end - start).to_pylist())
             yield day, end, flat
 
 
-def _row_values(day: date, import_id: int, row: int) -> str:
+def _sqlite_extra(p: _Prepared) -> tuple[list[str], list[pa.Array], list[str]]:
+    """(column names, parameter columns, SQL expressions with ``{n}`` for the n-th extra parameter) of the
+    optional columns, one bound parameter each. (Packing stan, rrn and auth_code into one padded parameter split
+    by substr() in SQL was measured slower: the string functions cost more than the binding they save.)"""
+    return list(p.extra), list(p.extra.values()), [f"?{{{n}}}" for n in range(len(p.extra))]
+
+
+def _row_values(day: date, import_id: int, row: int, exprs: Sequence[str] = (), extra: int = 0) -> str:
     """VALUES tuple of the ``row``-th row of a statement, with numbered parameters.
 
     The business day and import id are literals; kind and card type arrive as one number
-    ``kind * 4 + card`` (binding parameters is the costliest part of the load).
+    ``kind * 4 + card`` (binding parameters is the costliest part of the load). The optional
+    columns' ``exprs`` (over ``extra`` parameters, see _sqlite_extra) follow the import id.
     """
-    b = row * _PARAMS
+    width = _PARAMS + extra
+    b = row * width
+    first = [b + _PARAMS + 1 + k for k in range(extra)]
+    more = "".join(f",{e.format(*first)}" for e in exprs)
     return (f"('{day.isoformat()}',?{b + 1},?{b + 2},?{b + 3},?{b + 4}/4,?{b + 4}%4,?{b + 5},?{b + 6},?{b + 7},"
-            f"{int(import_id)})")
+            f"{int(import_id)}{more})")
 
 
 def _insert_sqlite(conn: Connection, p: _Prepared, import_id: int, progress: Progress | None) -> None:
@@ -730,7 +806,11 @@ def _insert_sqlite(conn: Connection, p: _Prepared, import_id: int, progress: Pro
 
     builder = threading.Thread(target=build, name="import-chunks", daemon=True)
     builder.start()
-    width = _PARAMS * _ROWS_PER_STATEMENT
+    names, params, exprs = _sqlite_extra(p)
+    extra = len(params)
+    row_width = _PARAMS + extra
+    width = row_width * _ROWS_PER_STATEMENT
+    head = f"INSERT INTO transactions ({', '.join((*_COLUMNS, *names))}) VALUES "
     statements: dict[date, tuple[str, str]] = {}
     try:
         while (item := chunks.get()) is not None:
@@ -739,15 +819,16 @@ def _insert_sqlite(conn: Connection, p: _Prepared, import_id: int, progress: Pro
             day, done, flat = item
             if day not in statements:
                 statements[day] = (
-                    _INSERT + ",".join(_row_values(day, import_id, r) for r in range(_ROWS_PER_STATEMENT)),
-                    _INSERT + _row_values(day, import_id, 0))
+                    head + ",".join(_row_values(day, import_id, r, exprs, extra)
+                                    for r in range(_ROWS_PER_STATEMENT)),
+                    head + _row_values(day, import_id, 0, exprs, extra))
             many_sql, row_sql = statements[day]
             full = (len(flat) // width) * width
             for off in range(0, full, width):
                 cur.execute(many_sql, flat[off:off + width])
             rest = flat[full:]
             if rest:
-                cur.executemany(row_sql, [rest[i:i + _PARAMS] for i in range(0, len(rest), _PARAMS)])
+                cur.executemany(row_sql, [rest[i:i + row_width] for i in range(0, len(rest), row_width)])
             if progress:
                 progress("insert", done, p.n)
     finally:
@@ -779,10 +860,11 @@ def _insert_postgres(conn: Connection, p: _Prepared, import_id: int, progress: P
                 "fee_fen": pa.array(p.fee[idx]),
                 "occurred_at": pa.array(p.ts_us[idx]),
                 "import_id": pa.array(np.full(len(idx), import_id, dtype=np.int64)),
+                **{name: pc.take(values, taken) for name, values in p.extra.items()},  # null -> empty -> NULL
             })
             buf = io.BytesIO()
             pcsv.write_csv(part, buf, write_options=pcsv.WriteOptions(include_header=False))
-            with cur.copy(f"COPY transactions ({', '.join(_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as cp:
+            with cur.copy(f"COPY transactions ({', '.join(part.column_names)}) FROM STDIN WITH (FORMAT csv)") as cp:
                 cp.write(buf.getvalue())
             if progress:
                 progress("insert", min(start + len(idx), p.n), p.n)
@@ -926,11 +1008,14 @@ def import_transactions(
     encoding: str | None = None,
     progress: Progress | None = None,
     future_tolerance: timedelta | None = None,
+    card_key: CardKey | None = None,
 ) -> ImportResult:
     """Import one transaction file; see the module docstring for the guarantees.
 
     With ``future_tolerance`` (the CLI passes ``Settings.future_tolerance_minutes``), a row whose time is
     later than ``now`` plus it rejects the file at its line: a sale cannot happen after its import.
+    ``card_key`` is the card-token key (imports/card_token.token_key of the card vault), or a function
+    returning it that is called only when the file has a card number column; without it such a file is refused.
     """
     path = Path(path)
     if not path.is_file():
@@ -953,12 +1038,15 @@ def import_transactions(
         return ImportResult(path, sha, done.encoding, done.row_count, done.id, already_imported=True)
     if progress:
         progress("parsed", table.num_rows, table.num_rows)
+    key = None
+    if "card_no" in table.column_names and card_key is not None:
+        key = card_key() if callable(card_key) else card_key
 
     p: _Prepared | None = None
     try:
         with engine.begin() as conn:
             latest = None if future_tolerance is None else (now, future_tolerance)
-            p = _prepare(conn, _Problems(path, labels), table, cutoffs, latest)
+            p = _prepare(conn, _Problems(path, labels), table, cutoffs, latest, key)
             del table
             import_id = conn.execute(insert(t.imports).values(
                 kind="transactions", sha256=sha, filename=path.name, encoding=enc, row_count=p.n, imported_at=now,

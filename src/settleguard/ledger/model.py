@@ -12,8 +12,11 @@ Entries (architecture.md):
     hold         Dr payout_in_transit / Cr merchant_held      (permanent failure, 挂账)
     release      Dr merchant_held / Cr payout_in_transit       (re-pay after the fix)
     return       Dr bank_provisions / Cr merchant_held         (退票 after success)
+    unconfirm    Dr bank_provisions / Cr payout_in_transit     (reconciliation: recorded paid, never booked by
+                                                               the bank: back to inquiry; reconciliation/followup.py)
     cancel       Dr merchant_payable or payout_in_transit / Cr merchant_held
                                                                (an operator cancelled the payout)
+    recon_*      reconciliation adjustments without a merchant (:func:`recon_entry`)
 
 Invariant per merchant: settled net = paid + held + in transit + still payable.
 """
@@ -32,6 +35,10 @@ class Account(enum.StrEnum):
     PAYOUT_IN_TRANSIT = "payout_in_transit"
     MERCHANT_HELD = "merchant_held"
     BANK_PROVISIONS = "bank_provisions"
+    # Reconciliation (差错处理, reconciliation/resolve.py); postings without a merchant:
+    BANK_RECEIVABLE = "bank_receivable"  # 应收银行款: a duplicate / unknown debit the bank owes back
+    RECON_ADJUSTMENT = "recon_adjustment"  # 差错调整: the difference of an amount mismatch
+    RECON_LOSS = "recon_loss"  # 差错损失: a debit written off
 
 
 class EntryKind(enum.StrEnum):
@@ -42,6 +49,11 @@ class EntryKind(enum.StrEnum):
     RELEASE = "payout_release"
     RETURN = "payout_return"
     CANCEL = "payout_cancel"
+    UNCONFIRM = "payout_unconfirm"
+    RECON_RECEIVABLE = "recon_receivable"
+    RECON_REFUND = "recon_refund"
+    RECON_WRITE_OFF = "recon_write_off"
+    RECON_ADJUSTMENT = "recon_adjustment"
 
 
 class UnbalancedEntry(ValueError):
@@ -113,12 +125,33 @@ def returned(merchant_id: int, payout_id: int, amount_fen: int) -> Entry:
                  Account.MERCHANT_HELD, merchant_id, amount_fen, payout_id)
 
 
+def unconfirm(merchant_id: int, payout_id: int, amount_fen: int) -> Entry:
+    """A payout recorded as paid whose debit the bank never booked goes back to inquiry: the confirm undone."""
+    return _move(EntryKind.UNCONFIRM, "对账未见银行扣款，转查询 not booked by the bank, back to inquiry",
+                 Account.BANK_PROVISIONS, Account.PAYOUT_IN_TRANSIT, merchant_id, amount_fen, payout_id)
+
+
 def cancel(merchant_id: int, payout_id: int, amount_fen: int, source: Account) -> Entry:
     """An operator cancelled a payout: its money waits in merchant_held for a decision."""
     if source not in (Account.MERCHANT_PAYABLE, Account.PAYOUT_IN_TRANSIT):
         raise ValueError(f"cannot cancel from {source}")
     return _move(EntryKind.CANCEL, "出款撤销转挂账 payout cancelled, funds held", source, Account.MERCHANT_HELD,
                  merchant_id, amount_fen, payout_id)
+
+
+def recon_entry(kind: EntryKind, memo: str, debit: Account, credit: Account, amount_fen: int) -> Entry:
+    """A reconciliation adjustment (差错处理) between two platform accounts (no merchant: merchant positions
+    are untouched). Used with bank_provisions (our money at the bank) on one side:
+
+    recon_receivable  Dr bank_receivable / Cr bank_provisions    (the bank debited us twice: it owes it back)
+    recon_refund      Dr bank_provisions / Cr bank_receivable    (the bank's refund was booked)
+    recon_write_off   Dr recon_loss / Cr bank_provisions         (a debit written off)
+    recon_adjustment  Dr recon_adjustment / Cr bank_provisions   (the bank paid more than recorded; the
+                      reverse when it paid less)
+    """
+    if amount_fen <= 0:
+        raise ValueError(f"{kind}: amount must be positive, got {amount_fen}")
+    return Entry(kind, memo[:256], (Posting(debit, None, amount_fen), Posting(credit, None, -amount_fen)))
 
 
 @dataclass(frozen=True)

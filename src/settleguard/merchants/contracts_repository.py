@@ -7,6 +7,7 @@ row with the contract in force on its business day (:func:`contract_changes`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 
 from settleguard.db import tables as t
+from settleguard.settlement.model import CardType
 
 
 @dataclass(frozen=True)
@@ -43,19 +45,41 @@ def history(conn: Connection, merchant_id: int) -> list[ContractRow]:
     return [ContractRow(None, r.fee_schedule_id, r.fee_effective_from, "", "入网 onboarding", r.created_at)]
 
 
+def schedule_rates(conn: Connection, schedule_ids: Iterable[int]) -> dict[int, dict[str, int | None]]:
+    """The rates of fee schedules now, as a contract keeps them: {debit_ppm, debit_cap_fen, credit_ppm, qr_ppm}."""
+    ids = sorted(set(schedule_ids))
+    out: dict[int, dict[str, int | None]] = {
+        sid: {"debit_ppm": 0, "debit_cap_fen": None, "credit_ppm": 0, "qr_ppm": 0} for sid in ids}
+    fr = t.fee_rates
+    for sid, ct, ppm, cap in conn.execute(select(fr.c.schedule_id, fr.c.card_type, fr.c.rate_ppm, fr.c.cap_fen)
+                                          .where(fr.c.schedule_id.in_(ids))):
+        r = out[int(sid)]
+        if ct == CardType.DEBIT:
+            r["debit_ppm"], r["debit_cap_fen"] = int(ppm), None if cap is None else int(cap)
+        elif ct == CardType.CREDIT:
+            r["credit_ppm"] = int(ppm)
+        elif ct == CardType.QR:
+            r["qr_ppm"] = int(ppm)
+    return out
+
+
 def insert_contract(conn: Connection, merchant_id: int, schedule_id: int, effective_from: date, actor: str,
                     reason: str, now: datetime) -> int:
+    """A contract row, keeping the rates of its schedule at signing (0019: the fee audit prices with them)."""
     new = conn.execute(insert(t.fee_contracts).values(
         merchant_id=merchant_id, schedule_id=schedule_id, effective_from=effective_from, actor=actor[:64],
-        reason=reason[:256], created_at=now)).inserted_primary_key
+        reason=reason[:256], created_at=now, rates=schedule_rates(conn, [schedule_id])[schedule_id])
+    ).inserted_primary_key
     assert new is not None
     return int(new[0])
 
 
 def insert_initial(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Registration contracts: dicts with merchant_id, schedule_id, effective_from, actor, reason, created_at."""
+    """Registration contracts: dicts with merchant_id, schedule_id, effective_from, actor, reason, created_at;
+    each keeps its schedule's rates at signing."""
     if rows:
-        conn.execute(insert(t.fee_contracts), rows)
+        rates = schedule_rates(conn, (r["schedule_id"] for r in rows))
+        conn.execute(insert(t.fee_contracts), [{**r, "rates": rates[r["schedule_id"]]} for r in rows])
 
 
 def contract_changes(conn: Connection) -> list[tuple[int, date, int]]:

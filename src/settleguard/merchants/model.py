@@ -176,6 +176,11 @@ class FeeContract:
     def rates_key(self) -> tuple[int, int | None, int, int]:
         return (self.debit_ppm, self.debit_cap_fen, self.credit_ppm, self.qr_ppm)
 
+    def rates(self) -> dict[str, int | None]:
+        """The rates as a contract row keeps them (fee_contracts.rates; the fee audit prices with them)."""
+        return {"debit_ppm": self.debit_ppm, "debit_cap_fen": self.debit_cap_fen, "credit_ppm": self.credit_ppm,
+                "qr_ppm": self.qr_ppm}
+
 
 @dataclass(frozen=True)
 class MerchantDraft:

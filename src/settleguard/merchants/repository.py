@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -327,7 +327,7 @@ def register(conn: Connection, drafts: Sequence[MerchantDraft], vault: Vault, no
         conn.execute(insert(t.fee_contracts), [
             {"merchant_id": got[d.merchant_no], "schedule_id": schedules[d.fee.rates_key()],
              "effective_from": d.fee.effective_from, "actor": actor[:64], "reason": "入网 onboarding",
-             "created_at": now} for d in part])
+             "created_at": now, "rates": d.fee.rates()} for d in part])
         ids.extend(got[d.merchant_no] for d in part)
         if progress:
             progress(len(part))
@@ -469,3 +469,21 @@ def status_history(conn: Connection, merchant_id: int) -> list[dict[str, Any]]:
         select(a.c.at, a.c.actor, a.c.kind, a.c.payload)
         .where(a.c.subject_type == "merchant", a.c.subject_id == str(merchant_id), a.c.kind.in_(STATUS_EVENTS))
         .order_by(a.c.id))]
+
+
+
+def switch_schedule(conn: Connection, merchant_no: str, credit_ppm_up: int) -> tuple[int, int] | None:
+    """Move a merchant to a fee schedule whose credit rate is ``credit_ppm_up`` higher, in place, with no contract
+    change: (old, new) credit ppm, None for an unknown merchant. This is what a back office does when it raises a
+    "free POS" merchant's rate later (后期上调费率); the fee audit (fees/audit.py) finds it. Only the demo calls it."""
+    m = t.merchants
+    got = conn.execute(select(m.c.id, m.c.fee_schedule_id).where(m.c.merchant_no == merchant_no)).first()
+    if got is None:
+        return None
+    rates = fee_schedules(conn)[int(got.fee_schedule_id)].rates
+    debit, credit, qr = rates.get(CardType.DEBIT), rates.get(CardType.CREDIT), rates.get(CardType.QR)
+    old = credit.rate_ppm if credit else 0
+    higher = schedule_for_rates(conn, FeeContract(debit.rate_ppm if debit else 0, debit.cap_fen if debit else None,
+                                                  old + credit_ppm_up, qr.rate_ppm if qr else 0, date(2000, 1, 1)))
+    conn.execute(update(m).where(m.c.id == got.id).values(fee_schedule_id=higher))
+    return old, old + credit_ppm_up

@@ -62,8 +62,8 @@ class PayoutNotice:
 def _notice(item: PayoutNotice, facts: tuple[str, str], card: str | None, now: datetime, tz: str) -> Notice:
     d, p = item.diagnosis, item.payout
     steps_zh, steps_en = DEFAULT_STEPS.get(item.kind, ((), ()))
-    if d is not None:
-        steps_zh, steps_en = d.guidance_zh, d.guidance_en
+    if d is not None:  # what a merchant reads of the guidance: never an operations instruction (issue 18)
+        steps_zh, steps_en = d.for_merchant("zh"), d.for_merchant("en")
     return Notice(
         kind=item.kind, merchant_no=facts[0], merchant_name=facts[1], amount_fen=item.amount_fen, payout_id=p.id,
         payout_key=p.key, card_masked=card, category=None if d is None else d.category.value,

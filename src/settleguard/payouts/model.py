@@ -41,7 +41,8 @@ TRANSITIONS: Mapping[PayoutStatus, frozenset[PayoutStatus]] = {
     S.INQUIRY: frozenset({S.SUCCEEDED, S.FAILED, S.RESULT_UNKNOWN}),
     S.FAILED: frozenset({S.RETRY_SCHEDULED, S.HELD, S.NEEDS_REVIEW, S.SPLIT}),
     S.RETRY_SCHEDULED: frozenset({S.SUBMITTED, S.CANCELLED}),
-    S.SUCCEEDED: frozenset({S.RETURNED}),
+    # Reconciliation found no booked debit for a payout recorded paid (ledger_only): inquire again, never resend.
+    S.SUCCEEDED: frozenset({S.RETURNED, S.RESULT_UNKNOWN}),
     S.RETURNED: frozenset({S.HELD}),
     S.HELD: frozenset({S.RELEASED, S.CANCELLED}),
     S.RELEASED: frozenset({S.SUBMITTED, S.CANCELLED}),

@@ -333,6 +333,14 @@ def held_for(conn: Connection, merchant_ids: Sequence[int], categories: Sequence
     return [_due(r) for r in conn.execute(q)]
 
 
+def risk_held_merchants(conn: Connection, merchant_ids: Sequence[int]) -> set[int]:
+    """The merchants among ``merchant_ids`` an operator put on risk hold (risk_holds, not yet released)."""
+    h = t.risk_holds
+    ids = sorted(set(merchant_ids))
+    return {int(i) for start in range(0, len(ids), 500) for (i,) in conn.execute(
+        select(h.c.merchant_id).where(h.c.merchant_id.in_(ids[start:start + 500]), h.c.released_at.is_(None)))}
+
+
 def held_off_current_card(conn: Connection, categories: Sequence[str]) -> list[DuePayout]:
     """Held payouts (hold category in ``categories``) whose merchant now has an active card other than
     the one the payout last went to (or which never went to one): the merchant fixed the card before

@@ -73,10 +73,18 @@ class Payout:
     batch_ids: frozenset[str] = frozenset()
     account_masked: str | None = None
     attempt_of_key: tuple[tuple[str, int], ...] = ()  # (instruction key, attempt id) of the sends
+    returns: int = 0  # times the payout was returned after success (退票 recorded: payout_events -> returned)
+
+    @property
+    def debits_expected(self) -> int:
+        """Booked debits the bank owes us for this payout: one per payment (a return, then a new payment)."""
+        return max(1 if self.status in PAID else 0, self.returns + (1 if self.status == "succeeded" else 0))
 
     def attempt_id(self, key: str | None) -> int | None:
-        found = [aid for k, aid in self.attempt_of_key if k == key]
-        return found[-1] if found else None
+        for k, aid in reversed(self.attempt_of_key):  # the latest send under that key
+            if k == key:
+                return aid
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +134,8 @@ class Plan:
     breaks: list[Break] = field(default_factory=list)
     lines_considered: int = 0
     drift_fen: int = 0  # sum of the statements' drifts (0 when every statement proves itself)
+    # (payout, fen) not yet booked, not a break: paid within its window (+), or returned with no credit back yet (-)
+    in_transit: list[tuple[int, int]] = field(default_factory=list)
 
     def by_type(self) -> dict[str, int]:
         counts: dict[str, int] = {str(t): 0 for t in BreakType}
@@ -176,6 +186,7 @@ class _Matcher:
                 self.by_batch[b].append(p)
         self.plan = Plan(lines_considered=len(self.lines))
         self.covered: set[int] = set()  # payouts answered by a match or a break of theirs
+        self.credited_back: dict[int, int] = {}  # returned payouts: booked credits back under their keys
 
     def due(self, p: Payout) -> date:
         return add_business_days(p.value_date, self.window, self.is_bd)
@@ -212,11 +223,17 @@ class _Matcher:
                 leftover.append(ln)
         self.by_rules(leftover)
         self.reversals([ln for ln in self.lines if ln.reversal or ln.direction == "CRDT"])
+        matched = {x.payout_id for x in self.plan.matches}
         for p in sorted(self.payouts.values(), key=lambda p: p.id):
             if p.status in PAID and p.id not in self.covered and self.due(p) <= self.run_date:
                 self.brk(BreakType.LEDGER_ONLY, f"payout:{p.id}", p.amount_fen, payout=p,
                          value_date=p.value_date.isoformat(), due=self.due(p).isoformat(),
                          keys=sorted(p.keys), window_days=self.window)
+            elif p.status in PAID and p.id not in self.covered:
+                self.plan.in_transit.append((p.id, p.amount_fen))  # 在途: the bank may still book it
+            back = p.returns - self.credited_back.get(p.id, 0)
+            if back > 0 and p.id in matched:  # a return recorded, its credit not yet booked by the bank
+                self.plan.in_transit.append((p.id, -p.amount_fen * back))
         return self.plan
 
     @staticmethod
@@ -225,7 +242,16 @@ class _Matcher:
 
     def keyed(self, p: Payout, lines: list[Line]) -> None:
         """Booked debits under one payout's instruction keys."""
-        if p.status not in PAID:
+        if p.debits_expected > 1:  # paid, returned, paid again: one debit per payment
+            payments = [ln for ln in lines if ln.amount_fen == p.amount_fen][:p.debits_expected]
+            for ln in lines:
+                if ln in payments:
+                    self.match(ln, p, Rule.E2E)
+                else:
+                    self.brk(BreakType.DUPLICATE_DEBIT, f"line:{ln.id}", ln.amount_fen, payout=p, line=ln,
+                             payout_fen=p.amount_fen, payments=p.debits_expected)
+            return
+        if not p.debits_expected:
             for ln in lines:
                 self.brk(BreakType.BANK_ONLY, f"line:{ln.id}", ln.amount_fen, payout=p, line=ln,
                          payout_status=p.status, why="payout not recorded as paid")
@@ -264,10 +290,17 @@ class _Matcher:
                  bank_count=ln.batch_count, payout_fen=total, bank_fen=ln.amount_fen)
 
     def by_rules(self, lines: list[Line]) -> None:
-        """Lines with no key of ours: amount, masked account, booking date within the window; else bank_only."""
+        """Lines with no key of ours: amount, masked account, booking date within the window; else bank_only.
+
+        Candidates are looked up by amount (an index built once), not by a scan of every payout per line."""
+        by_amount: dict[int, list[Payout]] = defaultdict(list)
+        if lines:
+            for p in self.payouts.values():
+                if p.status in PAID:
+                    by_amount[p.amount_fen].append(p)
         for ln in lines:
-            candidates = [p for p in self.payouts.values() if p.status in PAID and p.id not in self.covered
-                          and p.amount_fen == ln.amount_fen and self.in_window(p, ln)
+            candidates = [p for p in by_amount.get(ln.amount_fen, ()) if p.id not in self.covered
+                          and self.in_window(p, ln)
                           and (ln.account_masked is None or p.account_masked is None
                                or masked_tail(p.account_masked) == masked_tail(ln.account_masked))]
             if candidates and (ln.account_masked is not None or len(candidates) == 1):
@@ -286,6 +319,9 @@ class _Matcher:
         """A reversal (RvslInd) or a credit back under the key of a payout paid: money returned by the bank."""
         for ln in lines:
             p = self.by_key.get(ln.end_to_end_id or "")
+            if p is not None and p.returns and ln.direction == "CRDT":
+                self.credited_back[p.id] = self.credited_back.get(p.id, 0) + 1
+                continue  # the return is recorded (returns import, or a reversal handled: followup.py)
             if ln.reversal or (p is not None and p.status == "succeeded"):
                 self.brk(BreakType.REVERSAL, f"line:{ln.id}", ln.amount_fen, payout=p, line=ln,
                          direction=ln.direction, rvsl_ind=ln.reversal)

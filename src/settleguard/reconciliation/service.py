@@ -95,6 +95,10 @@ def import_statement_file(engine: Engine, path: Path, *, now: datetime, profile:
     ``after_chunk(lines stored so far)`` is called after each INSERT of ``chunk`` lines (progress; tests
     raise from it to prove that a failure half-way leaves nothing)."""
     sha = file_sha256(path)
+    with engine.connect() as conn:  # the same file again: known by its hash, not parsed a second time
+        done = repo.imported_kind(conn, sha)
+    if done is not None:
+        return ImportResult(str(path), sha, done, already_imported=True)
     kind, statements = read_statements(path, profile, sha, tz)
     result = ImportResult(str(path), sha, kind, already_imported=False)
     stored = 0

@@ -3,7 +3,9 @@
 A :class:`LogWriter` plays one terminal talking to the host: each call appends the request (TX) and, unless
 the fault says otherwise, the answer (RX), encoded with the project's CUP POS spec (terminals/cup_spec.py)
 and written in the log format of docs/terminals.md. :func:`clean_log` is a day without a fault;
-:data:`SCENARIOS` builds a log that shows one finding kind each; :func:`demo_log` joins a few terminals.
+:data:`SCENARIOS` builds a log that shows one finding kind each; :data:`FAULTS` the faults issue 21 asks
+the simulator to inject (MAC error after a key change, timeouts with reversals, an unbalanced batch, duplicates,
+data mismatch, …) with the finding that names each; :func:`demo_log` joins a few terminals.
 Card numbers are made up (Luhn-valid test numbers); nothing here is real.
 """
 
@@ -30,14 +32,33 @@ def encode(fields: dict[str, str]) -> bytes:
     return bytes(raw)
 
 
+TIMEOUT_SECONDS: Final = 60  # the terminal's (and the analyzer's default) timeout
+
+
+@dataclass(frozen=True)
+class Sale:
+    """A sale as one side keeps it: trace number (流水号), amount in fen, RRN (参考号), authorisation code."""
+
+    trace: str
+    amount: int
+    rrn: str = ""
+    auth: str = ""
+
+
 @dataclass
 class LogWriter:
+    """One terminal and the host. Besides the log it keeps both sides' books of the current batch: ``journal``
+    what the terminal counts (approved answers it received in time), ``host`` what the host approved and did
+    not reverse; :meth:`settle` sends the journal's totals and the host answers balanced when both agree."""
+
     terminal: str = "10000001"
     merchant: str = "898110000000001"
     at: datetime = START
     batch: int = 1
     trace: int = 0
     lines: list[str] = field(default_factory=list)
+    journal: dict[str, Sale] = field(default_factory=dict)
+    host: dict[str, Sale] = field(default_factory=dict)
 
     def _line(self, direction: str, fields: dict[str, str], after: float = 1.0) -> None:
         self.at += timedelta(seconds=after)
@@ -80,33 +101,66 @@ class LogWriter:
                 "25": "00", "35": TEST_PAN + "D30122011234567", "49": "156", "52": "A1B2C3D4E5F60718",
                 "53": "2600000000000000", "60": self._f60("22", "000"), "64": "0102030405060708"}
 
-    def sale(self, amount: int, answer: str | None = "00", answer_after: float = 2.0) -> str:
-        """A sale; ``answer`` None: the host never answers. Returns the trace number."""
-        trace = self._next_trace()
+    def sale(self, amount: int, answer: str | None = "00", answer_after: float = 2.0, *, trace: str | None = None,
+             host_amount: int | None = None, host_trace: str | None = None, receipt_auth: str | None = None) -> str:
+        """A sale; ``answer`` None: the host never answers; ``answer_after`` beyond the timeout: the host approves
+        but the terminal has given up (it does not count the sale). Faults: ``trace`` reuses a trace number
+        (parameters reset), ``host_amount`` / ``host_trace`` the answer carries another amount / trace number,
+        ``receipt_auth`` the terminal keeps (prints and uploads) another authorisation code than the host's.
+        Returns the trace number."""
+        trace = trace or self._next_trace()
         self._line("TX", self._sale_fields("0200", trace, amount), after=45)
         if answer is not None:
-            resp = {"t": "0210", "2": TEST_PAN, "3": "000000", "4": f"{amount:012d}", "11": trace,
+            paid = amount if host_amount is None else host_amount
+            resp = {"t": "0210", "2": TEST_PAN, "3": "000000", "4": f"{paid:012d}", "11": host_trace or trace,
                     "12": self.at.strftime("%H%M%S"), "13": self.at.strftime("%m%d"), "25": "00", "32": "48020000",
                     "37": f"{self.at:%H%M%S}{trace}", "39": answer, "49": "156", "60": self._f60("22", "000"),
                     "64": "0102030405060708"}
             if answer == "00":
                 resp["38"] = f"A{trace[1:]}"
             self._line("RX", resp, after=answer_after)
+            if answer == "00":
+                self.host[trace] = Sale(trace, paid, resp["37"], resp["38"])
+                if answer_after <= TIMEOUT_SECONDS:
+                    self.journal[trace] = Sale(trace, amount, resp["37"], receipt_auth or resp["38"])
         return trace
+
+    def journal_only(self, amount: int) -> str:
+        """Fault: the terminal counts a sale the host never saw (a corrupted journal, an offline sale lost)."""
+        trace = self._next_trace()
+        self.journal[trace] = Sale(trace, amount, f"{self.at:%H%M%S}{trace}", f"A{trace[1:]}")
+        return trace
+
+    def other(self, mti: str) -> None:
+        """Fault: a message of a type the CUP POS conversation does not have (a foreign or broken application)."""
+        self._line("TX", {"t": mti, "11": self._next_trace()})
 
     def reversal(self, trace: str, amount: int, answer: str | None = "00") -> None:
         """The 0400 the terminal sends for an unanswered sale (same trace number), then the 0410."""
         req = {k: v for k, v in self._sale_fields("0400", trace, amount).items() if k not in ("35", "52")}
         req["39"] = "98"  # reason: no answer
         self._line("TX", req, after=65)
+        self.journal.pop(trace, None)
         if answer is not None:
             self._line("RX", {"t": "0410", "3": "000000", "4": f"{amount:012d}", "11": trace, "39": answer,
                               "60": self._f60("22", "000")})
+            if answer == "00":
+                self.host.pop(trace, None)
 
-    def settle(self, sales: list[int], result: str = "1", upload: str = "full") -> None:
-        """0500 with field 48 totals; the 0510 flags ``result`` (1 balanced, 2 not, 3 error) for domestic cards.
-        After a "2": ``upload`` "full" (0320 details then the batch end), "partial" (details only), "none"."""
-        total, count = sum(sales), len(sales)
+    def settle(self, sales: list[int] | None = None, result: str | None = None, upload: str = "full") -> None:
+        """0500 with field 48 totals of the terminal's journal (or of ``sales``, amounts); the 0510 flags
+        ``result`` (1 balanced, 2 not, 3 error; by default 1 when journal and host agree, else 2) for domestic
+        cards. After a "2": ``upload`` "full" (0320 details then the batch end), "partial" (details only; the
+        first half), "none". The books start again with the next batch."""
+        counted = list(self.journal.values()) if sales is None else [
+            Sale(f"9{i:05d}", a, "", "") for i, a in enumerate(sales)]
+        if sales is not None and [s.amount for s in self.journal.values()] == sales:
+            counted = list(self.journal.values())
+        if result is None:
+            agree = sorted((s.trace, s.amount) for s in counted) == sorted((s.trace, s.amount)
+                                                                            for s in self.host.values())
+            result = "1" if agree else "2"
+        total, count = sum(s.amount for s in counted), len(counted)
         block = f"{total:012d}{count:03d}{0:012d}{0:03d}"
         f48 = f"{block}0{0:012d}{0:03d}{0:012d}{0:03d}0"
         trace = self._next_trace()
@@ -117,16 +171,20 @@ class LogWriter:
                           "37": f"{self.at:%H%M%S}{trace}", "39": "00", "48": answer48, "49": "156",
                           "60": self._f60("00", "201")})
         if result == "2" and upload != "none":
-            for amount in sales:
-                t = self._next_trace()
-                self._line("TX", {"t": "0320", "2": TEST_PAN, "3": "000000", "4": f"{amount:012d}", "11": t,
-                                  "60": self._f60("00", "201")})
-                self._line("RX", {"t": "0330", "11": t, "39": "00", "60": self._f60("00", "201")})
+            # one 0320 per transaction (IC-style detail upload): the original trace, amount, RRN and auth code
+            for s in counted if upload == "full" else counted[: max(1, len(counted) // 2)]:
+                detail = {"t": "0320", "2": TEST_PAN, "3": "000000", "4": f"{s.amount:012d}", "11": s.trace,
+                          "60": self._f60("00", "201")}
+                if s.rrn:
+                    detail |= {"37": s.rrn, "38": s.auth}
+                self._line("TX", detail)
+                self._line("RX", {"t": "0330", "11": s.trace, "39": "00", "60": self._f60("00", "201")})
             if upload == "full":
                 t = self._next_trace()
                 self._line("TX", {"t": "0320", "11": t, "48": f"{count:04d}", "60": self._f60("00", "202")})
                 self._line("RX", {"t": "0330", "11": t, "39": "00", "60": self._f60("00", "202")})
         self.batch += 1
+        self.journal, self.host = {}, {}
 
 
 def clean_log(terminal: str = "10000001") -> list[str]:
@@ -163,24 +221,65 @@ def _code(code: str) -> Callable[[LogWriter], None]:
     return run
 
 
-def _unbalanced(w: LogWriter) -> None:
+def _mac_error_after_key_change(w: LogWriter) -> None:
+    """A sale, then a sign-in that changes the working keys which the terminal does not take: the next sale's MAC
+    fails (A0); a new sign-in mends it."""
     w.sign_in()
-    amounts = [10_000, 20_000]
-    for a in amounts:
+    w.sale(12_000)
+    w.sign_in()  # key change (new working keys in the 0810's field 62)
+    w.sale(5_000, answer="A0")
+    w.sign_in()
+    w.sale(5_000)
+
+
+def _unbalanced(w: LogWriter) -> None:
+    """The host approves a sale whose answer comes after the terminal gave up: the host has one more sale than
+    the terminal's 0500 counts; the batch upload shows which (extra at the host)."""
+    w.sign_in()
+    for a in (10_000, 20_000):
         w.sale(a)
-    w.settle(amounts, result="2", upload="full")
+    w.sale(15_000, answer_after=TIMEOUT_SECONDS + 30)
+    w.settle()
+
+
+def _unbalanced_journal(w: LogWriter) -> None:
+    """The terminal counts a sale the host never saw; the batch upload names it (missing at the host)."""
+    w.sign_in()
+    w.sale(10_000)
+    w.journal_only(6_600)
+    w.settle()
+
+
+def _data_mismatch(w: LogWriter) -> None:
+    """The host's answer carries another amount than the terminal asked for."""
+    w.sign_in()
+    w.sale(10_000, host_amount=1_000)
+
+
+def _duplicate_trace(w: LogWriter) -> None:
+    """The terminal's parameters were reset: a trace number is used twice in one batch and approved twice."""
+    w.sign_in()
+    trace = w.sale(3_000)
+    w.sale(4_500, trace=trace)
+
+
+def _unknown_message(w: LogWriter) -> None:
+    w.sign_in()
+    w.other("0100")
 
 
 def _unbalanced_interrupted(w: LogWriter) -> None:
     w.sign_in()
     w.sale(10_000)
-    w.settle([10_000], result="2", upload="partial")
+    w.sale(7_000)
+    w.journal_only(1_000)
+    w.settle(upload="partial")
 
 
 def _settlement_error(w: LogWriter) -> None:
     w.sign_in()
     w.sale(10_000)
-    w.settle([10_000], result="3")
+    w.settle(result="3")
 
 
 def _echo_failed(w: LogWriter) -> None:
@@ -214,7 +313,7 @@ SCENARIOS: Final[dict[str, Callable[[LogWriter], None]]] = {
     "sale_timeout": _timeout_reversal,
     "no_response": _no_response,
     "reversal_sent": _reversal_only,
-    "key_error": _code("A0"),
+    "key_error": _mac_error_after_key_change,
     "terminal_not_registered": _code("97"),
     "cut_over": _code("90"),
     "duplicate": _code("94"),
@@ -228,7 +327,28 @@ SCENARIOS: Final[dict[str, Callable[[LogWriter], None]]] = {
     "batch_upload_incomplete": _unbalanced_interrupted,
     "echo_failed": _echo_failed,
     "parameter_download_failed": _parameter_download,
+    "data_mismatch": _data_mismatch,
+    "unknown_message": _unknown_message,
 }
+
+# the faults issue 21 asks the simulator to inject: name -> (how, the finding that names it)
+FAULTS: Final[dict[str, tuple[Callable[[LogWriter], None], str]]] = {
+    "mac_error_after_key_change": (_mac_error_after_key_change, "key_error"),
+    "timeout_with_reversal": (_timeout_reversal, "sale_timeout"),
+    "unbalanced_batch": (_unbalanced, "settlement_unbalanced"),
+    "unbalanced_batch_terminal_counts_more": (_unbalanced_journal, "settlement_unbalanced"),
+    "interrupted_batch_upload": (_unbalanced_interrupted, "batch_upload_incomplete"),
+    "duplicate_94": (_code("94"), "duplicate"),
+    "duplicate_trace": (_duplicate_trace, "duplicate"),
+    "data_mismatch": (_data_mismatch, "data_mismatch"),
+    "unknown_message": (_unknown_message, "unknown_message"),
+}
+
+
+def fault_log(fault: str, terminal: str = "10000001") -> list[str]:
+    w = LogWriter(terminal=terminal)
+    FAULTS[fault][0](w)
+    return w.lines
 
 
 def scenario_log(kind: str, terminal: str = "10000001") -> list[str]:
@@ -247,6 +367,6 @@ def demo_log() -> list[str]:
     w.reversal(trace, 25_000)
     w.sale(8_800)
     w2 = LogWriter(terminal="10000003")
-    _unbalanced(w2)
+    _unbalanced_journal(w2)
     return ["# 终端报文日志 terminal message log (settleguard demo)", *clean_log("10000001"), "",
             *w.lines, *w2.lines]

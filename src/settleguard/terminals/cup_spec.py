@@ -79,3 +79,7 @@ CUP_POS: Final[Mapping[str, Mapping[str, Any]]] = {
 
 # Fields that hold card data: dropped (35, 36, 52, 55) or masked (2) as soon as a message is decoded.
 SENSITIVE_DROPPED: Final = frozenset({"35", "36", "52", "55"})
+# The fields a decoded message keeps (log_reader): what the analysis and the evidence use. Never card data but
+# the PAN, masked at once; never keys (62) or the MAC (64).
+KEPT_FIELDS: Final = ("2", "3", "4", "11", "37", "38", "39", "41", "42", "44", "48", "49", "60", "61")
+assert not SENSITIVE_DROPPED & set(KEPT_FIELDS)

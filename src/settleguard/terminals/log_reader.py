@@ -16,13 +16,15 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from sys import intern
 from typing import BinaryIO, Final
 
 import iso8583
 
 from settleguard.masking import bounded
-from settleguard.terminals.cup_spec import CUP_POS, HEADER_BYTES, SENSITIVE_DROPPED
+from settleguard.terminals.cup_spec import CUP_POS, HEADER_BYTES, KEPT_FIELDS
 from settleguard.terminals.model import BadLine, Message
 
 MAX_FILE_BYTES: Final = 256 * 1024 * 1024
@@ -30,7 +32,9 @@ MAX_LINE_CHARS: Final = 8192  # a CUP POS message is at most ~2 KB on the wire: 
 MAX_BAD_LINES: Final = 1000  # kept with their reason; beyond that only counted
 _MIN_MESSAGE_BYTES: Final = HEADER_BYTES + 2 + 8  # header, MTI, primary bitmap
 _TERMINAL: Final = re.compile(r"[0-9A-Za-z]{1,16}")
-_HEX: Final = re.compile(r"[0-9A-Fa-f]*")
+_TEXT_FIELDS: Final = ("37", "38", "39", "41", "42", "44", "49")
+_REPEATED_FIELDS: Final = ("3", "39", "41", "42", "49", "60")
+_SHORT: Final = 12  # a text this short cannot hold a card number (13+ digits): only checked to be printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,12 @@ class LogTooLarge(ValueError):
 def mask_pan(pan: str) -> str:
     """First 6 and last 4 digits kept (at most), the rest starred; a short or strange value is all stars."""
     return pan[:6] + "*" * (len(pan) - 10) + pan[-4:] if len(pan) >= 13 else "*" * len(pan)
+
+
+@lru_cache(maxsize=4096)
+def _safe_text(text: str) -> str:
+    """:func:`bounded` to 40 characters, remembered: merchant numbers and the like repeat on every message."""
+    return bounded(text, 40)
 
 
 def read_log(path: Path) -> LogRead:
@@ -122,11 +132,14 @@ def decode_message(n: int, at: datetime, direction: str, terminal: str, hexdata:
     def bad(zh: str, en: str) -> BadLine:
         return BadLine(n, zh, en, terminal=terminal, at=at)
 
-    if not _HEX.fullmatch(hexdata):
-        return bad("报文含非十六进制字符", "message has non-hex characters")
     if len(hexdata) % 2:
         return bad("十六进制位数为奇数（报文不完整）", "odd number of hex digits (message cut)")
-    raw = bytes.fromhex(hexdata)
+    try:  # fromhex refuses any non-hex character but skips ASCII whitespace: then fewer bytes than digits / 2
+        raw = bytes.fromhex(hexdata)
+    except ValueError:
+        raw = b""
+    if len(raw) * 2 != len(hexdata):
+        return bad("报文含非十六进制字符", "message has non-hex characters")
     if len(raw) < _MIN_MESSAGE_BYTES:
         return bad(f"报文过短（{len(raw)} 字节）", f"message too short ({len(raw)} bytes)")
     try:
@@ -139,11 +152,18 @@ def decode_message(n: int, at: datetime, direction: str, terminal: str, hexdata:
         return bad(f"位图含规范未定义的字段 {name}", f"the bitmap names field {name}, not in the CUP POS spec")
     except (ValueError, TypeError, IndexError) as exc:  # pyiso8583 on input it does not foresee
         return bad(f"报文无法解码：{bounded(str(exc), 120)}", f"undecodable message: {bounded(str(exc), 120)}")
-    mti = decoded.pop("t", "")
-    fields = {k: v for k, v in decoded.items() if k not in SENSITIVE_DROPPED and k not in ("h", "p", "1")}
+    mti = decoded.get("t", "")
+    # only what the analysis and a person need (cup_spec.KEPT_FIELDS): card tracks, PIN block, IC data, keys and
+    # MAC are not kept; the PAN is masked and text is bounded (short printable text as it is: no card number fits)
+    fields: dict[str, str] = {k: decoded[k] for k in KEPT_FIELDS if k in decoded}
     if "2" in fields:
         fields["2"] = mask_pan(fields["2"])
-    for key in ("37", "38", "39", "41", "42", "44", "49"):
-        if key in fields:
-            fields[key] = bounded(fields[key], 40)
-    return Message(line=n, at=at, direction=direction, terminal=terminal, mti=mti, fields=fields)
+    for key in _TEXT_FIELDS:
+        v = fields.get(key)
+        if v is not None and not (len(v) <= _SHORT and v.isprintable()):
+            fields[key] = _safe_text(v)
+    for key in _REPEATED_FIELDS:  # the same few values on most messages: one string each, not one per message
+        v = fields.get(key)
+        if v is not None:
+            fields[key] = intern(v)
+    return Message(n, at, intern(direction), intern(terminal), intern(mti), fields)

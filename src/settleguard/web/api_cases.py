@@ -11,14 +11,16 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, computed_field
 from sqlalchemy import Engine
 
+from settleguard import labels
 from settleguard.access.model import Action, Principal
 from settleguard.cases import repository as repo
 from settleguard.cases import service
 from settleguard.cases.model import CaseStatus, Method, Party, Priority, is_overdue
 from settleguard.merchants import repository as merchant_repo
+from settleguard.web.api_labels import Label, label_of
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
@@ -49,6 +51,30 @@ class CaseItem(BaseModel):
     payouts: int = Field(description="关联出款数 linked payouts")
     overdue: bool = Field(description="已超过处理时限 past its SLA while still active")
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def category_label(self) -> Label | None:
+        """category 的中英文名称 the words for category"""
+        return label_of(labels.CATEGORY, self.category)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def priority_label(self) -> Label | None:
+        """priority 的中英文名称 the words for priority"""
+        return label_of(labels.PRIORITY, self.priority)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> Label | None:
+        """status 的中英文名称 the words for status"""
+        return label_of(labels.CASE_STATUS, self.status)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def source_label(self) -> Label | None:
+        """source 的中英文名称 the words for source"""
+        return label_of(labels.CASE_SOURCE, self.source)
+
 
 class CaseOut(BaseModel):
     id: int
@@ -68,6 +94,30 @@ class CaseOut(BaseModel):
     updated_at: datetime
     resolved_at: datetime | None
     overdue: bool
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def category_label(self) -> Label | None:
+        """category 的中英文名称 the words for category"""
+        return label_of(labels.CATEGORY, self.category)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def priority_label(self) -> Label | None:
+        """priority 的中英文名称 the words for priority"""
+        return label_of(labels.PRIORITY, self.priority)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> Label | None:
+        """status 的中英文名称 the words for status"""
+        return label_of(labels.CASE_STATUS, self.status)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def source_label(self) -> Label | None:
+        """source 的中英文名称 the words for source"""
+        return label_of(labels.CASE_SOURCE, self.source)
 
 
 class CasePayout(BaseModel):
@@ -91,6 +141,18 @@ class CasePayout(BaseModel):
                                                             "diagnosis and guidance, Chinese")
     diagnosis_en: dict[str, Any] | None
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> Label | None:
+        """status 的中英文名称 the words for status"""
+        return label_of(labels.PAYOUT_STATUS, self.status)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def category_label(self) -> Label | None:
+        """category 的中英文名称 the words for category"""
+        return label_of(labels.CATEGORY, self.category)
+
 
 class Contact(BaseModel):
     id: int
@@ -101,6 +163,18 @@ class Contact(BaseModel):
     summary: str
     recorded_by: str
     recorded_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def party_label(self) -> Label | None:
+        """party 的中英文名称 the words for party"""
+        return label_of(labels.PARTY, self.party)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def method_label(self) -> Label | None:
+        """method 的中英文名称 the words for method"""
+        return label_of(labels.METHOD, self.method)
 
 
 class Note(BaseModel):
@@ -160,6 +234,12 @@ class CaseActionResult(BaseModel):
     assignee: str | None
     contact_id: int | None = None
     note_id: int | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> Label | None:
+        """status 的中英文名称 the words for status"""
+        return label_of(labels.CASE_STATUS, self.status)
 
 
 def _missing(case_id: int) -> ApiError:

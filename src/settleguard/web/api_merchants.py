@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, computed_field
 
+from settleguard import labels
 from settleguard.access.model import Action, Principal
 from settleguard.cards import repository as card_repo
 from settleguard.merchants import repository as merchant_repo
@@ -29,6 +30,7 @@ from settleguard.merchants.model import MerchantStatus, StatusAction
 from settleguard.merchants.onboarding import OnboardingRejected
 from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.merchant_holds import release_unfrozen
+from settleguard.web.api_labels import Label, label_of
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
@@ -88,6 +90,18 @@ class StatusOut(BaseModel):
     released: int = Field(description="解冻放行的出款笔数 payouts the unfreeze released")
     released_fen: int
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def from_status_label(self) -> Label | None:
+        """from_status 的中英文名称 the words for from_status"""
+        return label_of(labels.MERCHANT_STATUS, self.from_status)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def to_status_label(self) -> Label | None:
+        """to_status 的中英文名称 the words for to_status"""
+        return label_of(labels.MERCHANT_STATUS, self.to_status)
+
 
 class MerchantItem(BaseModel):
     id: int
@@ -102,6 +116,12 @@ class MerchantItem(BaseModel):
     status_reason: str | None
     status_changed_at: datetime | None
     created_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> Label | None:
+        """status 的中英文名称 the words for status"""
+        return label_of(labels.MERCHANT_STATUS, self.status)
 
 
 def _rules(request: Request) -> Rules:

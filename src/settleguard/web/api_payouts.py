@@ -11,14 +11,16 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, computed_field
 
+from settleguard import labels
 from settleguard.access.model import Action, Principal
 from settleguard.diagnosis import Category
 from settleguard.payouts import repository as repo
 from settleguard.payouts.details import detail
 from settleguard.payouts.model import PayoutStatus
 from settleguard.payouts.release import PayoutActionRefused, cancel, release
+from settleguard.web.api_labels import Label, label_of
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
@@ -47,6 +49,18 @@ class PayoutItem(BaseModel):
     updated_at: datetime
     end_to_end_id: str | None
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> Label | None:
+        """status 的中英文名称 the words for status"""
+        return label_of(labels.PAYOUT_STATUS, self.status)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def category_label(self) -> Label | None:
+        """category 的中英文名称 the words for category"""
+        return label_of(labels.CATEGORY, self.category)
+
 
 class PayoutDetail(BaseModel):
     payout: PayoutItem
@@ -72,6 +86,12 @@ class CancelRequest(BaseModel):
 class ActionResult(BaseModel):
     id: int
     status: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> Label | None:
+        """status 的中英文名称 the words for status"""
+        return label_of(labels.PAYOUT_STATUS, self.status)
 
 
 def _missing(payout_id: int) -> ApiError:

@@ -32,8 +32,12 @@ from settleguard.web import (
     api_notifications,
     api_payout_evidence,
     api_payouts,
+    api_recon,
+    api_risk,
     api_settlements,
+    api_terminals,
     errors,
+    health,
 )
 from settleguard.web.auth import require
 from settleguard.web.context import API, AuthSettings, WebContext
@@ -73,10 +77,13 @@ def create_app(container: Container | Engine, *, now: Callable[[], datetime] | N
     app.state.container = container
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+    app.add_middleware(health.RequestIdMiddleware)  # X-Request-ID, request id in every log record (outermost)
+    health.install(app)  # /healthz, /readyz: no login, outside /api/v1 and the console (issue 23)
 
     for module in (api_auth, api_payouts, api_diagnose, api_merchants, api_cards, api_settlements, api_cases,
-                   api_evidence, api_payout_evidence, api_notifications):
+                   api_evidence, api_payout_evidence, api_notifications, api_recon, api_risk):
         app.include_router(module.router)  # routers carry the full /api/v1/... prefix themselves
+    app.include_router(api_terminals.router)  # terminal health and heartbeats (issue 21)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics 监控"],
              responses=errors.responses(401, 403))

@@ -217,7 +217,8 @@ def test_a_diagnosis_that_contradicts_itself_cannot_be_built() -> None:
     good = classify("allinpay", "3031", None)
     fields = {f: getattr(good, f) for f in ("category", "retryable", "decision", "owner", "confidence", "rule",
                                             "meaning_zh", "meaning_en", "guidance_zh", "guidance_en", "evidence_zh",
-                                            "evidence_en", "explanation")}
+                                            "evidence_en", "explanation", "merchant_zh", "merchant_en",
+                                            "merchant_acts")}
     assert Diagnosis(**fields) == good
     with pytest.raises(ValueError, match="retryable"):
         Diagnosis(**{**fields, "retryable": True})                                  # hold, yet "retryable"

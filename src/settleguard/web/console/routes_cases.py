@@ -17,10 +17,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Engine
 
+from settleguard import labels
 from settleguard.access.model import Action, Principal, may
 from settleguard.cases import repository as case_repo
 from settleguard.cases import service
-from settleguard.cases.model import METHOD_ZH, PARTY_ZH, TRANSITIONS, CaseStatus, Method, Party, is_overdue
+from settleguard.cases.model import TRANSITIONS, CaseStatus, Method, Party, is_overdue
 from settleguard.cases.service import CaseActionRefused, failure_diagnosis
 from settleguard.web.console.common import (
     DEFAULT_ZONE,
@@ -49,8 +50,8 @@ DONE: Mapping[str, tuple[str, str]] = {
     "resolved": ("工单已解决", "case resolved"),
     "closed": ("工单已关闭", "case closed"),
 }
-PARTIES: Mapping[str, tuple[str, str]] = {str(p): (zh, str(p).replace("_", " ")) for p, zh in PARTY_ZH.items()}
-METHODS: Mapping[str, tuple[str, str]] = {str(k): (zh, str(k).replace("_", " ")) for k, zh in METHOD_ZH.items()}
+PARTIES = labels.PARTY  # the one label table (issue 18), not a copy
+METHODS = labels.METHOD
 
 
 def allowed_targets(status: str) -> list[str]:

@@ -4,9 +4,11 @@ import ``/merchants/import``, merchant page ``/merchants/{id}`` with freeze / un
 Registration and import call merchants.service (the checks, report and audit of ``settleguard merchants
 add|import``); the status buttons call merchants.lifecycle. Reading needs a staff role (a merchant user may
 see its own merchant page only; another's is 404); registering, importing and status changes need the
-operator role (merchant_manage) and the form's CSRF token. The card vault is the console's (web.console.tools), as for the
-portal's card re-binding. A refused form is shown again with each problem
-next to its field and the values kept — except the card and ID numbers, which are never sent back.
+operator role (merchant_manage) and the form's CSRF token. ``/merchants/{id}/statement`` downloads the merchant's
+statement (对账单) for any role that may read the merchant (the portal's download, routes_portal.statement_download).
+The card vault is the console's (web.console.tools), as for the portal's card re-binding. A refused form is shown
+again with each problem next to its field and the values kept — except the card and ID numbers, which are never
+sent back.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from settleguard.web.console.common import (
     render,
     require_action,
 )
+from settleguard.web.console.routes_portal import statement_download, statement_period
 from settleguard.web.console.tools import card_tools
 from settleguard.web.context import web
 from settleguard.web.services import container_of
@@ -194,7 +197,8 @@ def _merchant_page(request: Request, user: Principal, merchant_id: int, status: 
     return render(request, "merchant.html", user, status=status, m=m, full=full, accounts=accounts,
                   counts=sorted(counts.items()), recent=recent, total=total, cases=merchant_cases,
                   history=[_history_item(h) for h in history], statuses=_status_names(), actions=actions,
-                  refused=refused, done=DONE.get(done or "") or _registered(done), reason=reason)
+                  refused=refused, done=DONE.get(done or "") or _registered(done), reason=reason,
+                  period=statement_period(request))
 
 
 def _registered(done: str | None) -> tuple[str, str] | None:
@@ -245,3 +249,16 @@ def change_status(request: Request, user: User, merchant_id: Id, action: Annotat
     except StatusRefused as exc:
         return _merchant_page(request, user, merchant_id, status=409, refused=exc, reason=reason)
     return RedirectResponse(f"/merchants/{merchant_id}?done={action}", status_code=303)
+
+
+@router.get("/merchants/{merchant_id}/statement")
+def merchant_statement(request: Request, user: User, merchant_id: Id,
+                       start: Annotated[str, Query(alias="from", max_length=40)] = "",
+                       end: Annotated[str, Query(alias="to", max_length=40)] = "",
+                       fmt: Annotated[str, Query(alias="format", max_length=10)] = "xlsx") -> Response:
+    """Download the merchant's statement (对账单) of business days from..to, as xlsx or csv."""
+    with web(request).engine.connect() as conn:
+        merchant_no = merchant_repo.no_of(conn, merchant_id)
+    check_owner(user, None if merchant_no is None else merchant_id)
+    assert merchant_no is not None
+    return statement_download(request, merchant_no, start, end, fmt)

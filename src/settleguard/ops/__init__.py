@@ -1,0 +1,1 @@
+"""Operations: backups that restore (backup.py, backup_manifest.py), health (doctor); docs/operations.md."""

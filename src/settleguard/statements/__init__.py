@@ -1,0 +1,1 @@
+"""Merchant statements (对账单): docs/statements.md."""

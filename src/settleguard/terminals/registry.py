@@ -166,8 +166,8 @@ def _long_field(row: list[str], line: int) -> None:
     """Refuse a field over MAX_FIELD (checked per row: csv.field_size_limit is process-wide and would change every
     other CSV reader of the process — the BIN table, the merchant file)."""
     if any(len(c) > MAX_FIELD for c in row):
-        raise ExportRejected(f"第 {line} 行有字段超过 {MAX_FIELD} 个字符", f"line {line}: a field is longer than "
-                             f"{MAX_FIELD} characters")
+        raise ExportRejected(f"第 {line} 行 CSV 格式错误：有字段超过 {MAX_FIELD} 个字符",
+                             f"line {line}: bad CSV: a field is longer than {MAX_FIELD} characters")
 
 
 def _csv_rows(text: str) -> list[tuple[str, str, dict[str, Any]]]:

@@ -177,3 +177,28 @@ def test_a_merchant_switched_to_a_dearer_schedule_with_no_contract_is_found(
     assert (a.transactions, a.overcharged_fen) == (1, fee_fen(200_000, 7000) - fee_fen(200_000, 6000))
     (drift,) = a.drifts
     assert (drift.contracted.credit_ppm, drift.charged.credit_ppm, drift.first_day) == (6000, 7000, date(2026, 12, 7))
+
+
+def test_a_contract_superseded_before_the_period_is_not_reported_as_a_rate_change(
+        engine: Engine, vault: Vault, tmp_path: Path) -> None:
+    row = micro(813)
+    import_merchants(engine, write_csv(tmp_path / "m.csv", [row]), vault=vault, now=BEFORE, actor="carol")
+    change(engine, row["merchant_no"], effective="2026-12-05", credit_rate="0.55", reason="续签 renewal", actor="a",
+           now=BEFORE)
+    with engine.connect() as conn:
+        first_schedule, term = conn.execute(
+            select(t.fee_contracts.c.schedule_id, t.terminals.c.terminal_no)
+            .join(t.merchants, t.merchants.c.id == t.fee_contracts.c.merchant_id)
+            .join(t.terminals, t.terminals.c.merchant_id == t.merchants.c.id)
+            .where(t.merchants.c.merchant_no == row["merchant_no"]).order_by(t.fee_contracts.c.effective_from)).first()
+    import_rows(engine, tmp_path, [Txn(ref(), row["merchant_no"], term, datetime(2026, 12, 8, 10, tzinfo=BJ),
+                                       TxnKind.SALE, CardType.CREDIT, 100_000)], now=AFTER)
+    with engine.begin() as conn:  # the old contract's (shared) schedule is edited after the merchant left it
+        conn.execute(update(t.fee_rates).where(t.fee_rates.c.schedule_id == first_schedule,
+                                               t.fee_rates.c.card_type == int(CardType.CREDIT)).values(rate_ppm=9000))
+    ours = [a for a in run(engine, date(2026, 12, 8), date(2026, 12, 8)) if a.merchant_no == row["merchant_no"]]
+    assert ours == []  # charged 0.55 % as its contract in force says; the old contract is not in force then
+    before = [a for a in run(engine, date(2026, 12, 1), date(2026, 12, 8)) if a.merchant_no == row["merchant_no"]]
+    (a,) = before  # a period the old contract was in force: its schedule's edit is a finding
+    assert [(d.contracted.credit_ppm, d.charged.credit_ppm) for d in a.drifts] == [(6000, 9000)]
+    assert a.transactions == 0

@@ -95,7 +95,7 @@ def run(engine: Engine, start: date, end: date, *, merchant_no: str | None = Non
             _first_days(seen, idx, has & (contracted != cols["fee_fen"]) & (at_now == cols["fee_fen"]), day)
             if progress:
                 progress(n, len(days))
-        _drifts(found, c, now, seen, mid)
+        _drifts(found, c, now, seen, mid, start, end)
         names = repo.merchant_names(conn, sorted(found))
     out = [a for a in found.values() if a.finding]
     for a in out:
@@ -111,11 +111,16 @@ def _first_days(seen: dict[int, date], idx: np.ndarray, drifted: np.ndarray, day
 
 
 def _drifts(found: dict[int, MerchantAudit], c: _Contracts, now: dict[int, dict[str, int | None]],
-            seen: dict[int, date], merchant: int | None) -> None:
-    """A contract whose schedule now charges other rates than it was signed with."""
+            seen: dict[int, date], merchant: int | None, start: date, end: date) -> None:
+    """A contract in force during the period whose schedule now charges other rates than it was signed with
+    (a contract superseded before the period is not reported)."""
     for i, r in enumerate(c.rows):
         if merchant is not None and r.merchant_id != merchant:
             continue
+        later = c.rows[i + 1] if i + 1 < len(c.rows) and c.rows[i + 1].merchant_id == r.merchant_id else None
+        if (i > 0 and c.rows[i - 1].merchant_id == r.merchant_id and r.effective_from > end) or (
+                later is not None and later.effective_from <= start):
+            continue  # not in force on any day of the period (the first contract counts from before it)
         charged = ContractRates.of(now[r.charged_schedule_id])
         if charged != c.signed[i]:
             a = found.setdefault(r.merchant_id, MerchantAudit(r.merchant_id))

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, computed_field
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 from sqlalchemy import Engine
 
 from settleguard import labels
@@ -20,7 +20,7 @@ from settleguard.cases import repository as repo
 from settleguard.cases import service
 from settleguard.cases.model import CaseStatus, Method, Party, Priority, is_overdue
 from settleguard.merchants import repository as merchant_repo
-from settleguard.web.api_labels import Label, label_of
+from settleguard.web.api_labels import label_field
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
@@ -50,30 +50,10 @@ class CaseItem(BaseModel):
     resolved_at: datetime | None
     payouts: int = Field(description="关联出款数 linked payouts")
     overdue: bool = Field(description="已超过处理时限 past its SLA while still active")
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def category_label(self) -> Label | None:
-        """category 的中英文名称 the words for category"""
-        return label_of(labels.CATEGORY, self.category)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def priority_label(self) -> Label | None:
-        """priority 的中英文名称 the words for priority"""
-        return label_of(labels.PRIORITY, self.priority)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def status_label(self) -> Label | None:
-        """status 的中英文名称 the words for status"""
-        return label_of(labels.CASE_STATUS, self.status)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def source_label(self) -> Label | None:
-        """source 的中英文名称 the words for source"""
-        return label_of(labels.CASE_SOURCE, self.source)
+    category_label = label_field("category", labels.CATEGORY)
+    priority_label = label_field("priority", labels.PRIORITY)
+    status_label = label_field("status", labels.CASE_STATUS)
+    source_label = label_field("source", labels.CASE_SOURCE)
 
 
 class CaseOut(BaseModel):
@@ -94,30 +74,10 @@ class CaseOut(BaseModel):
     updated_at: datetime
     resolved_at: datetime | None
     overdue: bool
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def category_label(self) -> Label | None:
-        """category 的中英文名称 the words for category"""
-        return label_of(labels.CATEGORY, self.category)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def priority_label(self) -> Label | None:
-        """priority 的中英文名称 the words for priority"""
-        return label_of(labels.PRIORITY, self.priority)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def status_label(self) -> Label | None:
-        """status 的中英文名称 the words for status"""
-        return label_of(labels.CASE_STATUS, self.status)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def source_label(self) -> Label | None:
-        """source 的中英文名称 the words for source"""
-        return label_of(labels.CASE_SOURCE, self.source)
+    category_label = label_field("category", labels.CATEGORY)
+    priority_label = label_field("priority", labels.PRIORITY)
+    status_label = label_field("status", labels.CASE_STATUS)
+    source_label = label_field("source", labels.CASE_SOURCE)
 
 
 class CasePayout(BaseModel):
@@ -140,18 +100,8 @@ class CasePayout(BaseModel):
     diagnosis_zh: dict[str, Any] | None = Field(description="最近一次失败的诊断与处理指引 the latest failure's "
                                                             "diagnosis and guidance, Chinese")
     diagnosis_en: dict[str, Any] | None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def status_label(self) -> Label | None:
-        """status 的中英文名称 the words for status"""
-        return label_of(labels.PAYOUT_STATUS, self.status)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def category_label(self) -> Label | None:
-        """category 的中英文名称 the words for category"""
-        return label_of(labels.CATEGORY, self.category)
+    status_label = label_field("status", labels.PAYOUT_STATUS)
+    category_label = label_field("category", labels.CATEGORY)
 
 
 class Contact(BaseModel):
@@ -163,18 +113,8 @@ class Contact(BaseModel):
     summary: str
     recorded_by: str
     recorded_at: datetime
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def party_label(self) -> Label | None:
-        """party 的中英文名称 the words for party"""
-        return label_of(labels.PARTY, self.party)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def method_label(self) -> Label | None:
-        """method 的中英文名称 the words for method"""
-        return label_of(labels.METHOD, self.method)
+    party_label = label_field("party", labels.PARTY)
+    method_label = label_field("method", labels.METHOD)
 
 
 class Note(BaseModel):
@@ -234,12 +174,7 @@ class CaseActionResult(BaseModel):
     assignee: str | None
     contact_id: int | None = None
     note_id: int | None = None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def status_label(self) -> Label | None:
-        """status 的中英文名称 the words for status"""
-        return label_of(labels.CASE_STATUS, self.status)
+    status_label = label_field("status", labels.CASE_STATUS)
 
 
 def _missing(case_id: int) -> ApiError:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
-from pydantic import BaseModel, Field, StringConstraints, computed_field
+from pydantic import BaseModel, Field, StringConstraints
 
 from settleguard import labels
 from settleguard.access.model import Action, Principal
@@ -30,7 +30,7 @@ from settleguard.merchants.model import MerchantStatus, StatusAction
 from settleguard.merchants.onboarding import OnboardingRejected
 from settleguard.payouts import repository as payout_repo
 from settleguard.payouts.merchant_holds import release_unfrozen
-from settleguard.web.api_labels import Label, label_of
+from settleguard.web.api_labels import label_field
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
@@ -89,18 +89,8 @@ class StatusOut(BaseModel):
     reason: str
     released: int = Field(description="解冻放行的出款笔数 payouts the unfreeze released")
     released_fen: int
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def from_status_label(self) -> Label | None:
-        """from_status 的中英文名称 the words for from_status"""
-        return label_of(labels.MERCHANT_STATUS, self.from_status)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def to_status_label(self) -> Label | None:
-        """to_status 的中英文名称 the words for to_status"""
-        return label_of(labels.MERCHANT_STATUS, self.to_status)
+    from_status_label = label_field("from_status", labels.MERCHANT_STATUS)
+    to_status_label = label_field("to_status", labels.MERCHANT_STATUS)
 
 
 class MerchantItem(BaseModel):
@@ -116,12 +106,7 @@ class MerchantItem(BaseModel):
     status_reason: str | None
     status_changed_at: datetime | None
     created_at: datetime
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def status_label(self) -> Label | None:
-        """status 的中英文名称 the words for status"""
-        return label_of(labels.MERCHANT_STATUS, self.status)
+    status_label = label_field("status", labels.MERCHANT_STATUS)
 
 
 def _rules(request: Request) -> Rules:

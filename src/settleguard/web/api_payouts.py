@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field, StringConstraints, computed_field
+from pydantic import BaseModel, Field, StringConstraints
 
 from settleguard import labels
 from settleguard.access.model import Action, Principal
@@ -20,7 +20,7 @@ from settleguard.payouts import repository as repo
 from settleguard.payouts.details import detail
 from settleguard.payouts.model import PayoutStatus
 from settleguard.payouts.release import PayoutActionRefused, cancel, release
-from settleguard.web.api_labels import Label, label_of
+from settleguard.web.api_labels import label_field
 from settleguard.web.auth import check_owner, require
 from settleguard.web.context import API, web
 from settleguard.web.errors import ApiError, not_found, responses
@@ -48,18 +48,8 @@ class PayoutItem(BaseModel):
     next_attempt_at: datetime | None
     updated_at: datetime
     end_to_end_id: str | None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def status_label(self) -> Label | None:
-        """status 的中英文名称 the words for status"""
-        return label_of(labels.PAYOUT_STATUS, self.status)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def category_label(self) -> Label | None:
-        """category 的中英文名称 the words for category"""
-        return label_of(labels.CATEGORY, self.category)
+    status_label = label_field("status", labels.PAYOUT_STATUS)
+    category_label = label_field("category", labels.CATEGORY)
 
 
 class PayoutDetail(BaseModel):
@@ -86,12 +76,7 @@ class CancelRequest(BaseModel):
 class ActionResult(BaseModel):
     id: int
     status: str
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def status_label(self) -> Label | None:
-        """status 的中英文名称 the words for status"""
-        return label_of(labels.PAYOUT_STATUS, self.status)
+    status_label = label_field("status", labels.PAYOUT_STATUS)
 
 
 def _missing(payout_id: int) -> ApiError:

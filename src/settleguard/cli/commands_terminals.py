@@ -12,8 +12,9 @@ with the database; below the analyze-log command).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -179,6 +180,22 @@ def _say(text: str, indent: int = 0) -> None:
     console.print(" " * indent + text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _refused_file(problems: Sequence[Any], json_out: bool, head_zh: str, head_en: str,
+                  more: Callable[[Any], dict[str, Any]], extra: dict[str, Any], *, limit: int | None) -> NoReturn:
+    """A refused import file (TMS export, policy): every problem named by its place, zh then en; exit 1."""
+    if json_out:
+        print_json({"imported": False, "problems": [
+            {"where_zh": p.where_zh, "where_en": p.where_en, **more(p), "zh": p.zh, "en": p.en}
+            for p in problems[:limit]], **extra})
+        raise typer.Exit(1)
+    _say(f"{head_zh}：{len(problems)} 个问题 {head_en}: {len(problems)} problem(s)")
+    for p in problems[:200]:
+        _say(f"{p.where_zh} {p.zh}  ({p.where_en}: {p.en})", 2)
+    if len(problems) > 200:
+        _say(f"另有 {len(problems) - 200} 个问题未列出 and {len(problems) - 200} more", 2)
+    raise typer.Exit(1)
+
+
 @app.command("import")
 def import_cmd(
     ctx: typer.Context,
@@ -200,17 +217,8 @@ def import_cmd(
     except ExportRejected as exc:
         fail(f"未导入：{exc.zh}", f"nothing imported: {exc.en}")
     except ImportRefused as exc:
-        if json_out:
-            print_json({"imported": False, "problems": [
-                {"where_zh": p.where_zh, "where_en": p.where_en, "field": p.field, "zh": p.zh, "en": p.en}
-                for p in exc.problems[:1000]], "total": len(exc.problems)})
-            raise typer.Exit(1) from None
-        _say(f"未导入任何终端：{len(exc.problems)} 个问题 nothing imported: {len(exc.problems)} problem(s)")
-        for p in exc.problems[:200]:
-            _say(f"{p.where_zh} {p.zh}  ({p.where_en}: {p.en})", 2)
-        if len(exc.problems) > 200:
-            _say(f"另有 {len(exc.problems) - 200} 个问题未列出 and {len(exc.problems) - 200} more", 2)
-        raise typer.Exit(1) from None
+        _refused_file(exc.problems, json_out, "未导入任何终端", "nothing imported",
+                      lambda p: {"field": p.field}, {"total": len(exc.problems)}, limit=1000)
     except OSError as exc:
         fail(f"无法读取文件 {file}", f"cannot read {file}", exc.strerror or "")
     if json_out:
@@ -245,14 +253,7 @@ def policy_import_cmd(
     try:
         changed, policy, opened, closed = import_policy(engine, file, actor=actor, now=rt.now())
     except PolicyRejected as exc:
-        if json_out:
-            print_json({"imported": False, "problems": [
-                {"where_zh": p.where_zh, "where_en": p.where_en, "zh": p.zh, "en": p.en} for p in exc.problems]})
-            raise typer.Exit(1) from None
-        _say(f"策略未导入：{len(exc.problems)} 个问题 policy not imported: {len(exc.problems)} problem(s)")
-        for p in exc.problems[:200]:
-            _say(f"{p.where_zh} {p.zh}  ({p.where_en}: {p.en})", 2)
-        raise typer.Exit(1) from None
+        _refused_file(exc.problems, json_out, "策略未导入", "policy not imported", lambda p: {}, {}, limit=None)
     except OSError as exc:
         fail(f"无法读取文件 {file}", f"cannot read {file}", exc.strerror or "")
     if json_out:

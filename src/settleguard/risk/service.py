@@ -399,17 +399,27 @@ def clean_reason(text: str) -> str:
     return bounded(text.strip(), MAX_REASON).strip()
 
 
+def _required_reason(reason: str) -> str:
+    cleaned = clean_reason(reason)
+    if not cleaned:
+        raise RiskRefused("须填写原因（--reason）", "a reason is required (--reason)")
+    return cleaned
+
+
+def _operator_and_merchant(conn: Connection, by: str, merchant_no: str) -> tuple[str, int]:
+    """The acting operator and the merchant's id, its row locked (hold and release alike)."""
+    actor = _operator(conn, by)
+    row = merchant_repo.merchant_by_no(conn, merchant_no, lock=True)
+    if row is None:
+        raise RiskRefused(f"没有商户 {merchant_no}", f"no merchant {merchant_no}")
+    return actor, int(row.id)
+
+
 def hold(engine: Engine, merchant_no: str, *, by: str, reason: str, now: datetime) -> HoldResult:
     """Put the merchant's payouts on risk hold (its next due payouts are held by the send path)."""
-    reason = clean_reason(reason)
-    if not reason:
-        raise RiskRefused("须填写原因（--reason）", "a reason is required (--reason)")
+    reason = _required_reason(reason)
     with engine.begin() as conn:
-        actor = _operator(conn, by)
-        row = merchant_repo.merchant_by_no(conn, merchant_no, lock=True)
-        if row is None:
-            raise RiskRefused(f"没有商户 {merchant_no}", f"no merchant {merchant_no}")
-        mid = int(row.id)
+        actor, mid = _operator_and_merchant(conn, by, merchant_no)
         if repo.active_hold(conn, mid, lock=True) is not None:
             raise RiskRefused(f"商户 {merchant_no} 已在风控暂停中", f"merchant {merchant_no} is already on risk hold")
         hold_id = repo.place_hold(conn, mid, reason, actor, now)
@@ -422,15 +432,9 @@ def release(engine: Engine, merchant_no: str, *, by: str, reason: str, now: date
     """End the merchant's risk hold and release the payouts it held (payouts.merchant_holds.release_risk_held)."""
     from settleguard.payouts.merchant_holds import release_risk_held
 
-    reason = clean_reason(reason)
-    if not reason:
-        raise RiskRefused("须填写原因（--reason）", "a reason is required (--reason)")
+    reason = _required_reason(reason)
     with engine.begin() as conn:
-        actor = _operator(conn, by)
-        row = merchant_repo.merchant_by_no(conn, merchant_no, lock=True)
-        if row is None:
-            raise RiskRefused(f"没有商户 {merchant_no}", f"no merchant {merchant_no}")
-        mid = int(row.id)
+        actor, mid = _operator_and_merchant(conn, by, merchant_no)
         h = repo.active_hold(conn, mid, lock=True)
         if h is None or not repo.end_hold(conn, int(h["id"]), reason, actor, now):
             raise RiskRefused(f"商户 {merchant_no} 没有风控暂停", f"merchant {merchant_no} is not on risk hold")

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast test-ha bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# PostgreSQL primary + streaming standby on free ports, failover and reads from the standby (tests/ha; they also
+# run in `make test`; skipped with the reason where PostgreSQL's server binaries are missing; docs/operations.md)
+test-ha: $(STAMP)
+	$(BIN)/python -m pytest tests/ha -n 2 -rs
 
 bench: $(STAMP)
 	$(BIN)/python bench/settle.py

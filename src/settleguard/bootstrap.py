@@ -15,7 +15,7 @@ cryptography (tests/e2e/test_cli_startup.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -27,12 +27,16 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Engine
 
+    from settleguard.cards.key_source import KeySource
     from settleguard.cards.service import CardSettings
     from settleguard.cards.vault import Vault
     from settleguard.cards.verifier import CardVerifier
     from settleguard.channels.base import BankChannel
     from settleguard.channels.iso20022.pain001 import BatchConfig
     from settleguard.config import Settings
+    from settleguard.config_file import Sources
+    from settleguard.daycycle.service import DayConfig
+    from settleguard.inbox.service import InboxConfig
     from settleguard.notify.delivery import DeliverySettings
     from settleguard.ops.backup import BackupPolicy
     from settleguard.ops.doctor import DoctorInput
@@ -41,10 +45,50 @@ if TYPE_CHECKING:
     from settleguard.settlement.model import CutOffs
 
 def settings_from_environment(**overrides: Any) -> Settings:
-    """The settings from ``SETTLEGUARD_*`` variables, with ``overrides`` (those not None) winning."""
-    from settleguard.config import Settings
+    """The settings from ``SETTLEGUARD_*`` variables over the configuration file (:func:`load_settings`), with
+    ``overrides`` (those not None) winning."""
+    return load_settings(**overrides).settings
 
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """The effective settings and where each came from (``settleguard config show``)."""
+
+    settings: Settings
+    sources: Sources
+
+
+def load_settings(config: Path | None = None, *, flags: dict[str, str] | None = None,
+                  **overrides: Any) -> LoadedSettings:
+    """Settings from ``overrides`` (flags; those not None) > ``SETTLEGUARD_*`` variables > the configuration file
+    (``config``, else ``$SETTLEGUARD_CONFIG``, else ``./settleguard.toml`` when there) > defaults.
+
+    ``flags`` names the flag of an override (``{"db": "--db"}``) for ``config show`` and errors.
+    Raises config_file.ConfigError naming the key, file and line, or the variable (nothing opened).
+    """
+    import os
+
+    from pydantic import ValidationError
+
+    from settleguard import config_file as cf
+    from settleguard.config import Settings, check_file_values, settings_with_file
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    names = list(Settings.model_fields)
+    path, how = cf.resolve_path(config, os.environ, Path.cwd())
+    file = cf.read(path, how, names) if path is not None else None
+    if file is not None:
+        try:
+            check_file_values(file.values)  # the file's own errors name its keys, even where env overrides them
+        except ValidationError as exc:
+            raise cf.file_values_error(file, exc) from None
+    sources = cf.Sources(file, cf.env_fields(os.environ, names),
+                         {k: (flags or {}).get(k, "--" + k.replace("_", "-")) for k in given})
+    try:
+        settings = settings_with_file(file.values if file is not None else {}, **given)
+    except ValidationError as exc:
+        raise cf.settings_error(sources, exc) from None
+    return LoadedSettings(settings, sources)
 
 
 @dataclass
@@ -82,6 +126,16 @@ class Container:
         snapshot_config(engine, self.settings.model_dump(), self.now())
         return engine
 
+    @cached_property
+    def read_engine(self) -> Engine:
+        """Where the console's and the API's GET handlers read: ``settings.read_db`` (a streaming standby, not
+        migrated: it replays the primary) or, unset, :attr:`engine` (docs/operations.md 故障切换 Failover)."""
+        if not self.settings.read_db:
+            return self.engine
+        from settleguard.db.engine import create
+
+        return create(self.settings.read_db)
+
     def with_engine(self, engine: Engine) -> Container:
         """The same wiring over another engine (a server process's pooled engine); parts are built anew."""
         return replace(self, given_engine=engine)
@@ -93,8 +147,19 @@ class Container:
             return self.given_vault
         from settleguard.cards.custody import open_vault
 
-        key_file = None if self.settings.key else self.key_file
-        return open_vault(self.engine, key=self.settings.key, key_file=key_file, now=self.now())
+        s = self.settings
+        key_file = None if s.key or s.key_command else self.key_file  # precedence: key > key_command > key_file
+        return open_vault(self.engine, key=s.key, key_file=key_file, now=self.now(), command=s.key_command,
+                          command_timeout=s.key_command_timeout_seconds)
+
+    def key_source(self) -> KeySource:
+        """The configured card key (cards/key_source.py): SETTLEGUARD_KEY > SETTLEGUARD_KEY_COMMAND > the key file."""
+        from settleguard.cards.key_source import KeySource
+
+        s = self.settings
+        key_file = s.key_file if s.key or s.key_command else self.key_file
+        return KeySource(env_key=s.key, command=s.key_command, key_file=key_file,
+                         timeout=s.key_command_timeout_seconds)
 
     @property
     def key_file(self) -> Path:
@@ -208,6 +273,54 @@ class Container:
         d = self.settings.backup_dir
         return None if d is None else BackupPolicy(Path(d), self.settings.backup_keep)
 
+    @property
+    def day_cycle_enabled(self) -> bool:
+        """The worker's ``day`` step runs (``day_cycle``; unset: when ``inbox_dirs`` is set)."""
+        s = self.settings
+        return bool(getattr(s, "inbox_dirs", None)) if s.day_cycle is None else s.day_cycle
+
+    def day_config(self) -> DayConfig:
+        """The day's cycle (daycycle.service.DayConfig) from the ``day_*`` settings; ScheduleError names a bad one."""
+        from datetime import timedelta
+
+        from settleguard.daycycle.model import Schedule, ScheduleError, parse_time
+        from settleguard.daycycle.service import DayConfig
+
+        s = self.settings
+        expected = {kind: parse_time(f"day_expected_files.{kind}", at) for kind, at in s.day_expected_files.items()}
+        pay = tuple(sorted({parse_time("day_pay_times", at) for at in s.day_pay_times}))
+        if s.day_pay_outbox is not None and not pay:
+            raise ScheduleError("day_pay_outbox", str(s.day_pay_outbox), "文件出款需要同时设置出款时间 day_pay_times",
+                                "the file channel needs pay times (day_pay_times)")
+        schedule = Schedule(expected=expected,
+                            settle_latest=parse_time("day_settle_latest", s.day_settle_latest)
+                            if s.day_settle_latest else None,
+                            pay_times=pay, pay_window=timedelta(minutes=s.day_pay_window_minutes),
+                            pay_to_file=s.day_pay_outbox is not None, lookback_days=s.day_lookback_days,
+                            recon_wait=timedelta(hours=s.day_recon_wait_hours))
+        return DayConfig(schedule, self.cutoffs, outbox=Path(s.day_pay_outbox) if s.day_pay_outbox else None,
+                         batch=self.batch_config() if s.day_pay_outbox is not None else None)
+
+    def inbox_config(self, dirs: Sequence[Path] | None = None) -> InboxConfig | None:
+        """The inbox (``inbox_dirs``, or ``dirs`` given, and ``inbox_*``; inbox.service), with what its importers
+        need; None when no directory is configured."""
+        from datetime import timedelta
+
+        from settleguard.inbox.service import Importers, InboxConfig
+        from settleguard.merchants.checks import Rules
+
+        s = self.settings
+        dirs = list(dirs or s.inbox_dirs)
+        if not dirs:
+            return None
+        importers = Importers(tz=s.timezone, cutoffs=self.cutoffs, vault=lambda: self.vault,
+                              payout_options=self.payout_options(),
+                              merchant_rules=Rules(enterprise_legal_person_account=s.enterprise_legal_person_account),
+                              future_tolerance=timedelta(minutes=s.future_tolerance_minutes),
+                              bank_profile=s.inbox_bank_profile)
+        return InboxConfig(tuple(Path(d) for d in dirs), importers, quiet_seconds=s.inbox_quiet_seconds,
+                           max_bytes=s.inbox_max_mb << 20)
+
     def delivery_settings(self) -> DeliverySettings:
         """How notices are delivered (SMTP, webhooks, backoff, leases); the time box is
         ``settings.notify_cycle_seconds``."""
@@ -227,7 +340,7 @@ class Container:
         s = self.settings
         key_file: Path | None = None
         key_error: str | None = None
-        if not s.key:
+        if not s.key and not s.key_command:
             try:
                 key_file = resolve_key_file(s.db, s.key_file)
             except KeyCustodyError as exc:
@@ -247,4 +360,5 @@ class Container:
             backup_warn=timedelta(hours=s.doctor_backup_warn_hours),
             backup_fail=timedelta(hours=s.doctor_backup_fail_hours),
             statement_warn=timedelta(hours=s.doctor_statement_warn_hours))
-        return DoctorInput(s.db, s.key, key_file, Path(backup_dir) if backup_dir else None, th, key_error)
+        return DoctorInput(s.db, s.key, key_file, Path(backup_dir) if backup_dir else None, th, key_error,
+                           key_command=s.key_command, key_command_timeout=s.key_command_timeout_seconds)

@@ -6,13 +6,30 @@ environment variables.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_DB_URL = "sqlite:///settleguard.db"
 DEFAULT_TIMEZONE = "Asia/Shanghai"  # Beijing time; the one place the default zone is written (the rest is passed it)
+
+# The configuration file's values (field -> value, read and mapped by config_file.py) while settings_with_file
+# builds Settings; empty otherwise, so that a plain Settings() reads the environment only.
+_FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("settleguard_file_values", default=None)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """settleguard.toml as a pydantic-settings source, below the environment (docs/operations.md 配置)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_FILE_VALUES.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_VALUES.get() or {})
 
 
 class Settings(BaseSettings):
@@ -42,6 +59,9 @@ class Settings(BaseSettings):
             in pain.001 files (GrpHdr/InitgPty, Dbtr, DbtrAcct, DbtrAgt).
         worker_stale_seconds: on PostgreSQL, a payout left submitted or in inquiry this long is taken
             for one a dead worker left behind and inquired about.
+        worker_interval: seconds between the worker's cycles (``worker --interval`` wins).
+        server_host, server_port, server_workers, server_secure_cookies: defaults of ``serve --host --port
+            --workers --secure-cookies`` (the flags win).
         file_answer_due_business_days: a payout sent in a pain.001 file still without a final answer this
             many business days after the export is flagged (ops alert and case; cases/overdue.py).
         smtp_host, smtp_port, smtp_from: the SMTP server merchant emails go through, and the sender
@@ -63,9 +83,25 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SETTLEGUARD_", extra="ignore")
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # flags (keyword arguments) > SETTLEGUARD_* environment > settleguard.toml > defaults
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, _FileSource(settings_cls)
+
     db: str = DEFAULT_DB_URL
+    # where the console's and the API's read-only pages (GET) read: a streaming standby's URL (docs/operations.md
+    # 故障切换 Failover); unset: the primary (``db``). Writes, logins and sessions always go to ``db``.
+    read_db: str | None = None
     key: str | None = None
     key_file: Path | None = None
+    # the card key from a command (a KMS / HSM-backed store): shlex-split, no shell, its stdout is the key file's
+    # content; precedence key > key_command > key_file (cards/key_source.py, docs/cards.md)
+    key_command: str | None = None
+    key_command_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     timezone: str = DEFAULT_TIMEZONE
     t1_cutoff_hour: int = Field(default=23, ge=0, le=24)
     d0_cutoff_hour: int = Field(default=22, ge=0, le=24)
@@ -82,6 +118,11 @@ class Settings(BaseSettings):
     payout_debtor_account: str = "1100000000000000001"
     payout_debtor_bank: str = "ICBC"
     worker_stale_seconds: int = Field(default=300, ge=0)
+    worker_interval: float = Field(default=30.0, gt=0)  # `worker` seconds between cycles (--interval wins)
+    server_host: str = "127.0.0.1"  # `serve` defaults; --host, --port, --workers, --secure-cookies win
+    server_port: int = Field(default=8000, ge=1, le=65535)
+    server_workers: int = Field(default=1, ge=1, le=64)
+    server_secure_cookies: bool = False
     file_answer_due_business_days: int = Field(default=2, ge=1)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -116,3 +157,38 @@ class Settings(BaseSettings):
     doctor_backup_warn_hours: int = Field(default=26, ge=1)  # newest backup manifest older: warn
     doctor_backup_fail_hours: int = Field(default=72, ge=1)
     doctor_statement_warn_hours: int = Field(default=36, ge=1)  # newest bank statement import older: warn
+    # the inbox (inbox/, docs/operations.md "收件目录 Inbox"): files dropped here are imported by the worker's first
+    # step; each directory gets done/ and rejected/ beside its files. JSON list in the environment:
+    # SETTLEGUARD_INBOX_DIRS='["/data/inbox/bank", "/data/inbox/pos"]'
+    inbox_dirs: list[Path] = Field(default_factory=list)
+    inbox_quiet_seconds: float = Field(default=10.0, ge=0)  # a file modified more recently waits (still written)
+    inbox_max_mb: int = Field(default=2048, ge=1)  # a larger file is refused unread
+    inbox_bank_profile: str | None = None  # the profile bank 代付 result files are read with (default: generic)
+    # the day runs itself (daycycle/, docs/operations.md "日终自动运行"): times are HH:MM in `timezone`
+    day_cycle: bool | None = None  # the worker's "day" step: None = on when inbox_dirs is set; false = off
+    day_expected_files: dict[str, str] = Field(default_factory=lambda: {  # inbox file kind -> due by, the day after
+        "transactions": "02:00", "clearing_inn": "09:00", "camt053": "10:00"})  # the business day (alert when late)
+    day_settle_latest: str | None = "06:00"  # a business day not settled by then (no transaction file): alert
+    day_pay_times: list[str] = Field(default_factory=list)  # e.g. ["09:30", "15:00"]; empty: pay whenever due
+    day_pay_window_minutes: int = Field(default=60, ge=1)  # API channel: new sends only this long after a pay time
+    day_pay_outbox: Path | None = None  # file channel: a pain.001 written here at each pay time, no API sends
+    day_lookback_days: int = Field(default=7, ge=1, le=60)  # arrivals acted on / files watched this many days back
+    day_recon_wait_hours: float = Field(default=6.0, ge=0)  # a statement waits this long for the day's payouts
+
+
+def check_file_values(values: dict[str, Any]) -> None:
+    """Validate the configuration file's values alone (no environment: a plain model of the same fields), so that
+    pydantic.ValidationError names only the file's fields."""
+    from pydantic import create_model
+
+    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in Settings.model_fields.items()}
+    create_model("SettingsFile", **fields).model_validate(values)
+
+
+def settings_with_file(values: dict[str, Any], **overrides: Any) -> Settings:
+    """Settings from ``overrides`` (flags) > the environment > ``values`` (the file, config_file.py) > defaults."""
+    token = _FILE_VALUES.set(values)
+    try:
+        return Settings(**overrides)
+    finally:
+        _FILE_VALUES.reset(token)

@@ -10,6 +10,7 @@ held money to the new card.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,8 +30,10 @@ from settleguard.channels.base import BankChannel
 from settleguard.db import tables
 from settleguard.db.engine import create, normalise_url, open_engine
 from settleguard.demo_hooks import Hooks
+from settleguard.demo_risk import RiskDemo, scan_days
 from settleguard.fees.audit import run as fee_audit
 from settleguard.fees.model import MerchantAudit
+from settleguard.imports.card_token import token_key
 from settleguard.imports.transactions import import_transactions
 from settleguard.ledger import repository as ledger_repo
 from settleguard.masking import bounded
@@ -43,10 +46,10 @@ from settleguard.payouts.service import SendSummary, send_due
 from settleguard.settlement.calendar import next_business_day
 from settleguard.settlement.engine import RunResult, settle
 from settleguard.settlement.model import CutOffs, Cycle
+from settleguard.sim import risk_plants
 from settleguard.sim.generator import (
     SimMerchant,
     generate_merchants,
-    generate_transactions,
     replacement_card,
     write_merchants_csv,
     write_transactions_csv,
@@ -76,6 +79,7 @@ class DemoSummary:
     fee_drift: tuple[date, str, int, int] | None = None  # a credit rate raised with no contract: day, merchant, old, new
     fee_audit: list[MerchantAudit] = field(default_factory=list)
     recon: ReconDemo | None = None  # issue 20 item 7
+    risk: RiskDemo | None = None  # issue 22 item 7: the planted 套现 / silent-then-busy merchants, what the scan found
     terminals: TerminalDemo | None = None  # issue 21 item 6
 
 
@@ -262,11 +266,21 @@ def run_demo(
     hooks.done()
     summary.merchants = merchants
 
+    # issue 22: card-cashing and silent-then-busy merchants for the risk scan; the files carry card numbers
+    risk_plan = risk_plants.plan(sims, [start + timedelta(days=i) for i in range(days)], seed)
+    card_key = functools.partial(token_key, vault)
+    history = risk_plants.history_table(risk_plan, sims, seed, cutoffs.timezone)
+    if history is not None and history.num_rows:  # the silent merchant's trade before the demo (risk baseline)
+        path = data_dir / "transactions-history.csv"
+        write_transactions_csv(history, path)
+        summary.files.append(path)
+        import_transactions(engine, path, cutoffs=cutoffs, now=first_now, card_key=card_key)
+
     hooks.stage("每日交易、结算、出款 daily import, settle, pay", days)
     ref_start = 0
     for i in range(days):
         day = start + timedelta(days=i)
-        table = generate_transactions(sims, day, seed, tz=cutoffs.timezone, ref_start=ref_start)
+        table = risk_plants.day_table(risk_plan, sims, day, seed, cutoffs.timezone, ref_start)
         ref_start += table.num_rows
         path = data_dir / f"transactions-{day:%Y%m%d}.csv"
         write_transactions_csv(table, path, encoding="gbk" if i % 3 == 2 else "utf-8")
@@ -274,7 +288,7 @@ def run_demo(
         now = datetime.combine(day, time(23, 30), tz)
         if i == days // 2 and days > 1:  # issue 22: a schedule's credit rate raised with no contract change
             summary.fee_drift = _raise_rate_in_place(engine, day, sims[0].merchant_no)
-        res = import_transactions(engine, path, cutoffs=cutoffs, now=now)
+        res = import_transactions(engine, path, cutoffs=cutoffs, now=now, card_key=card_key)
         summary.transactions += res.rows
         summary.runs.append(settle(engine, day, now))
         summary.days.append(day)
@@ -284,6 +298,11 @@ def run_demo(
 
     # Payout day after the week: T+1 money of the last days goes out; retries and inquiries run.
     pay_day = next_business_day(start + timedelta(days=days - 1))
+    hooks.stage("风险扫描 risk scan", 1)  # each day, as `risk scan --date` does (the worker finds them scanned)
+    summary.risk = scan_days(engine, summary.days, risk_plan, tz=cutoffs.timezone,
+                             now=datetime.combine(pay_day, time(7, 0), tz), history=_span(history))
+    hooks.advance()
+    hooks.done()
     for hour in (9, 11):
         now = datetime.combine(pay_day, time(hour, 0), tz)
         _merge(summary.send, send_due(engine, channel, vault, as_of=pay_day, now=now))
@@ -309,6 +328,14 @@ def run_demo(
     hooks.done()
     engine.dispose()
     return summary
+
+
+def _span(table: Any) -> tuple[date, date] | None:
+    """The first and last local day of a transaction table's times (None when empty)."""
+    if table is None or not table.num_rows:
+        return None
+    days = sorted({str(t)[:10] for t in table["occurred_at"].to_pylist()})
+    return date.fromisoformat(days[0]), date.fromisoformat(days[-1])
 
 
 def _raise_rate_in_place(engine: Engine, day: date, merchant_no: str) -> tuple[date, str, int, int] | None:

@@ -78,7 +78,10 @@ ALERT_KIND: Final[Table] = {"circuit_open": ("银行熔断暂停", "bank paused 
                             "unknown_reference": ("银行文件含未知参考号", "unknown reference in a bank file"),
                             "conflicting_report": ("银行回执相互矛盾", "conflicting bank report"),
                             "recon_break": ("对账差错超期未解决", "reconciliation break open too long"),
-                            "file_answer_overdue": ("文件出款超期未回执", "file answer overdue")}
+                            "file_answer_overdue": ("文件出款超期未回执", "file answer overdue"),
+                            # the day's cycle (daycycle/, issue 23 item 7)
+                            "file_late": ("文件迟到", "file late"),
+                            "day_not_settled": ("营业日未结算", "business day not settled")}
 LANGUAGE: Final[Table] = {"zh": ("中文", "Chinese"), "en": ("英文", "English")}
 CARD_KIND: Final[Table] = {"personal": ("对私", "personal"), "corporate": ("对公", "corporate")}
 # a merchant (merchants.model: MerchantStatus, STATUS_NAMES) and its settlement cards (AccountStatus)
@@ -221,6 +224,25 @@ TROUBLESHOOT_CHECK: Final[Table] = {
     "recon": ("对账差错", "reconciliation breaks")}
 TROUBLESHOOT_OUTCOME: Final[Table] = {"ok": ("正常", "ok"), "warn": ("需留意", "needs attention"),
                                       "fail": ("有问题", "problem found")}
+# the inbox (收件目录, inbox/): what a dropped file was and what became of it
+INBOX_KIND: Final[Table] = {
+    "transactions": ("交易明细文件", "transaction file"), "merchants": ("商户入网文件", "merchant file"),
+    "pain002": ("付款状态报告 pain.002", "payment status report pain.002"),
+    "camt054": ("借贷通知/退票 camt.054", "debit/credit notification camt.054"),
+    "camt053": ("银行对账单 camt.053", "bank statement camt.053"),
+    "bank_file": ("银行代付结果文件", "bank payout result file"),
+    "clearing_inn": ("银联清算明细 INN", "UnionPay clearing detail INN"),
+    "clearing_rd": ("银联清算汇总 RD", "UnionPay clearing summary RD"), "tms": ("TMS 终端导出", "TMS terminal export")}
+INBOX_STATUS: Final[Table] = {"done": ("已导入", "imported"), "rejected": ("已拒绝", "rejected"),
+                              "duplicate": ("重复文件，未更改", "duplicate, nothing changed"),
+                              "processing": ("处理中", "processing")}
+
+# card key rotation (cards/key_rotation.py: card_key_rotations.phase) and where the key comes from (key_source.py)
+KEY_ROTATION_PHASE: Final[Table] = {
+    "new_key": ("写入新密钥", "writing the new key"), "reencrypting": ("重新加密中", "re-encrypting"),
+    "finishing": ("改写密钥文件", "rewriting the key file"), "done": ("已完成", "done")}
+KEY_SOURCE: Final[Table] = {"file": ("密钥文件", "key file"), "environment": ("环境变量", "environment"),
+                            "command": ("密钥命令", "key command")}
 
 
 def pair(table: Table, code: object) -> tuple[str, str]:

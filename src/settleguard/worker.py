@@ -20,6 +20,11 @@ its summary:
    oldest beyond ``backup_keep`` deleted (ops.backup.daily_backup; docs/operations.md).
 - ``risk_scan`` -- the latest imported business day not yet scanned (or imported again since its scan), at most
   one day per cycle, within a week of ``as_of`` (risk.service.worker_scan; docs/risk.md);
+- ``inbox`` -- first: files dropped into the inbox directories imported by kind, moved to done/ or rejected/
+  (inbox.service; docs/operations.md "收件目录 Inbox");
+- ``day`` -- the day runs itself (first, after the inbox): a closed business day settled once its transaction file
+  is in, pain.001 files at pay times (pay times also gate the send step's new sends), reconciliation of new
+  statements and clearing files, alerts for late files (daycycle.service; docs/operations.md);
 
 A new domain (reconciliation, risk scans, backups) joins the cycle by adding one :class:`Step` to the list
 (or passing its own list to :func:`cycle`/:func:`run`); no other step changes, and the domains do not
@@ -66,12 +71,15 @@ from settleguard.cases.overdue import OverdueSummary, flag_overdue
 from settleguard.cases.service import AutoSummary, open_auto_cases
 from settleguard.channels.base import BankChannel
 from settleguard.config import DEFAULT_TIMEZONE
+from settleguard.daycycle.service import DayConfig, DaySummary, run_day, send_open
+from settleguard.inbox.service import InboxConfig, IngestSummary
+from settleguard.inbox.service import scan as inbox_scan
 from settleguard.logs import bound, new_id
 from settleguard.notify.delivery import DeliverySettings, DeliverySummary, deliver_in_cycle
 from settleguard.ops import heartbeat
 from settleguard.ops.backup import BackupPolicy, DailySummary, daily_backup
 from settleguard.payouts.release import ReleaseSummary, release_for_card_events
-from settleguard.payouts.service import DEFAULT_OPTIONS, Options, SendSummary, send_due
+from settleguard.payouts.service import DEFAULT_OPTIONS, Options, SendSummary, inquire_unresolved, send_due
 from settleguard.reconciliation.followup import DEFAULT_CASE_HOURS, FollowUpSummary, follow_up
 from settleguard.risk.service import WorkerScan, worker_scan
 
@@ -95,6 +103,8 @@ class CycleContext:
         progress: called with the number of payouts sent so far, or None.
         recon_case_hours: an open reconciliation break opens a case after this many hours.
         backup: the daily backup's directory and how many to keep (ops.backup); None: no backups.
+        day: the day's cycle (daycycle.service.DayConfig): expected files, settle, pay times; None: off.
+        risk_rules_file: the operator's risk rule file over risk/rules.toml (settings.risk_rules); None: defaults.
     """
 
     engine: Engine
@@ -110,6 +120,9 @@ class CycleContext:
     progress: Callable[[int], None] | None = None
     recon_case_hours: int = DEFAULT_CASE_HOURS
     backup: BackupPolicy | None = None
+    day: DayConfig | None = None  # the day runs itself (daycycle/): settle, pay times, reconcile; None: off
+    risk_rules_file: Path | None = None  # the operator's risk rule file (settings.risk_rules), read each cycle
+    inbox: InboxConfig | None = None  # the inbox directories (inbox/); None: no inbox
 
 
 class Step(Protocol):
@@ -144,6 +157,10 @@ def _card_checks(ctx: CycleContext) -> StatusCheckSummary:
 
 
 def _send(ctx: CycleContext) -> SendSummary:
+    if not send_open(ctx.day, ctx.now):  # pay times configured and none open now, or the file channel: inquire only
+        summary = SendSummary()
+        inquire_unresolved(ctx.engine, ctx.channel, ctx.now, summary, ctx.options)
+        return summary
     return send_due(ctx.engine, ctx.channel, ctx.vault, as_of=ctx.as_of, now=ctx.now, progress=ctx.progress,
                     opts=ctx.options)
 
@@ -175,10 +192,8 @@ def _backup(ctx: CycleContext) -> DailySummary | None:
 
 def _risk_scan(ctx: CycleContext) -> WorkerScan:
     # 风险扫描: the latest imported business day not yet scanned (or imported again since), one day per cycle, with
-    # the operator's rule file (SETTLEGUARD_RISK_RULES) over the defaults
-    from settleguard.config import Settings
-
-    return worker_scan(ctx.engine, as_of=ctx.as_of, tz=ctx.tz, now=ctx.now, rules_file=Settings().risk_rules)
+    # the operator's rule file (settings.risk_rules, handed in by the entry point) over the defaults
+    return worker_scan(ctx.engine, as_of=ctx.as_of, tz=ctx.tz, now=ctx.now, rules_file=ctx.risk_rules_file)
 
 
 def _terminal_silence(ctx: CycleContext) -> object:
@@ -188,7 +203,24 @@ def _terminal_silence(ctx: CycleContext) -> object:
     return silence_sweep(ctx.engine, ctx.now)
 
 
+def _day(ctx: CycleContext) -> DaySummary | None:
+    # 日终自动运行: settle a closed day once its transaction file is in, pay at pay times, reconcile new statements
+    # and clearing files, alert late files (daycycle.service; docs/operations.md)
+    if ctx.day is None:
+        return None
+    return run_day(ctx.engine, ctx.day, vault=ctx.vault, now=ctx.now, opts=ctx.options)
+
+
+def _inbox(ctx: CycleContext) -> IngestSummary | None:
+    # 收件目录: files dropped into the inbox directories, imported by kind, moved to done/ or rejected/ (inbox.service)
+    if ctx.inbox is None:
+        return None
+    return inbox_scan(ctx.engine, ctx.inbox, now=ctx.now, tz=ctx.tz)
+
+
 STEPS: tuple[Step, ...] = (
+    NamedStep("inbox", _inbox),  # first (issue 23 item 7): what arrived is imported before the day acts on it
+    NamedStep("day", _day),  # right after "inbox" (issue 23 item 7)
     NamedStep("released", _release),
     NamedStep("cards", _card_checks),
     NamedStep("send", _send),
@@ -230,10 +262,13 @@ def cycle(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVeri
           now: datetime, opts: Options = DEFAULT_OPTIONS, cards: CardSettings | None = None,
           progress: Callable[[int], None] | None = None, tz: str = DEFAULT_TIMEZONE,
           delivery: DeliverySettings | None = None, steps: Sequence[Step] = STEPS,
-          recon_case_hours: int = DEFAULT_CASE_HOURS, backup: BackupPolicy | None = None) -> CycleSummary:
+          recon_case_hours: int = DEFAULT_CASE_HOURS, backup: BackupPolicy | None = None,
+          day: DayConfig | None = None, risk_rules_file: Path | None = None,
+          inbox: InboxConfig | None = None) -> CycleSummary:
     """One pass of the worker: every step of ``steps`` in order (see the module docstring)."""
     ctx = CycleContext(engine, channel, vault, verifier, as_of, now, tz, opts, cards or CardSettings(timezone=tz),
-                       delivery or DeliverySettings(), progress, recon_case_hours, backup)
+                       delivery or DeliverySettings(), progress, recon_case_hours, backup, day=day,
+                       risk_rules_file=risk_rules_file, inbox=inbox)
     results: dict[str, object] = {}
     for step in steps:
         results[step.name] = step(ctx)
@@ -275,7 +310,8 @@ def run(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVerifi
         max_cycles: int | None = None, on_cycle: Callable[[CycleSummary], None] | None = None,
         tz: str = DEFAULT_TIMEZONE, delivery: DeliverySettings | None = None,
         steps: Sequence[Step] = STEPS, recon_case_hours: int = DEFAULT_CASE_HOURS,
-        backup: BackupPolicy | None = None) -> int:
+        backup: BackupPolicy | None = None, day: DayConfig | None = None,
+        risk_rules_file: Path | None = None, inbox: InboxConfig | None = None) -> int:
     """Run cycles until ``stop`` is set (or ``max_cycles``); returns the number of cycles run."""
     n = 0
     started = clock()
@@ -286,7 +322,7 @@ def run(engine: Engine, channel: BankChannel, vault: Vault, verifier: CardVerifi
             with bound(run_id=run_id):
                 summary = cycle(engine, channel, vault, verifier, as_of=today(now), now=now, opts=opts, cards=cards,
                                 tz=tz, delivery=delivery, steps=steps, recon_case_hours=recon_case_hours,
-                                backup=backup)
+                                backup=backup, day=day, risk_rules_file=risk_rules_file, inbox=inbox)
                 _beat(engine, now, run_id, started)
         except OperationalError as exc:
             if max_cycles is not None and n + 1 >= max_cycles:

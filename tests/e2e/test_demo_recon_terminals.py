@@ -117,6 +117,69 @@ def test_the_demo_finds_exactly_the_planted_breaks_and_terminal_faults(db_url: s
     assert len(list((days / "clearing").glob("INN*"))) == 1
     assert len(list((days / "terminal-logs").glob("*.log"))) == 4
 
+    _the_risk_scan_finds_exactly_the_planted_merchants(out, db_url, days)
+
+
+RISK_NAMES = {  # each planted pattern's rules, by the names the summary shows (zh then en)
+    "same_card_round": ("整数金额占比高 many round amounts", "信用卡交易占比异常高 almost only credit cards",
+                        "同一张卡当日多次交易 the same card several times a day",
+                        "单笔金额与行业不符 tickets out of line with the MCC"),
+    "night_under_limit": ("凌晨交易占比高 many sales between midnight and 5 a.m.",
+                          "金额贴近限额 amounts just under a limit"),
+    "mcc_ticket": ("单笔金额与行业不符 tickets out of line with the MCC",),
+    "silent_then_busy": ("交易额较自身基线激增 volume spike against its own baseline",
+                         "交易笔数较自身基线激增 count spike against its own baseline",
+                         "沉寂后突然活跃 busy after a long silence"),
+}
+
+
+def _the_risk_scan_finds_exactly_the_planted_merchants(out: str, db_url: str, days: Path) -> None:
+    """issue 22 item 7: the demo's risk summary names exactly the planted card-cashing and silent-then-busy merchants
+    with the rules that fired (by name), their scores and cases; the database holds exactly their alerts; the output
+    shows no card number of the day files (which carry them)."""
+    from settleguard.sim.generator import CARD_COLUMN, generate_merchants
+    from settleguard.sim.risk_plants import plan
+
+    first = date(2026, 11, 16)
+    demo_days = [first + timedelta(days=i) for i in range(DAYS)]
+    planted = {p.merchant_no: p for p in plan(generate_merchants(200, 42), demo_days, 42).plants}
+    assert sorted(p.pattern for p in planted.values()) == sorted(RISK_NAMES)
+    risk = out[out.index("风险扫描 risk scan："):out.index("对账差错 reconciliation breaks")]
+    flat = "".join(risk.split())
+    assert flat.count("✓商户merchant") == 4, risk
+    assert "✓与注入的风险商户完全一致exactlytheplantedmerchants" in flat, risk
+    assert "✗" not in risk
+    assert "非注入" not in risk
+    for no, p in planted.items():
+        line = flat[flat.index(f"✓商户merchant{no}"):]
+        line = line[:line.index("✓", 1)]
+        score = 40 if p.pattern == "mcc_ticket" else (80 if p.pattern == "night_under_limit" else 100)
+        assert f"{p.day}评分score{score}，" in line, line
+        assert ("工单case#" in line) == (score >= 60), line
+        for name in RISK_NAMES[p.pattern]:
+            assert "".join(name.split()) in line, (name, line)
+
+    eng = open_engine(db_url)
+    try:
+        with eng.connect() as conn:
+            flagged = {(str(r.merchant_no), r.cycle_date) for r in conn.execute(
+                select(t.merchants.c.merchant_no, t.risk_scores.c.cycle_date)
+                .join(t.merchants, t.merchants.c.id == t.risk_scores.c.merchant_id))}
+            risk_cases = conn.execute(select(t.cases.c.merchant_id).where(t.cases.c.category == "risk_alert")).all()
+    finally:
+        eng.dispose()
+    assert {no for no, _ in flagged} == set(planted)
+    assert {d for _, d in flagged} == {demo_days[-1]}
+    assert len(risk_cases) == 3
+
+    pans = set()
+    for path in days.glob("transactions-*.csv"):
+        header, *lines = path.read_bytes().decode("gbk").splitlines()  # UTF-8 files are ASCII here
+        col = header.split(",").index(CARD_COLUMN)
+        pans |= {line.split(",")[col] for line in lines} - {""}
+    assert len(pans) > 1000
+    assert not [p for p in pans if p in out]
+
 
 def test_the_statement_plan_is_deterministic_for_a_seed_and_plants_on_distinct_payouts() -> None:
     day = date(2026, 11, 16)

@@ -7,12 +7,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
 from settleguard.db.engine import current_revision, head_revision, upgrade
+from settleguard.db.partitions import include_object
 from settleguard.db.tables import metadata
 
 
 def test_migrated_schema_matches_the_table_definitions(engine: Engine) -> None:
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_object": include_object}), metadata)
     assert diff == []
 
 

@@ -33,7 +33,9 @@ def test_the_portal_shows_the_contracted_and_effective_rate_by_month_and_flags_a
         world: World, tmp_path: Path) -> None:  # noqa: F811
     a = world.held_a.merchant
     import_rows(world.engine, tmp_path, [Txn(ref(), a.merchant_no, a.terminal_no, NOW - timedelta(hours=30),
-                                             TxnKind.SALE, CardType.CREDIT, 100_000)], now=NOW)
+                                             TxnKind.SALE, CardType.CREDIT, 100_000),
+                                         Txn(ref(), a.merchant_no, a.terminal_no, NOW - timedelta(hours=29),
+                                             TxnKind.SALE, CardType.DEBIT, 100_000)], now=NOW)
     page = sign_in(world, "mera").get(f"/m/{a.id}")
     assert "月度费率" in page.text
     assert "高于合同" not in page.text  # charged as contracted: 0.6 % of 1,000 yuan
@@ -45,4 +47,9 @@ def test_the_portal_shows_the_contracted_and_effective_rate_by_month_and_flags_a
     page = sign_in(world, "mera").get(f"/m/{a.id}?lang=zh")
     assert "高于合同，请联系客户经理" in page.text
     assert "0.78%" in page.text  # (600 + 180) fen of 100,000 fen
-    assert "Monthly rates" in sign_in(world, "mera").get(f"/m/{a.id}?lang=en").text
+    assert "（封顶 " in page.text
+    assert "cap " not in page.text
+    en = sign_in(world, "mera").get(f"/m/{a.id}?lang=en").text
+    assert "Monthly rates" in en
+    assert "（cap " in en
+    assert "封顶 " not in en

@@ -22,9 +22,9 @@ from settleguard.worker import STEPS, cycle
 STEP = tuple(s for s in STEPS if s.name == "risk_scan")
 
 
-def _run(engine: Engine, vault: Vault, as_of: object, now: object) -> WorkerScan:
+def _run(engine: Engine, vault: Vault, as_of: object, now: object, rules_file: Path | None = None) -> WorkerScan:
     got = cycle(engine, ScriptedBank(), vault, None, as_of=as_of, now=now, tz="Asia/Shanghai",  # type: ignore[arg-type]
-                steps=STEP).steps["risk_scan"]
+                steps=STEP, risk_rules_file=rules_file).steps["risk_scan"]
     assert isinstance(got, WorkerScan)
     return got
 
@@ -37,13 +37,12 @@ def _count(engine: Engine, table: object, *where: object) -> int:
 def test_the_worker_scans_the_latest_imported_day_once(engine: Engine, vault: Vault, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     assert [s.name for s in STEP] == ["risk_scan"]
-    monkeypatch.delenv("SETTLEGUARD_RISK_RULES", raising=False)
     assert _run(engine, vault, DAY, NOW) == WorkerScan()  # nothing imported yet
     corpus = build_corpus(engine, vault, seed=3)
     bad = tmp_path / "rules.toml"
     bad.write_text("[scoring]\nflag_score = 'high'\n", encoding="utf-8")
-    monkeypatch.setenv("SETTLEGUARD_RISK_RULES", str(bad))
-    refused = _run(engine, vault, DAY + timedelta(days=1), NOW)
+    monkeypatch.setenv("SETTLEGUARD_RISK_RULES", str(tmp_path / "absent.toml"))  # the step reads no environment
+    refused = _run(engine, vault, DAY + timedelta(days=1), NOW, rules_file=bad)  # handed in by the entry point
     assert refused.day is None
     assert refused.error
     assert "flag_score" in refused.error

@@ -151,6 +151,7 @@ def routes(w: World, other_payout: int, other_merchant: int) -> list[tuple[str, 
         ("GET", f"/api/v1/terminals/{term}", None),
         ("POST", f"/api/v1/terminals/{term}/heartbeat", {"battery": 80}),
         ("GET", "/api/v1/risk/alerts", None),
+        ("GET", "/api/v1/day", None),  # today's cycle (issue 23 item 7)
         ("GET", f"/api/v1/risk/merchants/{m_no}", None),
         ("POST", "/api/v1/auth/logout", None),
     ]

@@ -540,6 +540,8 @@ def concrete(w: World, other: Due, case_id: int | None = None) -> dict[tuple[str
                                                                                         "note": "核对"}),
         ("POST", "/recon/resolutions/{resolution_id}/approve"): ("/recon/resolutions/999999/approve", {}),
         ("POST", "/recon/resolutions/{resolution_id}/reject"): ("/recon/resolutions/999999/reject", {}),
+        # today's cycle (issue 23 item 7; docs/operations.md): a staff page
+        ("GET", "/day"): ("/day", None),
         # terminal health (issue 21; docs/terminals.md): staff pages, the other merchant's terminal
         ("GET", "/terminals"): ("/terminals", None),
         ("GET", "/terminals/{terminal_id}"): (f"/terminals/{terminal_of(w, m)}", None),
@@ -584,6 +586,7 @@ EXPECTED = {
     ("POST", "/recon/breaks/{break_id}/propose"): (403, None),
     ("POST", "/recon/resolutions/{resolution_id}/approve"): (403, None),
     ("POST", "/recon/resolutions/{resolution_id}/reject"): (403, None),
+    ("GET", "/day"): (403, 200),
     ("GET", "/terminals"): (403, 200), ("GET", "/terminals/{terminal_id}"): (403, 200),
     ("GET", "/m/{merchant_id}/troubleshoot"): (404, 200), ("POST", "/m/{merchant_id}/troubleshoot/case"): (404, None),
     ("GET", "/merchants/{merchant_id}/troubleshoot"): (403, 200),

@@ -16,8 +16,8 @@ from settleguard.worker import STEPS, CycleContext, NamedStep, cycle
 
 
 def test_the_cycle_runs_its_steps_in_order() -> None:
-    assert [s.name for s in STEPS] == ["released", "cards", "send", "cases", "notices", "overdue", "recon", "backup",
-                                       "risk_scan", "terminal_silence"]
+    assert [s.name for s in STEPS] == ["inbox", "day", "released", "cards", "send", "cases", "notices", "overdue",
+                                       "recon", "backup", "risk_scan", "terminal_silence"]
 
 
 def test_a_new_step_joins_the_cycle_and_sees_what_the_composition_root_passed(engine: Engine, vault: Vault,
@@ -34,8 +34,8 @@ def test_a_new_step_joins_the_cycle_and_sees_what_the_composition_root_passed(en
     summary = cycle(engine, ScriptedBank(), vault, None, as_of=VALUE_DAY, now=SEND_AT, tz="Asia/Tokyo",
                     delivery=delivery, steps=steps)
     assert summary.send.sent == 1  # the payout steps ran as ever
-    assert list(summary.steps) == ["released", "cards", "send", "cases", "notices", "overdue", "recon", "backup",
-                                  "risk_scan", "terminal_silence", "extra_scan"]
+    assert list(summary.steps) == ["inbox", "day", "released", "cards", "send", "cases", "notices", "overdue",
+                                  "recon", "backup", "risk_scan", "terminal_silence", "extra_scan"]
     assert summary.steps["send"] is summary.send
     assert summary.steps["extra_scan"] == "scanned at 09:00 in Asia/Tokyo"
     (ctx,) = seen

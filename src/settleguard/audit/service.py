@@ -98,7 +98,7 @@ def public_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         if is_secret(name):
             continue
-        if name == "db" and isinstance(value, str):
+        if name in ("db", "read_db") and isinstance(value, str):  # read_db: the standby (docs/operations.md)
             try:
                 value = make_url(value).render_as_string(hide_password=True)
             except Exception:  # noqa: BLE001 - not a URL: keep only its scheme

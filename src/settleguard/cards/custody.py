@@ -79,7 +79,8 @@ def resolve_key_file(db_url: str, key_file: Path | None) -> Path:
 
 
 def _fix(source: str) -> str:
-    where = "环境变量 SETTLEGUARD_KEY (environment)" if source == ENV_SOURCE else source
+    where = {ENV_SOURCE: "环境变量 SETTLEGUARD_KEY (environment)",
+             "command": "密钥命令 SETTLEGUARD_KEY_COMMAND (key command)"}.get(source, source)
     return (f"查看的密钥 key looked at: {where}\n"
             f"解决办法：使用该数据库的密钥文件（默认在 SQLite 数据库文件旁，如 settleguard.db -> settleguard.key），"
             f"或用 SETTLEGUARD_KEY_FILE / SETTLEGUARD_KEY 指向它；不要新建密钥。未做任何更改。\n"
@@ -225,11 +226,26 @@ def _missing_file(engine: Engine, key_file: Path) -> KeyCustodyError:
         f"{held}{hint}{_fix(str(key_file))}")
 
 
-def open_vault(engine: Engine, *, key: str | None, key_file: Path | None, now: datetime | None = None) -> Vault:
-    """The vault of ``key`` (SETTLEGUARD_KEY) or ``key_file``, checked against the database.
+def open_vault(engine: Engine, *, key: str | None, key_file: Path | None, now: datetime | None = None,
+               command: str | None = None, command_timeout: float = 10.0) -> Vault:
+    """The vault of ``key`` (SETTLEGUARD_KEY), else of ``command`` (SETTLEGUARD_KEY_COMMAND, cards/key_source.py),
+    else of ``key_file``, checked against the database.
 
-    A missing key file is created only when the database has no key and nothing sealed."""
+    A missing key file is created only when the database has no key and nothing sealed; a command's key never."""
     at = now or datetime.now(UTC)
+    if command and not key:
+        from settleguard.cards.key_source import KeyCommandError, KeySource, load
+
+        try:
+            vault = load(KeySource(command=command, timeout=command_timeout))
+        except KeyCommandError as exc:
+            raise KeyCustodyError(f"卡号密钥无法读取：{exc.zh}", f"the card key cannot be read: {exc.en}",
+                                  f"{exc.detail}\n{_fix('command')}".strip()) from None
+        except VaultError as exc:
+            raise KeyCustodyError("卡号密钥无法读取", "the card key cannot be read",
+                                  f"{exc}\n{_fix('command')}") from None
+        check(engine, vault, at)
+        return vault
     if not key and key_file is None:
         raise KeyCustodyError("未配置卡号密钥", "no card key configured",
                               "请设置 SETTLEGUARD_KEY_FILE 或 SETTLEGUARD_KEY。Set SETTLEGUARD_KEY_FILE or SETTLEGUARD_KEY.")

@@ -79,7 +79,7 @@ class Vault:
         self._fingerprints = {v: fingerprint(k) for v, k in keys.items()}
         self._hash_keys = {v: hmac.new(k, IDENTITY_LABEL, hashlib.sha256).digest() for v, k in keys.items()}
         self.current = current
-        self.source = source  # where the keys came from: the key file's path or SETTLEGUARD_KEY
+        self.source = source  # where the keys came from: the key file's path, SETTLEGUARD_KEY or "command"
 
     @property
     def versions(self) -> tuple[int, ...]:
@@ -171,14 +171,18 @@ def read_vault(key: str | None, key_file: Path) -> Vault:
     Key file format: lines ``<version>:<base64 key>``; the last line is the current key.
     """
     if key:
+        if ":" in key:  # "<version>:<base64>" entries (a rotation with the key in the environment)
+            return parse_key_lines(key.replace(",", " ").split(), ENV_SOURCE)
         return Vault({1: _decode_key(key, ENV_SOURCE)}, 1, ENV_SOURCE)
     if not key_file.exists():
         raise KeyFileMissing(key_file)
     return parse_key_lines(key_file.read_text().splitlines(), str(key_file))
 
 
-def parse_key_lines(lines: list[str], where: str) -> Vault:
-    """The vault of key-file ``lines`` (``<version>:<base64 key>``; the last line is the current key)."""
+def parse_key_lines(lines: list[str], where: str, *, source: str | None = None) -> Vault:
+    """The vault of key-file ``lines`` (``<version>:<base64 key>``; the last line is the current key); errors
+    name ``where`` and the line number, never the key material. ``source``: the vault's source (default
+    ``where``)."""
     keys: dict[int, bytes] = {}
     current = 0
     for n, line in enumerate(lines, 1):
@@ -191,7 +195,7 @@ def parse_key_lines(lines: list[str], where: str) -> Vault:
         current = int(ver)
     if not keys:
         raise VaultError(f"{where}: no key")
-    return Vault(keys, current, where)
+    return Vault(keys, current, where if source is None else source)
 
 
 @dataclass(frozen=True)

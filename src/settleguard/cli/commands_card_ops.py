@@ -1,4 +1,4 @@
-"""``settleguard card bind|show|status-check``, ``settleguard bins import`` and ``settleguard keys init|rotate``.
+"""``settleguard card bind|show|status-check``, ``settleguard bins import`` and ``settleguard keys init|status|rotate``.
 
 The card commands are added to the ``card`` sub-app of :mod:`settleguard.cli.commands_card`;
 ``bins_app`` and ``keys_app`` are registered in cli/main.py. Only masked card numbers are
@@ -20,7 +20,7 @@ from settleguard.cli.output import bar, console, engine_or_fail, fail, print_jso
 from settleguard.cli.runtime import Runtime
 
 bins_app = typer.Typer(help="卡BIN表 Card BIN table: import the operator's official table.", no_args_is_help=True)
-keys_app = typer.Typer(help="卡号密钥 Card-number keys: init, rotation.", no_args_is_help=True)
+keys_app = typer.Typer(help="卡号密钥 Card-number keys: init, status, rotation.", no_args_is_help=True)
 
 
 @app.command("bind")
@@ -248,6 +248,11 @@ def keys_init_cmd(
     if rt.settings.key:
         fail("密钥来自环境变量 SETTLEGUARD_KEY，无需新建密钥文件", "the key comes from SETTLEGUARD_KEY; no key file "
              "to create", "取消设置 SETTLEGUARD_KEY 后再运行 unset SETTLEGUARD_KEY first")
+    if rt.settings.key_command:
+        fail("密钥来自密钥命令 SETTLEGUARD_KEY_COMMAND，无需新建密钥文件", "the key comes from the key command "
+             "(SETTLEGUARD_KEY_COMMAND); no key file to create",
+             "由密钥存储生成密钥；或取消设置 SETTLEGUARD_KEY_COMMAND 后再运行 create the key in the store, or unset "
+             "SETTLEGUARD_KEY_COMMAND first")
     engine = engine_or_fail(rt)
     try:
         key_file = rt.key_file
@@ -265,39 +270,152 @@ def keys_init_cmd(
                   "numbers cannot be opened.")
 
 
+@keys_app.command("status")
+def keys_status_cmd(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """密钥状态 Key status: the versions the database recorded (fingerprint, recorded, retired), how many cards and
+    webhook secrets each seals, what the configured key holds and where it comes from, whether it is the
+    database's, and a rotation in progress. 只读 Read-only: creates no key.
+
+    退出码 exit code: 0 密钥属于该数据库 the key is the database's, 1 不属于或无法读取 it is not, or cannot be read.
+    """
+    from settleguard import labels
+    from settleguard.cards.custody import KeyCustodyError
+    from settleguard.cards.key_status import as_dict, key_status
+    from settleguard.cli.layout import local, zone_note
+
+    rt: Runtime = ctx.obj
+    engine = engine_or_fail(rt)
+    try:
+        source = rt.key_source()
+    except KeyCustodyError as exc:
+        fail(exc.zh, exc.en, exc.detail, code=1)
+    st = key_status(engine, source)
+    if json_out:
+        print_json(as_dict(st))
+        raise typer.Exit(0 if st.matches else 1)
+    tz = rt.settings.timezone
+    console.print(f"[bold]卡号密钥 card key[/] {escape(st.source)}", soft_wrap=True)  # paths whole
+    if st.load_error is not None:
+        style = "yellow" if st.matches else "red"
+        console.print(f"[{style}]无法读取密钥 the key cannot be read[/]\n{escape(st.load_error)}", soft_wrap=True)
+        if st.matches:
+            console.print("数据库尚无密钥：首次使用时新建并登记 the database has no key yet: one is created and recorded "
+                          "on first use (or settleguard keys init)")
+    else:
+        console.print(f"持有版本 versions held: {', '.join(map(str, st.held_versions))} · 当前版本 current version "
+                      f"(新卡用它加密 seals new cards): {st.current_version}")
+        cmp = st.comparison
+        if st.matches:
+            console.print("[green]密钥属于该数据库 the key is this database's[/]")
+            if st.unknown_newer:
+                vs = ", ".join(map(str, st.unknown_newer))
+                console.print(f"新版本 {vs} 尚未登记：首次使用时登记（密钥轮换写入的新版本）newer version(s) {vs} not yet "
+                              "recorded: recorded on first use (a rotation's new key)")
+        elif cmp is not None:
+            parts = [(f"指纹不符 other fingerprint: {', '.join(map(str, cmp.mismatched))}", cmp.mismatched),
+                     (f"缺少仍在使用的版本 missing, still in use: {', '.join(map(str, cmp.missing))}", cmp.missing),
+                     (f"未登记 never recorded: {', '.join(map(str, cmp.unknown))}", cmp.unknown)]
+            console.print("[red]密钥不属于该数据库 the key is not this database's[/]: "
+                          + "; ".join(text for text, vs in parts if vs))
+    if st.versions:
+        tbl = Table(title="密钥版本 key versions", caption=zone_note(tz))
+        for col in ("版本 version", "登记 recorded", "停用 retired", "结算卡 cards", "Webhook 密钥 secrets",
+                    "所载密钥 loaded key"):
+            tbl.add_column(col, overflow="fold", justify="right" if col in ("结算卡 cards", "Webhook 密钥 secrets")
+                           else "left")
+        for v in st.versions:
+            held = ("[green]持有 held[/]" if v.held_matches else "[red]持有，指纹不符 held, other fingerprint[/]"
+                    if v.held_matches is False else "持有，未登记 held, not recorded") if v.held else "未持有 not held"
+            tbl.add_row(str(v.version), local(v.created_at, tz) or "未登记 not recorded",
+                        local(v.retired_at, tz) or "-", f"{v.cards:,}", f"{v.secrets:,}", held)
+        console.print(tbl)
+        for v in st.versions:  # whole, one per line: compared with doctor's output and the audit trail's
+            console.print(f"  版本 version {v.version} 指纹 fingerprint {v.fingerprint or '未登记 not recorded'}")
+    else:
+        console.print("数据库尚未登记密钥，也没有已加密的值 the database has recorded no key and holds no sealed value")
+    r = st.rotation
+    if r is not None:
+        console.print(f"[bold yellow]密钥轮换进行中 key rotation in progress[/] #{r.id}: 阶段 phase "
+                      f"{labels.zh_en(labels.KEY_ROTATION_PHASE, r.phase)} · 新版本 new version {r.new_version} · "
+                      f"已重新加密 re-encrypted {r.done:,} / {r.total:,} · 开始 started {local(r.started_at, tz)} · "
+                      f"最近进展 last progress {local(r.updated_at, tz)} · 运行次数 runs {r.runs}")
+        console.print("完成它 to finish it: settleguard keys rotate（或 or keys rotate --resume）")
+    elif st.last_rotation is not None:
+        lr = st.last_rotation
+        console.print(f"最近一次轮换 last rotation #{lr.id}: 版本 version {', '.join(map(str, lr.old_versions))} → "
+                      f"{lr.new_version} · 重新加密 re-encrypted {lr.done:,} · 完成 finished {local(lr.finished_at, tz)}")
+    if not st.matches:
+        raise typer.Exit(1)
+
+
 @keys_app.command("rotate")
 def keys_rotate_cmd(
     ctx: typer.Context,
     keep_old: Annotated[bool, typer.Option("--keep-old", help="轮换后保留旧密钥（其他数据库仍用旧密钥时）keep the "
                                                               "old keys after rotation")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="只继续未完成的轮换，没有时不开始新的 only finish the "
+                                                          "unfinished rotation; never start a new one")] = False,
+    new_key_out: Annotated[Path | None, typer.Option(
+        "--new-key-out", help="密钥来自环境变量或密钥命令时：把新密钥文件写到这里，由你放入密钥存储 key from the "
+                              "environment or a key command: write the new key file here for you to put in the store")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000, help="每个事务重新加密的值数 values re-encrypted "
+                                                                          "per committed transaction")] = 1000,
     json_out: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
-    """轮换卡号密钥 Rotate the card-number key: re-encrypt every stored card under a new key version.
+    """轮换卡号密钥 Rotate the card-number key: re-encrypt every stored card under a new key version, in committed
+    batches. 中断后再次运行即完成同一次轮换 Run again after a crash: it finishes the same rotation.
 
-    先停止出款任务 Stop payout runs first: they keep the keys they loaded.
+    先停止出款任务 Stop payout runs first: they keep the keys they loaded. 退出码 exit code: 0 完成 done (or the new
+    key file written), 1 等待密钥存储返回新版本 waiting for the key store, 2 错误 error.
     """
     from settleguard.cards.custody import KeyCustodyError
-    from settleguard.cards.key_rotation import RotationError, rotate_keys
+    from settleguard.cards.key_rotation import RotationError, RotationPending, rotate_keys
 
     rt: Runtime = ctx.obj
     engine = engine_or_fail(rt)
     try:
-        key_file = rt.key_file
+        source = rt.key_source()
         with bar("重新加密 re-encrypting cards", None) as b:
-            res = rotate_keys(engine, key_file, env_key=rt.settings.key, keep_old=keep_old,
-                              progress=b.advance, total=lambda n: b.update(0, n))
+            res = rotate_keys(engine, source.key_file, source=source, keep_old=keep_old, resume_only=resume,
+                              new_key_out=new_key_out, progress=b.advance, total=lambda n: b.update(0, n),
+                              now=rt.now(), batch=batch)
+    except RotationPending as exc:
+        if json_out:
+            print_json({"pending": True, "rotation": exc.rotation_id, "new_version": exc.new_version,
+                        "fingerprint": exc.fingerprint, "new_key_out": str(exc.key_out) if exc.key_out else None,
+                        "written": exc.written})
+        else:
+            console.print(escape(str(exc)), soft_wrap=True)  # the file's path whole, to copy
+        raise typer.Exit(0 if exc.written else 1) from None
     except (RotationError, KeyCustodyError) as exc:
-        fail("密钥未轮换，未做任何更改", "keys not rotated, nothing changed", str(exc))
-        return
+        from settleguard.cards import key_repository as key_repo
+
+        with engine.connect() as conn:
+            unfinished = key_repo.unfinished_rotation(conn)
+        if unfinished is None:
+            fail("密钥未轮换，未做任何更改", "keys not rotated, nothing changed", str(exc))
+        fail(f"密钥轮换 #{unfinished.id} 未完成：已提交的进度保留，排除问题后再次运行 settleguard keys rotate 即继续",
+             f"key rotation #{unfinished.id} not finished: the committed progress is kept; fix the problem and run "
+             "settleguard keys rotate again to continue", str(exc))
     if json_out:
-        print_json({"new_version": res.new_version, "old_versions": list(res.old_versions),
+        print_json({"rotation": res.rotation_id, "new_version": res.new_version, "old_versions": list(res.old_versions),
                     "reencrypted": res.reencrypted, "dropped_versions": list(res.dropped_versions),
-                    "key_file": str(key_file)})
+                    "resumed": res.resumed, "runs": res.runs, "remove_from_store": list(res.remove_from_store),
+                    "key_file": str(source.key_file) if source.key_file else None, "source": source.kind})
         return
-    console.print(f"已轮换密钥 key rotated: 新版本 new version {res.new_version}; 重新加密 re-encrypted "
-                  f"{res.reencrypted:,} 张卡 cards")
+    verb = "已完成中断的密钥轮换 interrupted key rotation finished" if res.resumed else "已轮换密钥 key rotated"
+    console.print(f"{verb} #{res.rotation_id}: 新版本 new version {res.new_version}; 重新加密 re-encrypted "
+                  f"{res.reencrypted:,} 个值 values (卡号与 webhook 密钥 cards and webhook secrets)")
     if res.dropped_versions:
         console.print(f"旧密钥已从密钥文件删除 old key versions removed from the key file: "
                       f"{', '.join(map(str, res.dropped_versions))}")
+    elif res.remove_from_store:
+        vs = ", ".join(map(str, res.remove_from_store))
+        console.print(f"旧版本 {vs} 已停用，可从密钥存储中删除 old versions {vs} are retired and may be removed from "
+                      f"the key store ({escape(source.describe())})")
     else:
         console.print("旧密钥仍保留在密钥文件中 old keys kept in the key file")

@@ -135,6 +135,8 @@ def render(s: DemoSummary, seconds: float) -> None:
             cats.add_row(labels.zh_en(labels.CATEGORY, cat), f"{n:,}")
         console.print(cats)
     _fee_audit(s)
+    if getattr(s, "risk", None) is not None:
+        _risk(s.risk)
     if s.recon is not None:
         _recon(s.recon)
     if s.terminals is not None:
@@ -158,6 +160,45 @@ def _fee_audit(s: Any) -> None:
         day, merchant_no, old, new = s.fee_drift
         line += f"：商户 merchant {merchant_no} 信用卡 credit {old / 10_000:g}% → {new / 10_000:g}%（{day} 起 from {day}）"
     console.print(line + "\n  明细 detail: settleguard fees audit --from … --to …", highlight=False)
+
+
+def _risk(r: Any) -> None:
+    """The risk scan summary (issue 22 item 7): each planted merchant found on its day with the rules that fired (by
+    name), its score and case; whatever else was flagged, apart."""
+    days = f"{r.days[0]}…{r.days[-1]}" if len(r.days) > 1 else (str(r.days[0]) if r.days else "-")
+    console.print(f"风险扫描 risk scan：{len(r.days)} 天 days（{days}），评估 {r.merchants:,} 个商户 merchants evaluated；"
+                  f"标记 flagged ≥ {r.flag_score} 分，开工单 case ≥ {r.case_score} 分 points", highlight=False)
+
+    def rules_of(f: Any) -> str:
+        return "；".join(f"{zh} {en}" for zh, en in f.names)
+
+    def case_of(f: Any) -> str:
+        return f"工单 case #{f.case_id}" if f.case_id is not None else "未开工单 no case (below the case score)"
+
+    if not r.plants:
+        console.print("  未注入风险商户（商户太少）no risky merchants planted (too few merchants)", highlight=False)
+    for no, _pattern, zh, en, _rules, day in r.plants:
+        f = r.found.get(no)
+        if f is None:
+            console.print(f"  ✗ 商户 merchant {no}（{zh} {en}）{day} 未发现 not found", highlight=False)
+            continue
+        mark = "✓" if r.verdict(no) else "✗"
+        console.print(f"  {mark} 商户 merchant {no}（{zh} {en}）{day} 评分 score {f.score}，{case_of(f)}："
+                      f"{rules_of(f)}", highlight=False)
+    if r.history is not None:
+        console.print(f"  沉寂商户此前的交易 the silent merchant's earlier trade：{r.history[0]}…{r.history[1]}"
+                      "（演示首日之前导入，作为其 30 天基线 imported before the demo as its 30-day baseline）",
+                      highlight=False)
+    if r.plants:
+        exact = all(r.verdict(p[0]) for p in r.plants) and not r.others
+        console.print("  ✓ 与注入的风险商户完全一致 exactly the planted merchants" if exact else
+                      "  ✗ 与注入的风险商户不一致 differs from the planted merchants", highlight=False)
+    if r.others:
+        console.print("  另有标记（非注入）also flagged, not planted：" + "；".join(
+            f"{f.merchant_no} {f.day} 评分 score {f.score}（{rules_of(f)}）" for f in r.others[:20])
+            + (f" … (+{len(r.others) - 20})" if len(r.others) > 20 else ""), highlight=False)
+    last = r.days[-1] if r.days else "D"
+    console.print(f"  明细 detail: settleguard risk list --date {last}；settleguard risk show MERCHANT", highlight=False)
 
 
 def _found_line(label: str, found: Mapping[str, int], planted: Mapping[str, int],

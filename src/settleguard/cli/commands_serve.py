@@ -36,13 +36,16 @@ def serving_banner(host: str, port: int, workers: int) -> str:
 
 def serve_cmd(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="监听地址 address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="监听端口 port to listen on", min=1, max=65535)] = 8000,
-    secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="会话 Cookie 只经 HTTPS 发送（在 HTTPS "
-                                                                          "反向代理之后使用）set the Secure flag on the "
-                                                                          "session cookie (behind HTTPS)")] = False,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="服务进程数（仅 PostgreSQL；通常为 CPU 核数）server "
-                                                             "processes (PostgreSQL only; usually the CPU count)")] = 1,
+    host: Annotated[str | None, typer.Option(help="监听地址 address to listen on (默认 default: server.host, "
+                                                  "127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="监听端口 port to listen on (默认 default: server.port, 8000)",
+                                             min=1, max=65535)] = None,
+    secure_cookies: Annotated[bool | None, typer.Option("--secure-cookies", help="会话 Cookie 只经 HTTPS 发送（在 "
+                                                        "HTTPS 反向代理之后使用）set the Secure flag on the session "
+                                                        "cookie (behind HTTPS; default: server.secure_cookies)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="服务进程数（仅 PostgreSQL；通常为 CPU 核数）"
+                                                "server processes (PostgreSQL only; usually the CPU count; default: "
+                                                "server.workers, 1)")] = None,
 ) -> None:
     """启动服务 Serve the operations console (/), the merchant portal (/m), the API under /api/v1 (docs at
     /api/v1/docs, OpenAPI at /api/v1/openapi.json) and /metrics."""
@@ -53,6 +56,11 @@ def serve_cmd(
     from settleguard.web.context import AuthSettings
 
     rt: Runtime = ctx.obj
+    # the flags win over the settings (settleguard.toml [server], SETTLEGUARD_SERVER_*)
+    host = rt.settings.server_host if host is None else host
+    port = rt.settings.server_port if port is None else port
+    workers = rt.settings.server_workers if workers is None else workers
+    secure_cookies = rt.settings.server_secure_cookies if secure_cookies is None else secure_cookies
     try:
         engine = rt.engine  # migrated here, once, before any server process starts
     except DatabaseError as exc:
@@ -75,6 +83,11 @@ def serve_cmd(
     # uvicorn's process manager starts each worker from an import string: the worker builds its own engine
     # and app from these variables (app_from_environment below)
     os.environ[SERVE_DB_ENV] = rt.settings.db
+    loaded = ctx.meta.get("settleguard.config")
+    if loaded is not None and loaded.sources.file is not None:  # the same settleguard.toml in every process
+        from settleguard.config_file import CONFIG_ENV
+
+        os.environ[CONFIG_ENV] = str(loaded.sources.file.path)
     os.environ[SERVE_SECURE_COOKIES_ENV] = "1" if secure_cookies else "0"
     uvicorn.run("settleguard.cli.commands_serve:app_from_environment", factory=True, workers=workers, host=host,
                 port=port, log_level="warning", access_log=False, log_config=_log_config())

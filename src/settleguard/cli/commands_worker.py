@@ -26,7 +26,8 @@ returns_app = typer.Typer(help="银行回执 Bank reports: pain.002 status repor
 def worker_cmd(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="只运行一轮 run one cycle and exit")] = False,
-    interval: Annotated[float, typer.Option(help="每轮间隔秒数 seconds between cycles")] = 30.0,
+    interval: Annotated[float | None, typer.Option(help="每轮间隔秒数 seconds between cycles (默认 default: "
+                                                        "worker.interval, 30)", min=0.0)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="每轮输出一行 JSON one JSON line per cycle")] = False,
 ) -> None:
     """出款工作进程：放行、查卡、查询、发送，循环执行 The payout worker: releases, card checks, inquiries
@@ -38,6 +39,7 @@ def worker_cmd(
 
     rt: Runtime = ctx.obj
     tz = ZoneInfo(rt.settings.timezone)
+    interval = rt.settings.worker_interval if interval is None else interval  # the flag wins (settleguard.toml)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -72,7 +74,20 @@ def _run(rt: Runtime, run: Any, stop: threading.Event, interval: float, once: bo
     run(rt.engine, rt.channel, rt.vault, rt.verifier, clock=rt.now, today=lambda now: now.astimezone(tz).date(),
         stop=stop, interval=interval, opts=rt.payout_options(), cards=rt.card_settings(),
         max_cycles=1 if once else None, on_cycle=report, tz=rt.tz, delivery=rt.delivery_settings(),
-        recon_case_hours=rt.recon_case_hours, backup=rt.backup_policy())
+        recon_case_hours=rt.recon_case_hours, backup=rt.backup_policy(),
+        day=_day_config(rt), risk_rules_file=rt.settings.risk_rules, inbox=rt.inbox_config())
+
+
+def _day_config(rt: Runtime) -> Any:
+    """The day's cycle when it is on (daycycle/); a bad ``day_*`` setting stops the worker naming it."""
+    from settleguard.daycycle.model import ScheduleError
+
+    if not rt.day_cycle_enabled:
+        return None
+    try:
+        return rt.day_config()
+    except ScheduleError as exc:
+        fail(f"日终自动运行设置有误 {exc.key}：{exc.zh}", f"bad day cycle setting {exc.key}: {exc.en}", code=2)
 
 
 @channels_app.command("status")

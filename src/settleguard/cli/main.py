@@ -14,15 +14,19 @@ from settleguard.cli import (
     commands_card,
     commands_card_ops,
     commands_cases,
+    commands_config,
+    commands_day,
     commands_demo,
     commands_diagnose,
     commands_doctor,
     commands_evidence,
     commands_fees,
     commands_history,
+    commands_inbox,
     commands_ledger,
     commands_merchants,
     commands_notify,
+    commands_partitions,
     commands_payouts,
     commands_recon,
     commands_risk,
@@ -53,6 +57,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="数据库 Database: migrations.", no_args_is_help=True)
 import_app = typer.Typer(help="导入 Import files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+db_app.add_typer(commands_partitions.app, name="partitions")  # 分区与归档 (PostgreSQL)
 app.add_typer(import_app, name="import")
 app.add_typer(commands_ledger.app, name="ledger")
 app.add_typer(commands_payouts.app, name="payouts")
@@ -75,6 +80,9 @@ app.add_typer(commands_risk.app, name="risk")
 app.add_typer(commands_fees.app, name="fees")
 app.add_typer(commands_terminals.app, name="terminals")
 app.add_typer(commands_statements.app, name="statements")
+app.add_typer(commands_config.app, name="config")  # config show (issue 23 item 2; docs/operations.md 配置)
+app.add_typer(commands_day.app, name="day")  # today's cycle (issue 23 item 7; daycycle/)
+app.add_typer(commands_inbox.app, name="inbox")  # 收件目录 scan|list (issue 23 item 7; inbox/)
 app.command("serve")(commands_serve.serve_cmd)
 app.command("troubleshoot")(commands_troubleshoot.troubleshoot_cmd)  # 自助排障 (issue 21)
 
@@ -93,16 +101,28 @@ def main_callback(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="日志输出为 JSON 行（或 SETTLEGUARD_LOG_FORMAT=json）"
                                                               "structured JSON logs on stderr")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="配置文件（或 SETTLEGUARD_CONFIG；默认 ./settleguard"
+                                                                 ".toml，若存在）configuration file (docs/operations"
+                                                                 ".md)")] = None,
 ) -> None:
     import os
 
-    from settleguard.bootstrap import settings_from_environment
+    from settleguard.bootstrap import load_settings
+    from settleguard.config_file import ConfigError
     from settleguard.logs import configure
 
     if log_json:  # also for the server processes of serve --workers N (commands_serve.app_from_environment)
         os.environ["SETTLEGUARD_LOG_FORMAT"] = "json"
     configure(json=os.environ.get("SETTLEGUARD_LOG_FORMAT", "").lower() == "json")  # masked (settleguard.logs)
-    ctx.obj = Runtime(settings_from_environment(db=db))  # the composition root (settleguard.bootstrap)
+    # --db typed on the command line is a flag; SETTLEGUARD_DB is read as the environment (config show tells which)
+    source = ctx.get_parameter_source("db")
+    flag_db = db if source is not None and source.name == "COMMANDLINE" else None
+    try:  # flags > SETTLEGUARD_* > settleguard.toml > defaults; errors name key, file and line (nothing opened)
+        loaded = load_settings(config, flags={"db": "--db"}, db=flag_db)
+    except ConfigError as exc:
+        fail(exc.zh, exc.en, "\n".join(exc.problems))
+    ctx.meta["settleguard.config"] = loaded  # settleguard config show; serve --workers N passes the file on
+    ctx.obj = Runtime(loaded.settings)  # the composition root (settleguard.bootstrap)
 
 
 @db_app.command("upgrade")

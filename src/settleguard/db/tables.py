@@ -1158,3 +1158,84 @@ worker_heartbeats = Table(
     Column("run_id", String(32), nullable=True),  # the latest cycle's run id (in its log records)
     Index("ix_worker_heartbeats_beat_at", "beat_at"),
 )
+
+
+# --- 0022 (helper: inbox files, issue 23 item 7) — below this line ---
+
+inbox_files = Table(
+    "inbox_files",
+    metadata,
+    # Migration 0022 (inbox/): every file taken from an inbox directory. status: processing (import running) ->
+    # done | rejected | duplicate; moved_to is NULL until the file lies in done/ or rejected/ (the move follows
+    # the commit; a crash between them is finished by the next scan, never imported twice).
+    Column("id", Integer, primary_key=True),
+    Column("directory", String(512), nullable=False),
+    Column("name", String(256), nullable=False),  # as received, masked and bounded
+    Column("stored_name", String(256), nullable=False),  # the safe name it was moved under
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=True),  # inbox.model.KINDS; NULL: not recognised
+    Column("status", String(12), nullable=False),
+    Column("reason_zh", Text, nullable=True),
+    Column("reason_en", Text, nullable=True),
+    Column("business_days", Text, nullable=False, server_default="[]"),  # JSON list of ISO dates
+    Column("summary", Text, nullable=False, server_default="{}"),  # JSON: what the import did
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime, nullable=True),
+    Column("moved_to", String(600), nullable=True),
+    Index("ix_inbox_files_sha256", "sha256"),
+    Index("ix_inbox_files_received_at", "received_at"),
+)
+
+
+# --- 0023 (helper: the day's cycle, issue 23 item 7) — below this line ---
+
+day_cycle_runs = Table(
+    "day_cycle_runs",
+    metadata,
+    # Migration 0023 (daycycle/, issue 23 item 7): what the worker's "day" step did, once per (business day,
+    # action, key): settle (key: the transaction file's inbox arrival "a<id>"), pay (key: the pay time "09:30"),
+    # recon / clearing (key: the statement's or clearing file's arrival), alert (key: the late file's kind, or
+    # "settle"), start (the day the cycle first ran). The unique key is the claim: a second worker's insert finds
+    # the row and does nothing. status: running | done | failed (a failed or long-running idempotent action is
+    # claimed again). summary: JSON of what it did.
+    Column("id", Integer, primary_key=True),
+    Column("business_day", Date, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("summary", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    UniqueConstraint("business_day", "action", "key", name="uq_day_cycle_runs_day_action_key"),
+    Index("ix_day_cycle_runs_started_at", "started_at"),
+)
+
+
+# --- 0024 (helper: key rotation state, issue 23 item 1) — below this line ---
+
+# cards/key_rotation.py: one row per `settleguard keys rotate`; a crash leaves the row unfinished and the next
+# `keys rotate` finishes the same rotation. Phases: new_key (the new version is being written to the key store)
+# -> reencrypting (committed batches) -> finishing (old versions retired; the key file still to be rewritten)
+# -> done. Versions, fingerprints and counts only, never key material.
+card_key_rotations = Table(
+    "card_key_rotations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("new_version", Integer, nullable=False),
+    Column("old_versions", String(200), nullable=False),  # the versions the key held at the start: "1,2"
+    Column("fingerprint", String(64), nullable=True),  # the new key's, once it is written
+    Column("phase", String(16), nullable=False),
+    Column("keep_old", Boolean, nullable=False),
+    Column("store", String(16), nullable=False),  # file | command | environment (where the key came from)
+    Column("total", Integer, nullable=False, server_default="0"),  # sealed values to re-encrypt at the start
+    Column("done", Integer, nullable=False, server_default="0"),  # re-encrypted so far (all runs)
+    Column("runs", Integer, nullable=False, server_default="1"),  # 1 + resumptions
+    Column("actor", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_card_key_rotations_phase", "phase"),
+)

@@ -38,6 +38,7 @@ import pyarrow.csv as pcsv
 from sqlalchemy import Connection, Engine, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
+from settleguard.db import partitions
 from settleguard.db import tables as t
 from settleguard.fees.compute import fees as contract_fees
 from settleguard.imports.card_token import card_tokens
@@ -1048,6 +1049,7 @@ def import_transactions(
             latest = None if future_tolerance is None else (now, future_tolerance)
             p = _prepare(conn, _Problems(path, labels), table, cutoffs, latest, key)
             del table
+            _ensure_partitions(engine, path, p)  # PostgreSQL: the days' partitions, committed before the rows
             import_id = conn.execute(insert(t.imports).values(
                 kind="transactions", sha256=sha, filename=path.name, encoding=enc, row_count=p.n, imported_at=now,
             )).inserted_primary_key
@@ -1062,11 +1064,25 @@ def import_transactions(
             raise
         found = _find_repeat(path, p) or _find_existing(engine, path, p)
         raise (found or ImportRejected(path, None, f"duplicate transaction: {exc}")) from exc
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE transactions")
     days = sorted({_EPOCH + timedelta(days=int(d)) for d in np.unique(p.cycle_days)})
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:  # partitioned: the days' partitions only (the parent would sample them all)
+            for name in partitions.analyze_targets(conn, days):
+                conn.exec_driver_sql(f'ANALYZE "{name}"')
     return ImportResult(path, sha, enc, p.n, iid, already_imported=False, cycle_dates=days)
+
+
+def _ensure_partitions(engine: Engine, path: Path, p: _Prepared) -> None:
+    """The daily partitions of the days about to be inserted (db/partitions.py), in their own short transaction:
+    attaching holds locks to the end of its transaction, and inside this one they would serialise two imports
+    and stall readers of the default partition for the whole COPY. An empty partition left by a failed import
+    is harmless; the rows stay all-or-nothing."""
+    if engine.dialect.name != "postgresql":
+        return
+    try:
+        partitions.ensure_days(engine, (_EPOCH + timedelta(days=int(d)) for d in np.unique(p.cycle_days)))
+    except partitions.PartitionError as exc:
+        raise ImportRejected(path, None, f"{exc.zh} / {exc.en}") from exc
 
 
 def _is_unique_violation(exc: BaseException) -> bool:

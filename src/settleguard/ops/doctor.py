@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ class DoctorInput:
     backup_dir: Path | None
     thresholds: m.Thresholds
     key_error: str | None = None
+    key_command: str | None = None  # SETTLEGUARD_KEY_COMMAND (cards/key_source.py): run to read the key; after key
+    key_command_timeout: float = 10.0
 
 
 def _first_line(exc: BaseException) -> str:
@@ -82,7 +84,12 @@ def _key(conn: Connection, d: DoctorInput) -> m.Check:
         return m.card_key(error=d.key_error)
     rows = key_repo.recorded(conn)
     try:
-        vault = read_vault(d.key, d.key_file or Path())
+        if d.key_command and not d.key:  # precedence key > key_command > key_file (cards/key_source.py)
+            from settleguard.cards.key_source import KeySource, load
+
+            vault = load(KeySource(command=d.key_command, timeout=d.key_command_timeout))
+        else:
+            vault = read_vault(d.key, d.key_file or Path())
     except KeyFileMissing as exc:
         if not rows and not key_repo.sealed_versions(conn):  # an empty database: created on first use
             return m.card_key(recorded={})
@@ -191,7 +198,7 @@ def run_checks(d: DoctorInput, *, now: Callable[[], datetime], engine: Engine | 
     disposed of); ``now`` is this machine's clock (timezone-aware)."""
     from settleguard.db.engine import create, current_revision, head_revision, normalise_url
 
-    d = DoctorInput(normalise_url(d.db_url), d.key, d.key_file, d.backup_dir, d.thresholds, d.key_error)
+    d = replace(d, db_url=normalise_url(d.db_url))
     th = d.thresholds
     at = now()
     own = engine is None

@@ -16,6 +16,7 @@ Python loop per row. The transaction columns are exactly :data:`TRANSACTION_COLU
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -44,6 +45,13 @@ CARD_LABELS: tuple[str, ...] = tuple(c.label for c in CardType)  # debit, credit
 CARD_SHARES = (0.45, 0.25, 0.30)
 
 _MAX_SERIAL = 999_999_999  # 9-digit reference serial
+
+CARD_COLUMN = "card_no"
+"""The card number column ``generate_transactions(..., cards=True)`` adds after :data:`TRANSACTION_COLUMNS`
+(empty for QR payments); the importer turns it into ``card_token`` and never stores the number."""
+_REGULAR_SHARE = 0.35  # share of a merchant's card sales made by its regular customers (the rest: walk-ins)
+_REGULARS_PER_DAILY_TXN = 3.0  # a merchant's regular customers: this many per transaction of an ordinary day
+MAX_SAME_CARD = 3  # an ordinary merchant sees one card at most this many times a day (risk's same_card: >= 4)
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,11 @@ _BUSINESSES: tuple[_Business, ...] = (
                2.0, 1.8, 1.8, 2.0, 2.2, 2.4, 2.6, 2.6, 2.0, 1.2, 0.6, 0.3)),
 )
 _BUSINESS_INDEX = {b.label: i for i, b in enumerate(_BUSINESSES)}
+# The largest ordinary ticket of an MCC (yuan; 5,000 otherwise): a shop's drawn amount above it is folded back below
+# it (a rare 1,500 元 haircut is not what a hair salon's day looks like). Risk's mcc_ticket rule (risk/rules.toml)
+# reads the same typical maxima: an ordinary generated merchant never trips it.
+_MAX_TICKET_YUAN = {"5812": 2000, "5814": 300, "5411": 2000, "5499": 500, "7230": 1000, "5912": 1000}
+_DEFAULT_MAX_TICKET_YUAN = 5000
 
 
 @dataclass(frozen=True)
@@ -505,16 +518,135 @@ def _ref_column(prefix: str, day: date, start: int, n: int) -> pa.ChunkedArray:
 
 
 # --------------------------------------------------------------------------------------------
+# customers' card numbers (vectorised)
+
+_U64 = np.uint64
+
+
+def mix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: a well-spread 64-bit value for each input (vectorised; arithmetic wraps)."""
+    x = x + _U64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+    out: npt.NDArray[np.uint64] = x ^ (x >> _U64(31))
+    return out
+
+
+@functools.cache
+def _customer_bins() -> dict[bool, tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]]:
+    """credit? -> (the BINs as digit rows, each BIN's card-number length): the packaged table's debit (DC) and
+    credit (CC) prefixes, so that a generated number's BIN names a real bank and the card type of its row."""
+    out = {}
+    for credit, code in ((False, "DC"), (True, "CC")):
+        rows = sorted((b for b in load_packaged_bins() if b.card_type == code and len(b.bin) == 6),
+                      key=lambda b: b.bin)
+        digits = np.frombuffer("".join(b.bin for b in rows).encode("ascii"), dtype=np.uint8).reshape(-1, 6) - 48
+        out[credit] = (digits.astype(np.uint8), np.array([b.length for b in rows], dtype=np.int64))
+    return out
+
+
+def card_numbers(keys: npt.NDArray[np.uint64], credit: npt.NDArray[np.bool_],
+                 present: npt.NDArray[np.bool_]) -> pa.Array:
+    """The card number of each card key: a real debit or credit BIN (picked by the key), the key's digits, a
+    valid Luhn check digit; the same key always gives the same number. Empty where not ``present`` (QR)."""
+    n = int(keys.shape[0])
+    h = mix64(keys ^ _U64(0x50414E))
+    bins = _customer_bins()
+    digits = np.zeros((n, 19), dtype=np.int64)
+    length = np.zeros(n, dtype=np.int64)
+    for flag in (False, True):
+        rows = np.flatnonzero(credit == flag)
+        table, lengths = bins[flag]
+        pick = (h[rows] % _U64(table.shape[0])).astype(np.int64)
+        digits[rows, :6] = table[pick]
+        length[rows] = lengths[pick]
+    body = ((h >> _U64(8)) % _U64(10**12)).astype(np.int64)  # up to 12 body digits (a 19-digit number)
+    body_digits = _digits_matrix("", body, 12).astype(np.int64) - 48
+    rows = np.arange(n)
+    total = np.zeros(n, dtype=np.int64)
+    for c in range(18):  # the body in columns 6 .. length-2, then the Luhn sum over columns 0 .. length-2
+        if c >= 6:
+            inside = c < length - 1
+            digits[:, c] = np.where(inside, body_digits[rows, np.clip(c + 13 - length, 0, 11)], 0)
+        d = digits[:, c]
+        doubled = d * 2 - np.where(d >= 5, 9, 0)
+        total += np.where(c <= length - 2, np.where((length - 2 - c) % 2 == 0, doubled, d), 0)
+    digits[rows, length - 1] = (10 - total % 10) % 10
+    length = np.where(present, length, 0)
+    mask = np.arange(19)[None, :] < length[:, None]
+    data = (digits + 48).astype(np.uint8)[mask]
+    offsets = np.concatenate(([0], np.cumsum(length))).astype(np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data)))
+
+
+def _customer_cards(rng: np.random.Generator, merchants: Sequence[SimMerchant], mi: npt.NDArray[np.int64],
+                    kind: npt.NDArray[np.int8], card: npt.NDArray[np.int8], amount: npt.NDArray[np.int64],
+                    day: date, seed: int) -> pa.Array:
+    """The card number of every row, and each void / reversal made to cancel a sale of the same merchant that day
+    (its amount, card type and card: the sale it cancels; with no sale that day it is a sale itself).
+
+    A card sale is a regular customer's (one of about ``_REGULARS_PER_DAILY_TXN`` × the merchant's daily count,
+    the same cards every day) or a walk-in's (a card seen once); a card is used at most :data:`MAX_SAME_CARD`
+    times a day at one merchant (more is the 套现 pattern risk's ``same_card`` rule looks for). ``kind``,
+    ``card`` and ``amount`` are changed in place."""
+    n = int(mi.shape[0])
+    salt = mix64(np.array([seed], dtype=np.uint64))[0]
+    merchant_key = mix64(np.fromiter((int(x.merchant_no) if x.merchant_no.isdigit() else 0 for x in merchants),
+                                     dtype=np.uint64, count=len(merchants)) ^ salt)
+    pool = np.fromiter((max(10, int(_REGULARS_PER_DAILY_TXN * x.daily_txn_mean)) for x in merchants),
+                       dtype=np.int64, count=len(merchants))
+    credit = card == CARD_LABELS.index("credit")
+    regular = rng.random(n) < _REGULAR_SHARE
+    slot = (rng.random(n) * pool[mi]).astype(np.uint64)
+    walk_in = mix64(_U64(day.toordinal()) * _U64(1 << 32) + np.arange(n, dtype=np.uint64) * _U64(4)
+                    + credit.astype(np.uint64) * _U64(2) ^ salt)
+    keys = np.where(regular, mix64(merchant_key[mi] + slot * _U64(4) + credit.astype(np.uint64) * _U64(2) + _U64(1)),
+                    walk_in)
+    # at most MAX_SAME_CARD sales per card and day: later sales on a card seen that often are walk-ins
+    sale = np.flatnonzero(kind == 0)
+    order = sale[np.argsort(keys[sale], kind="stable")]  # rows are in time order: the first uses keep the card
+    k = keys[order]
+    start = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
+    rank = np.arange(order.size) - np.repeat(start, np.diff(np.append(start, order.size)))
+    keys[order[rank >= MAX_SAME_CARD]] = walk_in[order[rank >= MAX_SAME_CARD]]
+    # voids and reversals cancel a sale of the same merchant (the last before, else the first after)
+    by_m = np.lexsort((np.arange(n), mi))
+    ms, is_sale = mi[by_m], kind[by_m] == 0
+    pos = np.arange(n)
+    prev = np.maximum.accumulate(np.where(is_sale, pos, -1))
+    nxt = np.minimum.accumulate(np.where(is_sale, pos, n)[::-1])[::-1]
+    prev_ok = (prev >= 0) & (ms[np.clip(prev, 0, n - 1)] == ms)
+    next_ok = (nxt < n) & (ms[np.clip(nxt, 0, n - 1)] == ms)
+    target = np.where(prev_ok, by_m[np.clip(prev, 0, n - 1)], np.where(next_ok, by_m[np.clip(nxt, 0, n - 1)], -1))
+    match = np.empty(n, dtype=np.int64)
+    match[by_m] = target
+    cancel = np.flatnonzero((kind == KIND_LABELS.index("void")) | (kind == KIND_LABELS.index("reversal")))
+    lone = cancel[match[cancel] < 0]
+    kind[lone] = 0
+    cancel = cancel[match[cancel] >= 0]
+    amount[cancel] = amount[match[cancel]]
+    card[cancel] = card[match[cancel]]
+    keys[cancel] = keys[match[cancel]]
+    credit = card == CARD_LABELS.index("credit")
+    return card_numbers(keys, credit, card != CARD_LABELS.index("qr"))
+
+
+# --------------------------------------------------------------------------------------------
 # transactions
 
 
 def generate_transactions(merchants: Sequence[SimMerchant], day: date, seed: int, tz: str = "Asia/Shanghai",
-                          ref_start: int = 0) -> pa.Table:
+                          ref_start: int = 0, *, cards: bool = False) -> pa.Table:
     """One calendar day of POS transactions for ``merchants``, ordered by time.
 
     ``external_ref`` is 'R' + yyyymmdd + a 9-digit serial counted from ``ref_start``, so
     references are unique across days; use different ``ref_start`` values for two batches
     of the same day. The result depends only on (merchants, day, seed).
+
+    With ``cards``, a last column :data:`CARD_COLUMN` carries each card payment's card number (Luhn-valid, a
+    real BIN of its card type; regular customers' cards recur, a card at most :data:`MAX_SAME_CARD` times a day
+    at one merchant; empty for QR), and each void or reversal cancels a sale of its merchant that day (same
+    amount, same card), as an acquirer's file shows them.
     """
     if seed < 0:
         raise ValueError("seed must not be negative")
@@ -543,8 +675,13 @@ def generate_transactions(merchants: Sequence[SimMerchant], day: date, seed: int
     mu = np.fromiter((x.ticket_mu for x in merchants), dtype=np.float64, count=m)
     sigma = np.fromiter((x.ticket_sigma for x in merchants), dtype=np.float64, count=m)
     amount = _amounts_fen(rng, mu[mi], sigma[mi], kind)
+    cap = np.fromiter((_MAX_TICKET_YUAN.get(x.mcc, _DEFAULT_MAX_TICKET_YUAN) * 100 for x in merchants),
+                      dtype=np.int64, count=m)[mi]
+    over = amount > cap
+    amount[over] = cap[over] * (50 + amount[over] % 46) // 10_000 * 100  # 50-95 % of the cap, whole yuan
+    card_no = _customer_cards(rng, merchants, mi, kind, card, amount, day, seed) if cards else None
 
-    return pa.table({
+    columns = {
         "external_ref": _ref_column("R", day, ref_start, n),
         "merchant_no": merchant_nos.take(pa.array(mi)),
         "terminal_no": all_terms.take(pa.array(term_idx)),
@@ -552,7 +689,10 @@ def generate_transactions(merchants: Sequence[SimMerchant], day: date, seed: int
         "kind": _labels(KIND_LABELS, kind),
         "card_type": _labels(CARD_LABELS, card),
         "amount_fen": pa.array(amount, type=pa.int64()),
-    })
+    }
+    if card_no is not None:
+        columns[CARD_COLUMN] = card_no
+    return pa.table(columns)
 
 
 def bench_merchant_no(i: int) -> str:
@@ -619,12 +759,13 @@ def _write_csv(table: pa.Table, sink: str | io.BytesIO, header: bool) -> None:
 
 
 def write_transactions_csv(table: pa.Table, path: Path, encoding: str = "utf-8") -> None:
-    """Write ``table`` as CSV with a header row (``TRANSACTION_COLUMNS``).
+    """Write ``table`` as CSV with a header row (``TRANSACTION_COLUMNS``, then ``card_no`` when it has one).
 
     UTF-8 is written by Arrow directly; any other encoding (e.g. 'gbk', as many acquirer
     exports are) goes through Python's codec, batch by batch.
     """
-    table = table.select(list(TRANSACTION_COLUMNS))
+    names = [*TRANSACTION_COLUMNS, *([CARD_COLUMN] if CARD_COLUMN in table.column_names else [])]
+    table = table.select(names)
     if codecs.lookup(encoding).name == "utf-8":
         _write_csv(table, str(path), header=True)
         return
@@ -636,7 +777,7 @@ def write_transactions_csv(table: pa.Table, path: Path, encoding: str = "utf-8")
             out.write(buf.getvalue().decode("utf-8"))
             header = False
         if header:  # no rows: still write the header
-            out.write(",".join(TRANSACTION_COLUMNS) + "\n")
+            out.write(",".join(names) + "\n")
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from settleguard.web import (
     api_auth,
     api_cards,
     api_cases,
+    api_day,
     api_diagnose,
     api_docs,
     api_evidence,
@@ -70,7 +71,8 @@ def create_app(container: Container | Engine, *, now: Callable[[], datetime] | N
     container's). A bare engine is wrapped in a container over it (settings from the environment; tests)."""
     if not isinstance(container, Container):
         container = Container(given_engine=container)
-    ctx = WebContext(container.engine, now or container.now, auth or AuthSettings())
+    ctx = WebContext(container.engine, now or container.now, auth or AuthSettings(),
+                     read_engine=container.read_engine)  # GET handlers read there (read_db: a standby)
     app = FastAPI(title="settleguard 结算卫士", version=__version__, description=DESCRIPTION,
                   openapi_url=f"{API}/openapi.json", docs_url=None, redoc_url=None, lifespan=_lifespan)
     app.state.web = ctx
@@ -84,6 +86,7 @@ def create_app(container: Container | Engine, *, now: Callable[[], datetime] | N
                    api_evidence, api_payout_evidence, api_notifications, api_recon, api_risk):
         app.include_router(module.router)  # routers carry the full /api/v1/... prefix themselves
     app.include_router(api_terminals.router)  # terminal health and heartbeats (issue 21)
+    app.include_router(api_day.router)  # today's cycle, 日终自动运行 (issue 23 item 7)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics 监控"],
              responses=errors.responses(401, 403))

@@ -24,7 +24,7 @@ from fastapi import Depends, Request
 from settleguard.access import service as access
 from settleguard.access.model import Action, Principal, Verdict, may, owner_verdict
 from settleguard.access.service import Login
-from settleguard.web.context import WebContext, web
+from settleguard.web.context import WebContext, primary
 from settleguard.web.errors import ApiError, forbidden, invalid_credentials, unauthenticated
 
 SESSION_COOKIE = "sg_session"
@@ -34,7 +34,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def authenticate(request: Request) -> Principal:
     """The caller of this request, or 401; checks the CSRF header of cookie-authenticated writes."""
-    ctx = web(request)
+    ctx = primary(request)  # tokens and sessions are read and touched on the primary, also for a GET
     now = ctx.now()
     header = request.headers.get("authorization")
     if header is not None:

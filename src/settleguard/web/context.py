@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -27,15 +27,35 @@ class AuthSettings:
     token_touch_every: timedelta = timedelta(minutes=1)  # last_used_at is written at most this often
 
 
+READS = frozenset({"GET", "HEAD"})  # requests whose handlers only read: served from the read engine
+
+
 @dataclass
 class WebContext:
+    """``engine``: the primary (writes, logins, sessions, tokens). ``read_engine``: where GET and HEAD handlers
+    read (a streaming standby, ``read_db``; docs/operations.md 故障切换 Failover); None: the primary."""
+
     engine: Engine
     now: Callable[[], datetime] = utc_now
     auth: AuthSettings = field(default_factory=AuthSettings)
     metrics: HttpMetrics = field(default_factory=HttpMetrics)
+    read_engine: Engine | None = None
+    reader: WebContext = field(init=False, repr=False, compare=False)  # this context over the read engine
+
+    def __post_init__(self) -> None:
+        read = self.read_engine
+        self.reader = self if read is None or read is self.engine else replace(self, engine=read, read_engine=None)
 
 
 def web(request: Request) -> WebContext:
+    """The request's context. A GET or HEAD gets the one over the read engine (the standby when ``read_db`` is
+    set): its handler must not write (a standby refuses writes; tests/ha/test_read_standby.py)."""
+    ctx = primary(request)
+    return ctx.reader if request.method in READS else ctx
+
+
+def primary(request: Request) -> WebContext:
+    """The context over the primary whatever the method: who the caller is (sessions and tokens are touched)."""
     ctx = request.app.state.web
     assert isinstance(ctx, WebContext)
     return ctx

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from settleguard.db.partitions import include_object  # transactions' day partitions are not metadata tables
 from settleguard.db.tables import metadata
 
 config = context.config
@@ -19,6 +20,7 @@ with engine.begin() as connection:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
     )
     context.run_migrations()

@@ -13,6 +13,7 @@ from settleguard.web.console import (
     common,
     routes_auth,
     routes_cases,
+    routes_day,
     routes_history,
     routes_merchants,
     routes_ops,
@@ -37,5 +38,6 @@ def install(app: FastAPI, ctx: WebContext) -> None:
     app.include_router(routes_troubleshoot.router)  # 自助排障 self-service troubleshooter (issue 21)
     app.include_router(routes_history.router)  # history, trends, guidance feedback (issue 22)
     app.include_router(routes_risk.router)  # 风险队列 risk queue, risk holds (issue 22)
+    app.include_router(routes_day.router)  # 今日结算周期 today's cycle (issue 23 item 7)
     static = files("settleguard.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -27,7 +27,7 @@ from settleguard.access.model import Action, Principal, Role, Verdict, may, owne
 from settleguard.config import DEFAULT_TIMEZONE
 from settleguard.web.auth import SESSION_COOKIE
 from settleguard.web.console import labels
-from settleguard.web.context import web
+from settleguard.web.context import primary
 from settleguard.web.services import local_zone
 
 LANG_COOKIE = "sg_lang"
@@ -128,7 +128,7 @@ def current_user(request: Request) -> Principal | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    ctx = web(request)
+    ctx = primary(request)  # the session is read and touched on the primary, also for a GET
     return access.session_principal(ctx.engine, cookie, ctx.now())
 
 

@@ -33,7 +33,7 @@ from settleguard.web.console.common import (
     render,
     require_action,
 )
-from settleguard.web.context import web
+from settleguard.web.context import primary, web
 from settleguard.web.services import container_of
 
 router = APIRouter(include_in_schema=False)
@@ -48,7 +48,7 @@ def _symptom(text: str) -> Symptom | None:
 
 
 def _run(request: Request, merchant_id: int, symptom: Symptom | None) -> Report:
-    ctx = web(request)
+    ctx = primary(request)  # a GET that writes: the terminals' checks are evaluated again (not on a standby)
     try:
         return service.run(ctx.engine, merchant_id, symptom, now=ctx.now(), zone=container_of(request).zone)
     except service.TroubleshootRefused as exc:

@@ -361,4 +361,13 @@ class Container:
             backup_fail=timedelta(hours=s.doctor_backup_fail_hours),
             statement_warn=timedelta(hours=s.doctor_statement_warn_hours))
         return DoctorInput(s.db, s.key, key_file, Path(backup_dir) if backup_dir else None, th, key_error,
-                           key_command=s.key_command, key_command_timeout=s.key_command_timeout_seconds)
+                           key_command=s.key_command, key_command_timeout=s.key_command_timeout_seconds,
+                           late_files=self._late_files if self.day_cycle_enabled else None)
+
+    def _late_files(self, engine: Engine, now: datetime) -> list[dict[str, Any]]:
+        """The day's expected files late or missing now (doctor's ``day_files`` check; daycycle.service)."""
+        from settleguard.daycycle.model import kind_name
+        from settleguard.daycycle.service import late_files
+
+        return [{"day": f.day, "kind": f.kind, "kind_zh": kind_name(f.kind)[0], "kind_en": kind_name(f.kind)[1],
+                 "state": f.state, "due_at": f.due_at} for f in late_files(engine, self.day_config(), now)]

@@ -29,6 +29,7 @@ from settleguard.cards.verifier_sim import SimulatedVerifier
 from settleguard.channels.base import BankChannel
 from settleguard.db import tables
 from settleguard.db.engine import create, normalise_url, open_engine
+from settleguard.db.partitions import is_partition
 from settleguard.demo_hooks import Hooks
 from settleguard.demo_risk import RiskDemo, scan_days
 from settleguard.fees.audit import run as fee_audit
@@ -148,7 +149,7 @@ def inspect_target(url: str) -> Target:
         with engine.connect() as conn:
             names = set(inspect(conn).get_table_names())
             ours = names & set(tables.metadata.tables)
-            foreign = tuple(sorted(names - ours - {"alembic_version"}))
+            foreign = tuple(sorted(n for n in names - ours - {"alembic_version"} if not is_partition(n)))
             holds = {name: int(conn.execute(select(func.count()).select_from(tables.metadata.tables[name]))
                                .scalar_one()) for name, _ in _HOLDINGS if name in ours}
             marked = "database_marks" in ours and conn.execute(

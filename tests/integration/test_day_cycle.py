@@ -43,12 +43,13 @@ def config(**kw: object) -> DayConfig:
     return DayConfig(schedule, CUTOFFS)
 
 
-def arrive(engine: Engine, kind: str, days: list[date], when: datetime, status: str = "done", name: str = "") -> int:
+def arrive(engine: Engine, kind: str | None, days: list[date], when: datetime, status: str = "done", name: str = "",
+           reason: tuple[str, str] | None = None) -> int:
     """An inbox arrival, as the inbox records it (inbox.repository.record)."""
     with engine.begin() as conn:
         return inbox_repo.record(conn, directory="/inbox", name=name or f"{kind}.dat", stored_name=name or f"{kind}.dat",
                                  sha256=f"{kind}{when.timestamp()}".ljust(64, "0")[:64], size=10, kind=kind,
-                                 status=status, reason=None, received_at=when, processed_at=when, days=days)
+                                 status=status, reason=reason, received_at=when, processed_at=when, days=days)
 
 
 def day_with_sales(engine: Engine, vault: Vault, tmp_path: Path, n: int = 3) -> None:
@@ -218,6 +219,8 @@ def test_day_status_cli_shows_the_cycle_in_chinese_then_english(sqlite_url: str,
     engine = open_engine(sqlite_url)
     arrive(engine, "transactions", [DAY], at(DAY, 23, 30), name="pos-20261203.csv")
     arrive(engine, "pain002", [DAY], at(DAY, 23, 40), status="rejected", name="bad.xml")
+    arrive(engine, None, [], at(DAY, 23, 45), status="rejected", name="junk.bin",
+           reason=("二进制内容，不是文本、XML 或 Excel 文件", "binary content: not a text, XML or Excel file"))
     engine.dispose()
     env = {"SETTLEGUARD_DB": sqlite_url, "SETTLEGUARD_KEY_FILE": str(tmp_path / "k.key"),
            "SETTLEGUARD_INBOX_DIRS": json.dumps([str(tmp_path / "in")]), "COLUMNS": "200"}
@@ -235,6 +238,8 @@ def test_day_status_cli_shows_the_cycle_in_chinese_then_english(sqlite_url: str,
     assert "pos-20261203.csv" in text
     assert "已拒收rejected" in text
     assert "北京时间" in text
+    assert "junk.bin·未识别notrecognised·已拒收rejected" in text  # a file refused before its kind was known
+    assert "原因reason:二进制内容，不是文本、XML或Excel文件binarycontent" in text  # and why, zh then en
     js = runner.invoke(app, ["day", "status", "--date", DAY.isoformat(), "--json"], env=env)
     body = json.loads(js.output)
     assert body["enabled"] is True
@@ -244,3 +249,34 @@ def test_day_status_cli_shows_the_cycle_in_chinese_then_english(sqlite_url: str,
     assert bad.exit_code == 2
     assert "day_pay_times" in bad.output
     assert "时:分" in bad.output
+
+
+def test_doctor_names_the_day_s_late_files_when_the_day_runs_itself(engine: Engine, db_url: str, vault: Vault,
+                                                                    tmp_path: Path) -> None:
+    """``settleguard doctor`` (through the composition root, the day cycle on with an inbox) warns of each expected
+    file that is late, naming it and its business day; without the day cycle there is no such check."""
+    from settleguard.bootstrap import Container
+    from settleguard.config import Settings
+    from settleguard.ops.doctor import run_checks
+    from settleguard.ops.doctor_model import Status
+
+    cfg = config()
+    run_day(engine, cfg, vault=vault, now=at(DAY, 20))  # the cycle starts on DAY: DAY's files are watched
+    arrive(engine, "transactions", [DAY], at(DAY, 23, 30))
+    arrive(engine, "camt053", [DAY], at(DAY + timedelta(days=1), 8))
+    on = Container(Settings(db=db_url, inbox_dirs=[tmp_path / "in"], key_file=tmp_path / "k.key"), given_engine=engine)
+    found = {c.code: c for c in run_checks(on.doctor_input(), now=lambda: at(DAY + timedelta(days=1), 9, 30),
+                                           engine=engine)}
+    day_files = found["day_files"]
+    assert day_files.status == Status.WARN
+    late = {(x["day"], x["kind"]) for x in day_files.facts["late"]}
+    assert (str(DAY), "clearing_inn") in late  # due 09:00 the next morning
+    assert (str(DAY), "transactions") not in late
+    assert (str(DAY), "camt053") not in late
+    assert "银联清算明细 INN迟到" in day_files.zh
+    assert "UnionPay clearing detail INN of 2026-12-03 late" in day_files.en
+    early = {c.code: c for c in run_checks(on.doctor_input(), now=lambda: at(DAY + timedelta(days=1), 8, 30),
+                                           engine=engine)}
+    assert (str(DAY), "clearing_inn") not in {(x["day"], x["kind"]) for x in early["day_files"].facts.get("late", [])}
+    off = Container(Settings(db=db_url, key_file=tmp_path / "k.key"), given_engine=engine)
+    assert "day_files" not in {c.code for c in run_checks(off.doctor_input(), now=lambda: at(DAY, 9), engine=engine)}

@@ -77,6 +77,8 @@ def _print(st: dict[str, Any]) -> None:
         _say("  （无 none）")
     for a in st["arrivals"]:
         _say(f"  {_hm(a['received_at'])} {a['name']} · {a['kind_zh']} {a['kind_en']} · {a['status_zh']} {a['status_en']}")
+        if a["status"] == "rejected" and a.get("reason_zh"):
+            _say(f"    原因 reason: {a['reason_zh']} {a['reason_en'] or ''}".rstrip())
     _say("已执行 What ran:")
     if not st["runs"]:
         _say("  （无 none）")

@@ -105,6 +105,8 @@ class Arrived:
     business_days: tuple[date, ...]
     received_at: datetime
     name: str = ""
+    reason_zh: str | None = None  # why a file was refused or taken as a duplicate (inbox; masked, bounded)
+    reason_en: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,9 @@ def due_at(day: date, at: time, zone: ZoneInfo) -> datetime:
 
 
 def kind_name(kind: str) -> tuple[str, str]:
+    """A file kind's label; a file not recognised (refused before its kind was known) says so."""
+    if not kind:
+        return "未识别", "not recognised"
     return FILE_KIND.get(kind, (kind, kind))
 
 

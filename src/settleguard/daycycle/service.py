@@ -79,7 +79,7 @@ def arrivals(conn: Connection, since: datetime) -> list[m.Arrived]:
     out = []
     for a in inbox_repo.arrivals(conn, since=since):
         out.append(m.Arrived(int(a.id), a.kind or "", str(a.status), tuple(a.business_days or ()), a.received_at,
-                             str(a.name)))
+                             str(a.name), a.reason_zh, a.reason_en))
     return out
 
 
@@ -251,7 +251,7 @@ def day_status(engine: Engine, cfg: DayConfig, now: datetime, day: date | None =
         zh, en = m.kind_name(a.kind)
         szh, sen = m.ARRIVAL_STATUS.get(a.status, (a.status, a.status))
         return {"id": a.id, "name": a.name, "kind": a.kind, "kind_zh": zh, "kind_en": en, "status": a.status,
-                "status_zh": szh, "status_en": sen,
+                "status_zh": szh, "status_en": sen, "reason_zh": a.reason_zh, "reason_en": a.reason_en,
                 "received_at": _iso(a.received_at, zone), "business_days": [d.isoformat() for d in a.business_days]}
 
     return {

@@ -65,9 +65,15 @@ def day_of(name: str) -> date | None:
     return date(int(s[:4]), int(s[4:6]), int(s[6:]))
 
 
+def is_partition(name: str) -> bool:
+    """Whether a table of that name is one of the transactions' partitions (a day's, archived or not, or the
+    default one): settleguard's own, though not a table of the metadata."""
+    return name == DEFAULT or _NAME.match(name) is not None
+
+
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Alembic ``include_object``: the partitions (and archived ones) are not tables of the metadata."""
-    return not (type_ == "table" and reflected and name is not None and (name == DEFAULT or _NAME.match(name)))
+    return not (type_ == "table" and reflected and name is not None and is_partition(name))
 
 
 def is_partitioned(conn: Connection) -> bool:

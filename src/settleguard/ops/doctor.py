@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,9 @@ class DoctorInput:
     key_error: str | None = None
     key_command: str | None = None  # SETTLEGUARD_KEY_COMMAND (cards/key_source.py): run to read the key; after key
     key_command_timeout: float = 10.0
+    # the day's expected files late or missing now (daycycle.service.late_files, wired by bootstrap when the day runs
+    # itself): rows of day, kind, kind_zh, kind_en, state; None: no such check
+    late_files: Callable[[Engine, datetime], Sequence[Mapping[str, Any]]] | None = None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -146,6 +149,17 @@ def _statements(conn: Connection, now: datetime, th: m.Thresholds) -> m.Check:
     return m.statements(newest, now, th)
 
 
+def _day_files(late_files: Callable[[Engine, datetime], Sequence[Mapping[str, Any]]], eng: Engine,
+               at: datetime) -> m.Check:
+    try:
+        return m.day_files(late_files(eng, at))
+    except SQLAlchemyError as exc:
+        return m.skipped("day_files", f"数据库错误 {_first_line(exc)}", f"database error {_first_line(exc)}")
+    except ValueError as exc:  # a bad day_* setting (daycycle.model.ScheduleError names it)
+        return m.Check("day_files", m.Status.FAIL, f"日终自动运行的设置有误：{_first_line(exc)}",
+                       f"the day cycle's settings are wrong: {_first_line(exc)}")
+
+
 def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
@@ -217,6 +231,8 @@ def run_checks(d: DoctorInput, *, now: Callable[[], datetime], engine: Engine | 
                 checks.append(m.skipped(code, "数据库不可达", "database unreachable"))
             checks.append(_backup(d, at))
             checks.append(m.skipped("statements", "数据库不可达", "database unreachable"))
+            if d.late_files is not None:
+                checks.append(m.skipped("day_files", "数据库不可达", "database unreachable"))
             return checks
         checks.append(m.database(None))
         checks.append(_guard("migration", lambda: m.migration(current_revision(eng), head_revision(eng))))
@@ -235,6 +251,8 @@ def run_checks(d: DoctorInput, *, now: Callable[[], datetime], engine: Engine | 
             each("circuits", lambda: _circuits(conn))
             checks.append(_backup(d, at))
             each("statements", lambda: _statements(conn, at, th))
+            if d.late_files is not None:
+                checks.append(_day_files(d.late_files, eng, at))
     finally:
         if own:
             eng.dispose()

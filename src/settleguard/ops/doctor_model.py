@@ -28,6 +28,7 @@ NAMES = {  # what a person reads for each check's code
     "disk": ("磁盘空间", "disk space"), "clock": ("时钟", "clock"), "worker": ("工作进程心跳", "worker heartbeat"),
     "notify_backlog": ("通知积压", "notice backlog"), "stuck_payouts": ("出款卡单", "stuck payouts"),
     "circuits": ("通道熔断", "circuits"), "backup": ("备份", "backup"), "statements": ("银行对账单", "bank statements"),
+    "day_files": ("应到文件", "expected files"),
 }
 
 
@@ -285,6 +286,21 @@ def statements(newest: datetime | None, now: datetime, t: Thresholds) -> Check:
                      "ask the bank for the statement and import it (settleguard recon import)", facts)
     return Check("statements", Status.OK, f"最近对账单导入于 {zh_age}前", f"last statement imported {en_age} ago",
                  facts=facts)
+
+
+def day_files(late: Sequence[Mapping[str, Any]]) -> Check:
+    """The day's expected files (daycycle: only when the day runs itself): each late or missing one named, with its
+    business day; ``late`` rows carry day, kind_zh, kind_en, state ("late" | "missing") and due_at."""
+    if not late:
+        return Check("day_files", Status.OK, "应到文件均已按时到达", "every expected file arrived on time")
+    words = {"late": ("迟到", "late"), "missing": ("缺失", "missing")}
+    zh = "；".join(f"{r['day']} {r['kind_zh']}{words.get(r['state'], ('迟到', 'late'))[0]}" for r in late[:5])
+    en = "; ".join(f"{r['kind_en']} of {r['day']} {words.get(r['state'], ('迟到', 'late'))[1]}" for r in late[:5])
+    more_zh, more_en = (f" 等 {len(late)} 个", f" and {len(late) - 5} more") if len(late) > 5 else ("", "")
+    return Check("day_files", Status.WARN, f"应到文件未到：{zh}{more_zh}", f"expected files not in: {en}{more_en}",
+                 "查看收件目录（settleguard day status / inbox list），联系发送方补发",
+                 "look at the inbox (settleguard day status / inbox list) and ask the sender for the file",
+                 {"late": [{"day": str(r["day"]), "kind": r.get("kind"), "state": r["state"]} for r in late]})
 
 
 def skipped(code: str, reason_zh: str, reason_en: str) -> Check:

@@ -80,7 +80,6 @@ def _with_database(rt: Runtime, file: Path, messages: list[Message], findings: l
                    store: bool, compare: bool) -> tuple[list[Finding], Any]:
     """--compare: add each terminal's import_mismatch finding (the log's days, analysis.compare_with_imported);
     --store: keep the findings per terminal (terminals.service.store_log). Stored is None without --store."""
-    import hashlib
 
     from settleguard.cli.output import engine_or_fail
     from settleguard.terminals.analysis import compare_with_imported
@@ -97,11 +96,9 @@ def _with_database(rt: Runtime, file: Path, messages: list[Message], findings: l
                                                           timeout=timeout)]
     if not store:
         return findings, None
-    digest = hashlib.sha256()
-    with file.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return findings, store_log(engine, findings, messages, file_name=file.name, digest=digest.hexdigest(),
+    from settleguard.hashing import sha256_file
+
+    return findings, store_log(engine, findings, messages, file_name=file.name, digest=sha256_file(file),
                                compared=compare, now=rt.now())
 
 

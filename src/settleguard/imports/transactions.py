@@ -17,7 +17,6 @@ echoed in an error passes :func:`settleguard.masking.bounded` (200 characters, c
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import queue
 import re
@@ -41,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from settleguard.db import partitions
 from settleguard.db import tables as t
 from settleguard.fees.compute import fees as contract_fees
+from settleguard.hashing import sha256_file
 from settleguard.imports.card_token import card_tokens
 from settleguard.imports.csv_layout import (
     ALIASES,
@@ -167,13 +167,7 @@ class ImportResult:
 
 def file_sha256(path: Path, stop: threading.Event | None = None) -> str:
     """SHA-256 of the file, read in 1 MiB blocks; "" when ``stop`` is set before the end."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            if stop is not None and stop.is_set():
-                return ""
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path, stop)
 
 
 def _head(path: Path) -> tuple[bytes, bool]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -46,6 +45,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from settleguard import labels
+from settleguard.hashing import sha256_stream
 from settleguard.inbox import model
 from settleguard.inbox import repository as repo
 from settleguard.inbox.model import Arrival, HeaderLayout, Recognition
@@ -392,12 +392,9 @@ def _locked(directory: Path) -> Iterator[bool]:
 
 
 def _hash(path: Path) -> str:
-    h = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return sha256_stream(fh)
 
 
 def _head(path: Path) -> tuple[bytes, bool]:

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from settleguard.cards.bins import BinTable
 from settleguard.cards.vault import Vault, mask_pan
 from settleguard.config import DEFAULT_TIMEZONE
 from settleguard.db import tables as t
+from settleguard.hashing import sha256_file
 from settleguard.masking import bounded
 from settleguard.merchants import repository as repo
 from settleguard.merchants.checks import (
@@ -118,11 +118,7 @@ def _rejected(path: Path | None, zh: str, en: str) -> OnboardingRejected:
 # --- reading ---------------------------------------------------------------------------------------------
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def detect_encoding(head: bytes, more: bool) -> str:

@@ -51,6 +51,7 @@ from settleguard.audit import repository as audit_repo
 from settleguard.audit import service as audit_service
 from settleguard.cards import key_repository as key_repo
 from settleguard.db.engine import create, current_revision, head_revision, normalise_url, upgrade
+from settleguard.hashing import sha256_file
 from settleguard.ledger import repository as ledger_repo
 from settleguard.masking import bounded
 from settleguard.ops import backup_manifest as bm
@@ -163,11 +164,7 @@ def _current_key(keys: tuple[bm.KeyFingerprint, ...]) -> str | None:
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from settleguard.config import DEFAULT_TIMEZONE
+from settleguard.hashing import sha256_file
 from settleguard.reconciliation import repository as repo
 from settleguard.reconciliation.bank_file import Profile, load_profile, read_bank_file
 from settleguard.reconciliation.camt import looks_like_xml, read_camt
@@ -64,14 +64,10 @@ class ImportResult:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+        return sha256_file(path)
     except OSError as exc:
         raise StatementRejected(str(path), "-", f"无法读取文件：{exc.strerror}", f"cannot read: {exc.strerror}") from None
-    return digest.hexdigest()
 
 
 def read_statements(path: Path, profile: Profile | str | Path | None = None, sha256: str | None = None,

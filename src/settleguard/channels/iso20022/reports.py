@@ -48,6 +48,7 @@ from typing import IO, Any
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from settleguard.hashing import sha256_file
 from settleguard.masking import bounded, mask_card_numbers
 
 NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
@@ -291,14 +292,10 @@ class ReportStream:
 
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes (read in 1 MiB blocks); ReportRejected if it cannot be read."""
-    digest = hashlib.sha256()
     try:
-        with Path(path).open("rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
+        return sha256_file(path)
     except OSError as exc:
         raise ReportRejected(path, None, None, f"cannot read file 无法读取文件: {exc.strerror}") from None
-    return digest.hexdigest()
 
 
 def implied_statuses(header: ReportHeader, payment_informations: Sequence[PaymentInformationStatus],

@@ -75,7 +75,7 @@ def test_today_s_cycle_page_and_api(engine: Engine, vault: Vault, tmp_path: Path
     text = visible(page.text)
     for word in ("今日结算周期", "应到文件", "交易文件", "已到", "银行对账单 camt.053", "迟到", "到达的文件",
                  "pos-20261203.csv", "garbled.csv", "已拒收", "已执行", "结算", "已完成", "结算商户 2 户", "告警",
-                 "文件迟到", "接下来", "Asia/Shanghai", "12-04 10:00"):
+                 "文件迟到", "接下来", "Asia/Shanghai", "12-04 10:00", "12-03 23:30:00", "12-03 23:40:00"):
         assert word in text, word
     for code in CODES:
         found = re.search(rf"(?<![\w.-]){code}(?![\w-])", text)

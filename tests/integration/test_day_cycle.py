@@ -238,7 +238,8 @@ def test_day_status_cli_shows_the_cycle_in_chinese_then_english(sqlite_url: str,
     assert "pos-20261203.csv" in text
     assert "已拒收rejected" in text
     assert "北京时间" in text
-    assert "junk.bin·未识别notrecognised·已拒收rejected" in text  # a file refused before its kind was known
+    assert "12-0323:45:00junk.bin·未识别notrecognised·已拒收rejected" in text  # refused before its kind was known;
+    # an arrival's Beijing time to the second (23:45 Beijing on DAY)
     assert "原因reason:二进制内容，不是文本、XML或Excel文件binarycontent" in text  # and why, zh then en
     js = runner.invoke(app, ["day", "status", "--date", DAY.isoformat(), "--json"], env=env)
     body = json.loads(js.output)

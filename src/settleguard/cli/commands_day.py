@@ -24,6 +24,13 @@ def _hm(iso: str | None) -> str:
     return datetime.fromisoformat(iso).strftime("%m-%d %H:%M")
 
 
+def _hms(iso: str | None) -> str:
+    """An event's ISO time (already in the business zone) to the second, 'MM-DD HH:MM:SS'; '-' for none."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).strftime("%m-%d %H:%M:%S")
+
+
 def _say(line: str) -> None:
     console.print(line, markup=False, highlight=False)
 
@@ -56,7 +63,7 @@ def status_cmd(
 
 def _print(st: dict[str, Any]) -> None:
     on = "开启 on" if st["enabled"] else "未开启（设置 inbox_dirs 或 day_cycle=true）off (set inbox_dirs or day_cycle=true)"
-    _say(f"今日结算周期 Today's cycle · 营业日 business day {st['business_day']} · 现在 now {_hm(st['now'])} · "
+    _say(f"今日结算周期 Today's cycle · 营业日 business day {st['business_day']} · 现在 now {_hms(st['now'])} · "
          f"自动运行 {on}")
     settled = "已结算 settled" if st["settled"] else "未结算 not settled"
     paid = ", ".join(f"{p['status_zh']} {p['status_en']} {p['count']:,}" for p in st["payouts"])
@@ -70,20 +77,20 @@ def _print(st: dict[str, Any]) -> None:
     if not st["files"]:
         _say("  （未配置 none configured: day_expected_files）")
     for f in st["files"]:
-        got = f" · 到达 received {_hm(f['received_at'])}" if f["received_at"] else ""
+        got = f" · 到达 received {_hms(f['received_at'])}" if f["received_at"] else ""
         _say(f"  {f['kind_zh']} {f['kind_en']} · 应于 due {_hm(f['due_at'])} · {f['state_zh']} {f['state_en']}{got}")
     _say("到达的文件 What arrived:")
     if not st["arrivals"]:
         _say("  （无 none）")
     for a in st["arrivals"]:
-        _say(f"  {_hm(a['received_at'])} {a['name']} · {a['kind_zh']} {a['kind_en']} · {a['status_zh']} {a['status_en']}")
+        _say(f"  {_hms(a['received_at'])} {a['name']} · {a['kind_zh']} {a['kind_en']} · {a['status_zh']} {a['status_en']}")
         if a["status"] == "rejected" and a.get("reason_zh"):
             _say(f"    原因 reason: {a['reason_zh']} {a['reason_en'] or ''}".rstrip())
     _say("已执行 What ran:")
     if not st["runs"]:
         _say("  （无 none）")
     for r in st["runs"]:
-        when = _hm(r["finished_at"] or r["started_at"])
+        when = _hms(r["finished_at"] or r["started_at"])
         err = f" · {r['error']}" if r["error"] else ""
         _say(f"  {when} {r['action_zh']} {r['action_en']} {r['business_day']} · {r['status_zh']} {r['status_en']}"
              f" · {r['what_zh']} / {r['what_en']}{err}")
@@ -98,4 +105,4 @@ def _print(st: dict[str, Any]) -> None:
     if not st["alerts"]:
         _say("  （无 none）")
     for a in st["alerts"]:
-        _say(f"  {_hm(a['created_at'])} {a['kind_zh']} {a['kind_en']}: {a['message']}")
+        _say(f"  {_hms(a['created_at'])} {a['kind_zh']} {a['kind_en']}: {a['message']}")

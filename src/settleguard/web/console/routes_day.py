@@ -23,6 +23,13 @@ def _hm(iso: str | None) -> str:
     return datetime.fromisoformat(iso).strftime("%m-%d %H:%M") if iso else "-"
 
 
+def _hms(iso: str | None) -> str:
+    """An event's time (received, ran, alerted, now) to the second."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).strftime("%m-%d %H:%M:%S") if iso else "-"
+
+
 @router.get("/day")
 def day_page(request: Request, user: Staff,
              day: Annotated[date | None, Query(alias="date")] = None) -> Response:
@@ -37,4 +44,4 @@ def day_page(request: Request, user: Staff,
     if day is not None and not date(2000, 1, 1) <= day <= date(2099, 12, 31):
         raise PageError(422, "日期超出范围", "date out of range")
     st = day_status(web(request).engine, cfg, web(request).now(), day, enabled=container.day_cycle_enabled)
-    return render(request, "day.html", user, st=st, hm=_hm)
+    return render(request, "day.html", user, st=st, hm=_hm, hms=_hms)
